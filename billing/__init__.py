@@ -1,0 +1,1 @@
+"""Billing service: store sessions, carts and bills."""

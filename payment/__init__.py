@@ -1,0 +1,1 @@
+"""Payment service: charges through Stripe and Razorpay, ledger, refunds."""
