@@ -133,6 +133,7 @@ def credentials(pki: Path, identity: str) -> Credentials:
 
 def foreign_credentials(pki: Path, identity: str) -> Credentials:
     """Credentials signed by a different, throwaway CA (for tests of refusal)."""
+    pki.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_cert, ca_key = _ensure_ca(pki)
     cert, key = _issue(identity, ca_cert, ca_key)
     return Credentials(identity, ca_cert.public_bytes(serialization.Encoding.PEM), cert, key)

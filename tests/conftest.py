@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -68,13 +67,14 @@ def service_process(settings: config.Settings) -> Iterator:
     """Start `python -m <service>` as a real process with the test's settings."""
     started: list[subprocess.Popen] = []
 
-    def start(service: str, **extra_env: str) -> subprocess.Popen:
-        env = {**os.environ, **config.as_environment(settings), **extra_env}
-        proc = subprocess.Popen([sys.executable, "-m", service], env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=open(settings.home / f"{service}.log", "ab")
-                                if settings.home.exists() else subprocess.DEVNULL)
+    def start(service: str, custom: config.Settings | None = None) -> subprocess.Popen:
+        chosen = custom or settings
+        env = {**os.environ, **config.as_environment(chosen)}
+        with open(chosen.home / f"{service}.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", service], env=env, cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=log)
         started.append(proc)
-        wait_serving(settings, service)
+        wait_serving(chosen, service)
         return proc
 
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ while the stream stays up."""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,3 +70,13 @@ async def test_stream_through_edge_and_matcher_is_one_trace(settings, service_pr
     assert srv["parent_id"] == client["context"]["span_id"]
     assert srv["attributes"]["rpc.method"] == "StreamIdentify"
     assert srv["attributes"]["rpc.system"] == "grpc"
+
+    # The operator's view of the same trace: a waterfall naming both services.
+    shown = subprocess.run(
+        [sys.executable, "-m", "gaitpay_cli", "trace", client["context"]["trace_id"].removeprefix("0x")],
+        env={**os.environ, "GAITPAY_TRACE_DIR": str(settings.trace_dir), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "StreamIdentify" in shown.stdout
+    assert "edge" in shown.stdout and "matcher" in shown.stdout

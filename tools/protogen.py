@@ -44,18 +44,18 @@ def validate_descriptor() -> descriptor_pb2.FileDescriptorProto:
     sys.exit(f"could not find the descriptor of {VALIDATE_PROTO} inside protovalidate")
 
 
-def include_dirs() -> list[str]:
+def include_dirs(protos: Path) -> list[str]:
     import grpc_tools
 
     site = Path(importlib.util.find_spec("google.api").submodule_search_locations[0]).parent.parent
-    return [str(PROTOS), str(Path(grpc_tools.__file__).parent / "_proto"), str(site)]
+    return [str(protos), str(Path(grpc_tools.__file__).parent / "_proto"), str(site)]
 
 
-def protoc(*args: str) -> None:
+def protoc(*args: str, protos: Path = PROTOS) -> None:
     from grpc_tools import protoc as grpc_protoc
 
     argv = ["protoc", f"--descriptor_set_in={BUILD / 'protodeps.binpb'}"]
-    argv += [f"-I{d}" for d in include_dirs()] + list(args)
+    argv += [f"-I{d}" for d in include_dirs(protos)] + list(args)
     if grpc_protoc.main(argv) != 0:
         sys.exit("protoc failed: " + " ".join(argv))
 
@@ -88,11 +88,25 @@ def write_error_catalogue(image: descriptor_pb2.FileDescriptorSet) -> None:
     (DOCS / "errors.md").write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
+def write_deps() -> None:
     BUILD.mkdir(exist_ok=True)
     deps = descriptor_pb2.FileDescriptorSet(file=[validate_descriptor()])
     (BUILD / "protodeps.binpb").write_bytes(deps.SerializeToString(deterministic=True))
 
+
+def build_image(protos_dir: Path, out: Path) -> descriptor_pb2.FileDescriptorSet:
+    """A Buf image of the protos under protos_dir (for lint, and breaking against another tree)."""
+    protos = sorted(str(p.relative_to(protos_dir)) for p in protos_dir.rglob("*.proto"))
+    protoc("--include_imports", "--include_source_info", f"-o{out}", *protos, protos=protos_dir)
+    return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
+def main() -> None:
+    write_deps()
+    if len(sys.argv) == 4 and sys.argv[1] == "--image":
+        # tools/protogen.py --image PROTOS_DIR OUT: only the image (buf breaking's baseline)
+        build_image(Path(sys.argv[2]).resolve(), Path(sys.argv[3]).resolve())
+        return
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     if GEN.exists():
         shutil.rmtree(GEN)
@@ -107,9 +121,7 @@ def main() -> None:
             stub.unlink()
 
     image_path = BUILD / "gaitpay.binpb"
-    protoc("--include_imports", "--include_source_info", f"-o{image_path}", *protos)
-    image = descriptor_pb2.FileDescriptorSet.FromString(image_path.read_bytes())
-    write_error_catalogue(image)
+    write_error_catalogue(build_image(PROTOS, image_path))
     print(f"generated {len(protos)} protos into {GEN.relative_to(ROOT)}/, image {image_path.relative_to(ROOT)}")
 
 

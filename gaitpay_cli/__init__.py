@@ -1,0 +1,1 @@
+"""The `gaitpay` command line: the local stack, traces, configuration."""

