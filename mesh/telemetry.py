@@ -81,13 +81,25 @@ def setup_logging(settings: Settings, service: str) -> None:
     level = getattr(logging, settings.log_level.upper(), None)
     if not isinstance(level, int):
         raise ValueError(f"GAITPAY_LOG_LEVEL={settings.log_level!r}: expected debug, info, warning or error")
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_ids,
+    ]
+    # Libraries log through the standard library: render their lines as JSON too.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("grpc").setLevel(max(level, logging.INFO))  # per-call chatter at debug
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace_ids,
+            *shared,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],

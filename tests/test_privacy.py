@@ -4,6 +4,7 @@ keypoints and a card number, then every log line, metric sample and span is sear
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import urllib.request
 
@@ -81,6 +82,9 @@ async def test_no_biometric_or_card_data_leaves_the_services(settings, service_p
     logs = "".join(p.read_text() for p in custom.home.glob("*.log"))
     spans = "".join(p.read_text() for p in custom.trace_dir.glob("*.jsonl"))
     assert "rpc.error" in logs and "StreamIdentify" in spans  # the places searched are not empty
+    records = [json.loads(line) for line in logs.splitlines() if line.strip()]  # every line is JSON
+    refusal = next(r for r in records if r["event"] == "rpc.error" and r["service"] == "identity")
+    assert refusal["reason"] == "VALIDATION_FAILED" and len(refusal["trace_id"]) == 32
 
     forbidden = [PAN, "1234.5678", "1234.567", "store-9/cam-9/track-9"]
     for place, text in (("logs", logs), ("metrics", metrics_text), ("spans", spans)):
