@@ -17,6 +17,8 @@ app = typer.Typer(help="GaitPay: zero-interface checkout. The local stack, trace
                   no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Settings of the services and the stack.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
 
@@ -121,3 +123,32 @@ def config_show() -> None:
     for key, value in config.as_environment(settings).items():
         secret = any(word in key for word in ("TOKEN", "SECRET", "KEY")) and value
         print(f"{key}={'********' if secret else value}")
+
+
+@bench_app.command("stack")
+def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
+    """Time `gaitpay up` and measure the memory of the whole running stack."""
+    from gaitpay_cli import bench_stack as bench
+
+    settings = _settings()
+    if stack.running_state(settings):
+        err.print("a stack is running from this GAITPAY_HOME: `gaitpay down` first (the bench starts its own)")
+        raise typer.Exit(1)
+    samples = []
+    with console.status("measuring") as spinner:
+        for i in range(runs):
+            spinner.update(f"up/down cycle {i + 1} of {runs}")
+            samples.extend(bench.measure(settings, 1))
+    table = Table(title=f"gaitpay up: {runs} runs")
+    for column in ("part", "RSS MiB (median)", "PSS MiB (median)"):
+        table.add_column(column)
+    import statistics
+
+    for name in samples[0].rss_mib:
+        table.add_row(name, f"{statistics.median(s.rss_mib[name] for s in samples):.0f}",
+                      f"{statistics.median(s.pss_mib[name] for s in samples):.0f}")
+    console.print(table)
+    result = bench.summary(samples)
+    console.print(f"up: median {result['up_seconds_median']:.2f} s (min {result['up_seconds_min']:.2f}, "
+                  f"max {result['up_seconds_max']:.2f}); whole stack RSS {result['rss_mib_median']:.0f} MiB, "
+                  f"PSS {result['pss_mib_median']:.0f} MiB")

@@ -84,7 +84,20 @@ def state_path(settings: config.Settings) -> Path:
     return settings.home / "stack.json"
 
 
+# Processes this process started: polled so that, when `up` and `down` run in one process
+# (the bench, tests), exited children are reaped instead of lingering as zombies that keep
+# their process group "alive".
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap() -> None:
+    for pid, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            del _CHILDREN[pid]
+
+
 def pid_alive(pid: int | None) -> bool:
+    _reap()
     if not pid:
         return False
     try:
@@ -111,6 +124,7 @@ def free_port(preferred: int | None = None) -> int:
 
 
 def group_alive(pgid: int | None) -> bool:
+    _reap()
     if not pgid:
         return False
     try:
@@ -134,6 +148,7 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: P
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
