@@ -1,0 +1,91 @@
+"""The UCalgary Normal & Abnormal Gait Dataset (Kozlow, Abid, Yanushkevich, "Utilizing gait
+traits to improve e-border watchlist performance", IEEE SSCI 2017).
+
+Licence: research and scientific use only. We evaluate on it; no shipped model is ever
+trained on it (gait/train.py reads synthetic walkers alone).
+
+Kinect v2 skeletons of people walking towards the camera (a store entrance view), projected
+to 2D with a pinhole camera and mapped to COCO-17 (Head stands in for the nose; eyes and
+ears are missing, confidence 0).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gait.walk import J, Walk
+
+KINECT = ("FootL", "AnkleL", "KneeL", "HipL", "FootR", "AnkleR", "KneeR", "HipR", "SpineBase", "SpineMid",
+          "Neck", "Head", "ShoulderL", "ShoulderR", "WristL", "WristR", "ElbowL", "ElbowR")
+TO_COCO = {
+    "Head": "nose", "ShoulderL": "left_shoulder", "ShoulderR": "right_shoulder", "ElbowL": "left_elbow",
+    "ElbowR": "right_elbow", "WristL": "left_wrist", "WristR": "right_wrist", "HipL": "left_hip",
+    "HipR": "right_hip", "KneeL": "left_knee", "KneeR": "right_knee", "AnkleL": "left_ankle",
+    "AnkleR": "right_ankle",
+}
+FOCAL, CX, CY = 365.0, 256.0, 212.0
+FPS = 30.0
+CONDITION = {"N": "normal", "AR": "abnormal_right", "AL": "abnormal_left"}
+_FILE = re.compile(r"subject(\d+)_Seq_(\d+)_Gen_([MF])_GeometricPositions_(N|AR|AL)\.csv$")
+
+
+@dataclass(frozen=True)
+class RealWalk:
+    subject: str
+    run: int
+    condition: str
+    walk: Walk
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Camera-space joints, float64 [T, 18, 3], rows with NaN or untracked joints dropped."""
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        values = line.strip().rstrip(",").split(",")
+        if len(values) < 54:
+            continue
+        try:
+            numbers = [float(v) for v in values[:54]]
+        except ValueError:
+            continue
+        rows.append(numbers)
+    joints = np.asarray(rows, dtype=np.float64).reshape(-1, 18, 3)
+    good = np.isfinite(joints).all(axis=(1, 2)) & (joints[..., 2] > 0).all(axis=1)
+    return joints[good]
+
+
+def project(joints: np.ndarray) -> np.ndarray:
+    """Pinhole projection to COCO-17 pixels: float32 [T, 17, 3]."""
+    out = np.zeros((joints.shape[0], 17, 3), dtype=np.float32)
+    for kinect_name, coco_name in TO_COCO.items():
+        x, y, z = joints[:, KINECT.index(kinect_name)].T
+        out[:, J[coco_name], 0] = CX + FOCAL * x / z
+        out[:, J[coco_name], 1] = CY - FOCAL * y / z
+        out[:, J[coco_name], 2] = 1.0
+    return out
+
+
+def load(root: Path) -> list[RealWalk]:
+    walks = []
+    for path in sorted(root.glob("sub*/Run*/*.csv")):
+        m = _FILE.search(path.name)
+        if not m:
+            continue
+        joints = read_csv(path)
+        if joints.shape[0] < 10:
+            continue
+        walks.append(RealWalk(f"sub{m.group(1)}", int(m.group(2)), CONDITION[m.group(4)], Walk(project(joints), FPS)))
+    return walks
+
+
+def default_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent.parent / "shared" / "data" / "ucalgary-dev"
+        if candidate.exists():
+            return candidate
+    return Path("../shared/data/ucalgary-dev")

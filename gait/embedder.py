@@ -1,0 +1,104 @@
+"""Gait embeddings at service time: ONNX Runtime, never PyTorch.
+
+Execution providers are chosen from what this machine's ONNX Runtime offers, best first:
+TensorRT, CUDA, then CPU. Walks are batched by length (after resampling to the model's rate)
+so no padding ever enters the attention pooling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gait.encoding import encode_normalised
+from gait.features import heel_strikes, quality
+from gait.normalize import normalise
+from gait.walk import Walk
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODEL_DIR / "gait-embedder.onnx"
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+MIN_FRAMES = 16  # about half a second at 30 fps: shorter walks carry no gait cycle
+
+
+class UnusableWalk(ValueError):
+    """A walk the model cannot embed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vector: np.ndarray  # float32 [D], L2-normalised
+    quality: float
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    offered = set(ort.get_available_providers())
+    return [p for p in PREFERRED_PROVIDERS if p in offered]
+
+
+class Embedder:
+    def __init__(self, model_path: Path | None = None, providers: list[str] | None = None,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path or os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
+        if not self.model_path.exists():
+            raise FileNotFoundError(f"gait model {self.model_path} not found: run `gaitpay train` or restore it")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.model_path), options,
+                                            providers=providers or available_providers())
+        self.dim = int(self.session.get_outputs()[0].shape[1])
+        card = self.model_path.with_name("model-card.json")
+        self.version = json.loads(card.read_text()).get("version", "unknown") if card.exists() else "unknown"
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def prepare(self, walk: Walk) -> tuple[np.ndarray, float]:
+        """Model input [T, C] and quality, or UnusableWalk."""
+        n = normalise(walk)
+        if n.frames < MIN_FRAMES:
+            raise UnusableWalk(f"too short: {walk.seconds:.2f} s (at least {MIN_FRAMES / n.fps:.2f} s needed)")
+        seen = float((walk.coco[:, 5:17, 2] > 0.05).mean())
+        if seen < 0.3:
+            raise UnusableWalk(f"body keypoints visible in only {seen:.0%} of frames and joints")
+        return encode_normalised(n), quality(walk, n, heel_strikes(n))
+
+    def run(self, features: np.ndarray) -> np.ndarray:
+        """[B, T, C] -> [B, D]."""
+        return self.session.run(None, {"features": features.astype(np.float32, copy=False)})[0]
+
+    def embed_many(self, walks: dict[str, Walk]) -> tuple[dict[str, Embedding], dict[str, str]]:
+        """Embeddings of the walks it can embed, and the reason for each it cannot."""
+        prepared: dict[str, tuple[np.ndarray, float]] = {}
+        errors: dict[str, str] = {}
+        for key, walk in walks.items():
+            try:
+                prepared[key] = self.prepare(walk)
+            except UnusableWalk as exc:
+                errors[key] = str(exc)
+        by_length: dict[int, list[str]] = {}
+        for key, (features, _) in prepared.items():
+            by_length.setdefault(features.shape[0], []).append(key)
+        out: dict[str, Embedding] = {}
+        for keys in by_length.values():
+            for start in range(0, len(keys), 256):
+                chunk = keys[start:start + 256]
+                vectors = self.run(np.stack([prepared[k][0] for k in chunk]))
+                for key, vector in zip(chunk, vectors):
+                    out[key] = Embedding(vector.astype(np.float32), prepared[key][1])
+        return out, errors
+
+    def embed(self, walk: Walk) -> Embedding:
+        features, q = self.prepare(walk)
+        return Embedding(self.run(features[None])[0].astype(np.float32), q)

@@ -1,0 +1,161 @@
+"""Biometric evaluation in the ISO/IEC 19795 manner: closed-set ranks, verification error
+trade-offs and open-set identification, with bootstrap confidence intervals.
+
+Scores are cosine similarities. Error rates come from score histograms (fine bins over
+[-1, 1]) so galleries of 10,000 people need no 10^8-element arrays. An error rate at an
+operating point that the number of comparisons cannot support (fewer than 3 / rate
+impostor comparisons, the rule of three) is reported as None rather than as a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BINS = np.linspace(-1.0, 1.0, 4001)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Gallery and probe embeddings with their identities; probes whose identity is not in
+    the gallery are strangers (non-mated)."""
+
+    gallery: np.ndarray
+    gallery_ids: np.ndarray
+    probes: np.ndarray
+    probe_ids: np.ndarray
+
+
+def _hist(scores: np.ndarray) -> np.ndarray:
+    return np.histogram(np.clip(scores, -1, 1), BINS)[0].astype(np.float64)
+
+
+def score_histograms(trial: Trial, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Genuine and impostor score histograms of every probe-gallery comparison."""
+    genuine, impostor = np.zeros(len(BINS) - 1), np.zeros(len(BINS) - 1)
+    n_gen = n_imp = 0
+    for start in range(0, len(trial.probes), chunk):
+        sims = trial.probes[start:start + chunk] @ trial.gallery.T
+        same = trial.probe_ids[start:start + chunk, None] == trial.gallery_ids[None, :]
+        genuine += _hist(sims[same])
+        impostor += _hist(sims[~same])
+        n_gen += int(same.sum())
+        n_imp += int((~same).sum())
+    return genuine, impostor, n_gen, n_imp
+
+
+def rates(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FNMR and FMR at each bin edge used as threshold (accept when score >= edge)."""
+    fnmr = np.concatenate([[0.0], np.cumsum(genuine)]) / max(genuine.sum(), 1)
+    fmr = 1.0 - np.concatenate([[0.0], np.cumsum(impostor)]) / max(impostor.sum(), 1)
+    return fnmr, fmr
+
+
+def eer(fnmr: np.ndarray, fmr: np.ndarray) -> float:
+    i = int(np.argmin(np.abs(fnmr - fmr)))
+    return float((fnmr[i] + fmr[i]) / 2)
+
+
+def fnmr_at_fmr(fnmr: np.ndarray, fmr: np.ndarray, target: float, impostors: int) -> float | None:
+    if impostors < 3 / target:
+        return None
+    ok = np.where(fmr <= target)[0]
+    return float(fnmr[ok[0]]) if len(ok) else 1.0
+
+
+def rank_k(trial: Trial, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
+    mated = np.isin(trial.probe_ids, trial.gallery_ids)
+    probes, ids = trial.probes[mated], trial.probe_ids[mated]
+    hits = {k: 0 for k in ks}
+    for start in range(0, len(probes), 2048):
+        sims = probes[start:start + 2048] @ trial.gallery.T
+        order = np.argsort(-sims, axis=1)[:, : max(ks)]
+        found = trial.gallery_ids[order] == ids[start:start + 2048, None]
+        for k in ks:
+            hits[k] += int(found[:, :k].any(axis=1).sum())
+    return {k: hits[k] / max(len(probes), 1) for k in ks}
+
+
+def open_set(trial: Trial, fpir_targets: tuple[float, ...] = (1e-2, 1e-3)) -> dict[str, float | None]:
+    """FNIR at FPIR: strangers (non-mated probes) must not match anyone above the threshold;
+    mated probes must have their own identity at rank 1 and above it."""
+    mated = np.isin(trial.probe_ids, trial.gallery_ids)
+    top_score = np.empty(len(trial.probes))
+    top_right = np.zeros(len(trial.probes), dtype=bool)
+    for start in range(0, len(trial.probes), 2048):
+        sims = trial.probes[start:start + 2048] @ trial.gallery.T
+        best = sims.argmax(axis=1)
+        top_score[start:start + 2048] = sims[np.arange(len(best)), best]
+        top_right[start:start + 2048] = trial.gallery_ids[best] == trial.probe_ids[start:start + 2048]
+    strangers = top_score[~mated]
+    out: dict[str, float | None] = {}
+    for target in fpir_targets:
+        key = f"fnir_at_fpir_{target:g}"
+        if len(strangers) < 3 / target:
+            out[key] = None
+            continue
+        threshold = float(np.quantile(strangers, 1 - target)) + 1e-9
+        found = top_right[mated] & (top_score[mated] >= threshold)
+        out[key] = float(1 - found.mean())
+    return out
+
+
+def summarise(trial: Trial) -> dict[str, float | None]:
+    genuine, impostor, _, n_imp = score_histograms(trial)
+    fnmr, fmr = rates(genuine, impostor)
+    ranks = rank_k(trial)
+    result: dict[str, float | None] = {"rank1": ranks[1], "rank5": ranks[5], "eer": eer(fnmr, fmr)}
+    for target in (1e-2, 1e-3, 1e-4):
+        result[f"fnmr_at_fmr_{target:g}"] = fnmr_at_fmr(fnmr, fmr, target, n_imp)
+    result.update(open_set(trial))
+    return result
+
+
+def bootstrap(trial: Trial, rounds: int = 200, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% intervals for rank-1 and EER, resampling people (not comparisons)."""
+    rng = np.random.default_rng(seed)
+    people = np.unique(trial.gallery_ids)
+    values: dict[str, list[float]] = {"rank1": [], "eer": []}
+    for _ in range(rounds):
+        chosen = rng.choice(people, len(people), replace=True)
+        # Re-label duplicates so a person drawn twice counts as two people.
+        g_idx, g_ids, p_idx, p_ids = [], [], [], []
+        for new_id, person in enumerate(chosen):
+            g = np.where(trial.gallery_ids == person)[0]
+            p = np.where(trial.probe_ids == person)[0]
+            g_idx.extend(g)
+            g_ids.extend([new_id] * len(g))
+            p_idx.extend(p)
+            p_ids.extend([new_id] * len(p))
+        sample = Trial(trial.gallery[g_idx], np.asarray(g_ids), trial.probes[p_idx], np.asarray(p_ids))
+        genuine, impostor, _, _ = score_histograms(sample)
+        values["rank1"].append(rank_k(sample, (1,))[1])
+        values["eer"].append(eer(*rates(genuine, impostor)))
+    return {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))) for k, v in values.items()}
+
+
+def det_curve(trials: dict[str, Trial], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for name, trial in trials.items():
+        genuine, impostor, _, _ = score_histograms(trial)
+        fnmr, fmr = rates(genuine, impostor)
+        keep = (fmr > 1e-5) & (fmr < 0.5) & (fnmr > 1e-4) & (fnmr < 0.5)
+        ax.plot(norm.ppf(fmr[keep]), norm.ppf(fnmr[keep]), label=name)
+    ticks = [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5]
+    ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    ax.set_xlabel("false match rate")
+    ax.set_ylabel("false non-match rate")
+    ax.set_title("DET (normal-deviate axes)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

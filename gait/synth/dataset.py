@@ -1,0 +1,59 @@
+"""Synthetic walks for training and evaluation: people, several walks each, each walk seen
+by a random store camera with a pose estimator's flaws, carried items and speed changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gait.synth.camera import observe, random_view, walker_to_world
+from gait.synth.walker import Person, sample_person, simulate, vary_for_walk, with_limp
+from gait.walk import J, Walk
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    seconds: tuple[float, float] = (2.5, 5.0)
+    fps_choices: tuple[float, ...] = (15.0, 25.0, 30.0, 30.0, 30.0)
+    noise: float = 1.0
+    walk_spread: float = 1.0  # within-person variation between walks
+    carry_probability: float = 0.15
+    limp_probability: float = 0.1
+    speed_change_probability: float = 0.2
+
+
+def render_walk(person: Person, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> Walk:
+    p = vary_for_walk(person, rng, cfg.walk_spread)
+    if rng.random() < cfg.limp_probability:
+        p = with_limp(p, "right" if rng.random() < 0.5 else "left", rng)
+    carrying = rng.random() < cfg.carry_probability
+    if carrying:  # a basket or a bag: one arm nearly still
+        p = replace(p, asym_arm=p.asym_arm + (1.6 if rng.random() < 0.5 else -1.6),
+                    elbow_flexion=p.elbow_flexion * 1.3)
+    seconds = rng.uniform(*cfg.seconds)
+    fps = float(rng.choice(cfg.fps_choices))
+    speed_change = rng.normal(0, 0.15) if rng.random() < cfg.speed_change_probability else 0.0
+    joints = simulate(p, seconds, fps, rng, speed_change=speed_change)
+    camera, heading, start = random_view(rng, seconds)
+    world = walker_to_world(joints, heading, start)
+    return Walk(observe(world, camera, rng, noise=cfg.noise), fps)
+
+
+def people(n: int, seed: int) -> list[Person]:
+    rng = np.random.default_rng(seed)
+    return [sample_person(rng) for _ in range(n)]
+
+
+def walks_of(persons: list[Person], per_person: int, seed: int, cfg: SynthConfig = SynthConfig()) -> \
+        tuple[list[Walk], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    walks, labels = [], []
+    for i, person in enumerate(persons):
+        for _ in range(per_person):
+            walks.append(render_walk(person, rng, cfg))
+            labels.append(i)
+    return walks, np.asarray(labels)
+
+
+__all__ = ["SynthConfig", "render_walk", "people", "walks_of", "J"]
