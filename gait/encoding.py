@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gait.normalize import Normalised, normalise
-from gait.walk import J, Walk
+from gait.walk import BONES, J, Walk
 
 # Face points other than the nose are unreliable across pose estimators and absent from some
 # skeleton sources, so the model sees the nose and the twelve body joints only.
@@ -14,7 +14,8 @@ MODEL_JOINTS = [J[n] for n in (
     "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )]
-CHANNELS = len(MODEL_JOINTS) * 5 + 2  # x, y, dx, dy, visible per joint; root velocity
+# x, y, dx, dy, visible per joint; root velocity; bone lengths (body proportions, seen directly)
+CHANNELS = len(MODEL_JOINTS) * 5 + 2 + len(BONES)
 
 
 def encode_normalised(n: Normalised) -> np.ndarray:
@@ -24,7 +25,10 @@ def encode_normalised(n: Normalised) -> np.ndarray:
     velocity[1:] = coords[1:] - coords[:-1]
     visible = (n.visible[:, MODEL_JOINTS] > 0.05).astype(np.float32)
     frames = coords.shape[0]
-    parts = [coords.reshape(frames, -1), (velocity * 10).reshape(frames, -1), visible, n.root_velocity * 10]
+    bones = np.stack([np.linalg.norm(n.coords[:, a] - n.coords[:, b], axis=1) for a, b in BONES], axis=1)
+    bones_seen = np.stack([(n.visible[:, a] > 0.05) & (n.visible[:, b] > 0.05) for a, b in BONES], axis=1)
+    parts = [coords.reshape(frames, -1), (velocity * 10).reshape(frames, -1), visible, n.root_velocity * 10,
+             4 * bones * bones_seen]
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ import numpy as np
 from gait.encoding import CHANNELS, encode
 from gait.synth.dataset import SynthConfig, people, render_walk
 
-CROP = 72  # frames at 30 fps (2.4 s): shorter than every synthetic walk
+CROP = 90  # frames at 30 fps (3 s): shorter than every synthetic walk
 
 
 @dataclass(frozen=True)
@@ -147,6 +146,7 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "gait-embedder.onnx"
     export_onnx(model, onnx_path)
+    torch.save(model.state_dict(), out_dir / "gait-embedder.pt")  # the PyTorch twin, for benches and tests
     max_diff = onnx_agreement(model, onnx_path, val_features[:32])
     card = {
         "name": "gaitpay gait embedder",
@@ -186,6 +186,3 @@ def onnx_agreement(model, path: Path, samples: list[np.ndarray]) -> float:  # ty
     onnx_out = np.stack([session.run(None, {"features": s.astype(np.float32)[None]})[0][0] for s in samples])
     return float(np.abs(torch_out - onnx_out).max())
 
-
-def learning_rate_note() -> str:
-    return f"OneCycle, peak at 10% of steps; cosine {math.pi:.2f}"

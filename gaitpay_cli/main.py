@@ -125,6 +125,14 @@ def config_show() -> None:
         print(f"{key}={'********' if secret else value}")
 
 
+from gaitpay_cli import gait_commands  # noqa: E402 - registered after the apps exist
+
+app.command("embed")(gait_commands.embed)
+app.command("train")(gait_commands.train)
+app.command("eval")(gait_commands.evaluate)
+bench_app.command("embed")(gait_commands.bench_embed)
+
+
 @bench_app.command("stack")
 def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
     """Time `gaitpay up` and measure the memory of the whole running stack."""

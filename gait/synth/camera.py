@@ -53,15 +53,16 @@ def walker_to_world(joints: np.ndarray, heading: float, start: np.ndarray) -> np
     return world + start
 
 
-def random_view(rng: np.random.Generator, seconds: float, speed: float = 1.1) -> tuple[Camera, float, np.ndarray]:
+def random_view(rng: np.random.Generator, seconds: float, speed: float = 1.1,
+                entrance_probability: float = 0.55) -> tuple[Camera, float, np.ndarray]:
     """A camera, a heading and a start point that keep the walker mostly in view."""
     width, height = [(640, 480), (1280, 720), (1920, 1080), (512, 424)][rng.integers(4)]
     fov = np.deg2rad(rng.uniform(55, 90))
     focal = width / 2 / np.tan(fov / 2)
     path = speed * seconds
-    if rng.random() < 0.55:  # entrance camera: walker approaches it
+    if rng.random() < entrance_probability:  # entrance camera: walker approaches it
         cam_height = rng.uniform(0.8, 12 * FT)
-        end_distance = rng.uniform(1.2, 2.5) + 0.4 * cam_height
+        end_distance = rng.uniform(0.9, 2.2) + 0.4 * cam_height
         cam = np.array([0.0, cam_height, 0.0])
         approach = rng.normal(0, np.deg2rad(12))  # not always straight at the camera
         heading = np.pi + approach  # walking toward -z (toward the camera at the origin)
@@ -90,10 +91,14 @@ def observe(joints_world: np.ndarray, camera: Camera, rng: np.random.Generator, 
     white = rng.normal(0, 1, (frames, joints, 2))
     kernel = np.array([0.25, 0.5, 0.25])
     correlated = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), 0, white)
-    sigma = noise * rng.uniform(0.003, 0.012) * body_px[:, None, None]
+    sigma = noise * rng.uniform(0.003, 0.015) * body_px[:, None, None]
     extra = np.ones(joints)
-    extra[[J["left_wrist"], J["right_wrist"], J["left_ankle"], J["right_ankle"]]] = 1.6
+    extra[[J[n] for n in ("left_wrist", "right_wrist", "left_knee", "right_knee", "left_ankle", "right_ankle")]] = 1.6
     pixels = pixels + sigma * extra[None, :, None] * (0.6 * white + 0.8 * correlated)
+    # Each estimator run places joints a little off in its own way (clothing, view, model):
+    # a per-walk offset per joint, the same in every frame, a share of body size.
+    bias = rng.normal(0, noise * rng.uniform(0.002, 0.012), (1, joints, 2)) * body_px[:, None, None]
+    pixels = pixels + bias
     conf = np.clip(rng.normal(0.85, 0.08, (frames, joints)), 0.3, 1.0)
     if rng.random() < 0.5:  # dropouts of single keypoints
         drop = rng.random((frames, joints)) < rng.uniform(0.0, 0.06) * noise
@@ -107,7 +112,9 @@ def observe(joints_world: np.ndarray, camera: Camera, rng: np.random.Generator, 
         conf[:, 1:5] = 0.0
     outside = (pixels[..., 0] < 0) | (pixels[..., 0] >= camera.width) | (pixels[..., 1] < 0) | \
         (pixels[..., 1] >= camera.height)
-    conf[outside] = 0.0
+    if rng.random() < 0.5:  # image-based estimators lose what leaves the frame...
+        conf[outside] = 0.0
+    # ...while skeleton trackers (Kinect and the like) keep inferring it.
     if mirror is None:
         mirror = rng.random() < 0.5
     if mirror:

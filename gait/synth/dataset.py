@@ -14,13 +14,15 @@ from gait.walk import J, Walk
 
 @dataclass(frozen=True)
 class SynthConfig:
-    seconds: tuple[float, float] = (2.5, 5.0)
+    seconds: tuple[float, float] = (3.2, 5.0)
     fps_choices: tuple[float, ...] = (15.0, 25.0, 30.0, 30.0, 30.0)
     noise: float = 1.0
-    walk_spread: float = 1.0  # within-person variation between walks
+    walk_spread: float = 1.5  # within-person variation between walks
     carry_probability: float = 0.15
-    limp_probability: float = 0.1
+    limp_probability: float = 0.3
     speed_change_probability: float = 0.2
+    # Entrance cameras (facing the walker) against overhead aisle cameras.
+    entrance_probability: float = 0.8
 
 
 def render_walk(person: Person, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> Walk:
@@ -35,7 +37,7 @@ def render_walk(person: Person, rng: np.random.Generator, cfg: SynthConfig = Syn
     fps = float(rng.choice(cfg.fps_choices))
     speed_change = rng.normal(0, 0.15) if rng.random() < cfg.speed_change_probability else 0.0
     joints = simulate(p, seconds, fps, rng, speed_change=speed_change)
-    camera, heading, start = random_view(rng, seconds)
+    camera, heading, start = random_view(rng, seconds, entrance_probability=cfg.entrance_probability)
     world = walker_to_world(joints, heading, start)
     return Walk(observe(world, camera, rng, noise=cfg.noise), fps)
 

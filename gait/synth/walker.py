@@ -22,8 +22,8 @@ from gait.walk import J
 # Fractions of stature (mean) and per-person relative spread.
 PROPORTIONS = {
     "thigh": (0.245, 0.035), "shank": (0.246, 0.035), "ankle_height": (0.039, 0.10),
-    "pelvis_width": (0.115, 0.10), "torso": (0.288, 0.04), "shoulder_width": (0.205, 0.07),
-    "upper_arm": (0.186, 0.04), "forearm": (0.146, 0.04), "neck": (0.052, 0.12), "head": (0.075, 0.10),
+    "pelvis_width": (0.097, 0.10), "torso": (0.288, 0.04), "shoulder_width": (0.225, 0.07),
+    "upper_arm": (0.196, 0.045), "forearm": (0.156, 0.045), "neck": (0.052, 0.12), "head": (0.075, 0.10),
 }
 
 
@@ -90,7 +90,7 @@ def sample_person(rng: np.random.Generator) -> Person:
         pelvis_rotation=deg(max(1.0, rng.normal(5, 2))),
         pelvis_obliquity=deg(max(0.5, rng.normal(4, 1.5))),
         lateral_sway=max(0.005, rng.normal(0.025, 0.009)),
-        step_width=max(0.02, rng.normal(0.10, 0.03)),
+        step_width=max(0.0, rng.normal(0.14, 0.035)),
         trunk_lean=deg(rng.normal(4, 3.5)),
         trunk_side_lean=deg(rng.normal(0, 1.5)),
         head_pitch=deg(rng.normal(8, 6)),
@@ -99,7 +99,7 @@ def sample_person(rng: np.random.Generator) -> Person:
         asym_knee=rng.normal(0, 0.07),
         asym_arm=rng.normal(0, 0.2),
         phase_shift=rng.normal(0, 0.015),
-        toe_out=deg(rng.normal(6, 4)),
+        toe_out=deg(rng.normal(3, 3)),
         **parts,
     )
 
@@ -107,7 +107,7 @@ def sample_person(rng: np.random.Generator) -> Person:
 def vary_for_walk(person: Person, rng: np.random.Generator, spread: float = 1.0) -> Person:
     """The same person on another day: small changes in speed and style, none in bones."""
     scale = {
-        "cadence": 0.04, "hip_amplitude": 0.06, "knee_swing": 0.04, "knee_stance": 0.15, "arm_amplitude": 0.18,
+        "cadence": 0.06, "hip_amplitude": 0.08, "knee_swing": 0.04, "knee_stance": 0.15, "arm_amplitude": 0.18,
         "elbow_flexion": 0.15, "elbow_swing": 0.2, "pelvis_rotation": 0.12, "lateral_sway": 0.15,
         "step_width": 0.12, "trunk_lean": 0.15, "head_pitch": 0.25, "pelvis_obliquity": 0.12,
     }
@@ -192,7 +192,7 @@ def simulate(person: Person, seconds: float, fps: float, rng: np.random.Generato
         hip = _apply(pelvis_rot, np.tile([sign * p.pelvis_width / 2, 0, 0], (frames, 1)))
         # Thigh: from straight down, flexed forward (about x), adducted toward the step width.
         adduct = np.arcsin(np.clip((p.pelvis_width - p.step_width) / 2 / leg_len, -0.5, 0.5))
-        r_thigh = np.einsum("tij,tjk->tik", _rot_x(-hip_flex), _rot_z(np.full(frames, sign * adduct)))
+        r_thigh = np.einsum("tij,tjk->tik", _rot_x(-hip_flex), _rot_z(np.full(frames, -sign * adduct)))
         r_thigh = np.einsum("tij,tjk->tik", _rot_y(np.full(frames, sign * p.toe_out)), r_thigh)
         down = np.tile([0.0, -1.0, 0.0], (frames, 1))
         knee = hip + p.thigh * _apply(r_thigh, down)

@@ -1,0 +1,211 @@
+"""`gaitpay train | eval | embed | bench embed`: the gait engine from the command line."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def embed(
+    input_path: Path = typer.Argument(..., help="npz with seq_<id> float32 [T, 17, 3] arrays and a scalar fps"),
+    output_path: Path = typer.Argument(..., help="npz to write emb_<id> and quality_<id> into"),
+    model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one)"),
+) -> None:
+    """Embed every walk in INPUT; walks that can't be embedded are named on stderr."""
+    from gait.embedder import Embedder
+    from gait.walk import WalkFormatError, iter_walks, load_npz
+
+    try:
+        sequences, fps = load_npz(input_path)
+        if not 1 <= fps <= 240:
+            raise WalkFormatError(f"{input_path}: fps {fps} is outside [1, 240]")
+    except WalkFormatError as exc:
+        err.print(f"[red]unusable input:[/red] {exc}")
+        raise typer.Exit(2) from None
+    walks, problems = {}, {}
+    for key, walk in iter_walks(sequences, fps):
+        if isinstance(walk, Exception):
+            problems[key] = str(walk)
+        else:
+            walks[key] = walk
+    try:
+        embedder = Embedder(model)
+    except FileNotFoundError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    result, errors = embedder.embed_many(walks)
+    problems.update(errors)
+    arrays: dict[str, np.ndarray] = {}
+    for key, e in result.items():
+        arrays[f"emb_{key}"] = e.vector.astype(np.float32)
+        arrays[f"quality_{key}"] = np.float32(e.quality)
+    np.savez(output_path, **arrays)
+    for key, reason in sorted(problems.items()):
+        print(f"walk {key}: not embedded: {reason}", file=sys.stderr)
+    err.print(f"embedded {len(result)} of {len(sequences)} walks into {output_path} (model {embedder.version})")
+
+
+def train(
+    out: Path = typer.Option(Path("gait/models"), help="Folder for the ONNX model and its model card."),
+    steps: int = typer.Option(6000, help="Optimiser steps."),
+    persons: int = typer.Option(4000, help="Synthetic people to train on."),
+    seed: int = typer.Option(20261124, help="Seed of everything random."),
+) -> None:
+    """Train the gait embedding from scratch on synthetic walkers and export it to ONNX."""
+    from gait.train import TrainConfig
+    from gait.train import train as run_training
+
+    cfg = TrainConfig(persons=persons, steps=steps, seed=seed)
+    last: dict[str, float] = {}
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console) as progress:
+        data = progress.add_task("synthetic walks", total=1.0, info="")
+        fit = progress.add_task("training", total=1.0, info="")
+
+        def report(stage: str, fraction: float, metrics: dict[str, float]) -> None:
+            last.update(metrics)
+            info = "  ".join(f"{k} {v:.3f}" for k, v in last.items())
+            progress.update(data if stage == "data" else fit, completed=fraction, info=info)
+
+        card = run_training(cfg, out, report)
+    table = Table(title=f"model {card['version']} -> {out / card['file']}")
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in card["metrics"].items():
+        table.add_row(key, f"{value:.4g}")
+    table.add_row("size", f"{card['bytes'] / 1024:.0f} KiB")
+    table.add_row("sha256", card["sha256"][:16] + "…")
+    table.add_row("time", f"data {card['seconds']['data']} s, training {card['seconds']['train']} s")
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, tuple):
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def evaluate(
+    model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one)"),
+    sizes: str = typer.Option("100,1000,10000", help="Synthetic gallery sizes, comma-separated."),
+    real: Optional[Path] = typer.Option(None, help="UCalgary folder (default: ../shared/data/ucalgary-dev)"),
+    out: Path = typer.Option(Path("eval-report"), help="Folder for report.json and det.png."),
+) -> None:
+    """Closed-set ranks, EER, FNMR at FMR and FNIR at FPIR (open-set) with 95% intervals."""
+    from gait import eval_suite
+    from gait.datasets import ucalgary
+    from gait.embedder import Embedder
+
+    embedder = Embedder(model)
+    chosen = [int(s) for s in sizes.split(",") if s.strip()]
+    root = real or ucalgary.default_root()
+    with console.status("evaluating") as status:
+        result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s))
+    columns = ["rank1", "rank1_ci", "rank5", "eer", "eer_ci", "fnmr_at_fmr_0.01", "fnmr_at_fmr_0.001",
+               "fnmr_at_fmr_0.0001", "fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "gallery", "probes"]
+    table = Table(title=f"gait evaluation, model {embedder.version} (n/a: too few comparisons for that rate)")
+    table.add_column("trial")
+    for c in columns:
+        table.add_column(c.replace("_at_", "@").replace("fnmr", "FNMR").replace("fnir", "FNIR"))
+    for name, row in result.rows.items():
+        table.add_row(name, *[_fmt(row.get(c)) for c in columns])
+    console.print(table)
+    (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows}, indent=2,
+                                                default=list) + "\n")
+    console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
+
+
+def bench_embed(
+    walks: int = typer.Option(1024, help="Walks in the batch test."),
+    runs: int = typer.Option(5, help="Repetitions (medians are reported)."),
+    model: Optional[Path] = typer.Option(None),
+) -> None:
+    """Walks per second (batched) and one-walk latency, ONNX Runtime beside PyTorch."""
+    from gait.embedder import Embedder
+    from gait.encoding import encode
+    from gait.synth.dataset import people, render_walk, SynthConfig
+    from gait.synth.walker import simulate  # noqa: F401 - imported for its side of the timing
+
+    embedder = Embedder(model)
+    rng = np.random.default_rng(5)
+    crowd = people(64, 99)
+    sample = []
+    cfg = SynthConfig(seconds=(4.0, 4.0), fps_choices=(30.0,))
+    while len(sample) < walks:
+        sample.append(render_walk(crowd[len(sample) % 64], rng, cfg))
+    frames = min(w.frames for w in sample)
+    features = np.stack([encode(w)[:frames] for w in sample])
+
+    def timed(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+        out = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    batch_onnx = statistics.median(timed(lambda: embedder.run(features), runs))
+    prep = statistics.median(timed(lambda: [embedder.prepare(w) for w in sample[:256]], runs)) / 256
+    single = timed(lambda: embedder.run(features[:1]), 500)
+    single_e2e = timed(lambda: embedder.embed(sample[0]), 200)
+    rows = [("ONNX Runtime", walks / batch_onnx, np.percentile(single, 50) * 1e3, np.percentile(single, 99) * 1e3)]
+    try:
+        import torch
+
+        from gait.model import GaitEmbedder  # noqa: F401 - torch model comparison needs the weights
+        torch.set_num_threads(2)
+        import onnx  # noqa: F401
+        torch_model = _torch_from_onnx_card(embedder)
+        if torch_model is not None:
+            with torch.no_grad():
+                x = torch.from_numpy(features)
+                batch_torch = statistics.median(timed(lambda: torch_model(x), runs))
+                one = torch.from_numpy(features[:1])
+                single_t = timed(lambda: torch_model(one), 200)
+            rows.append(("PyTorch (same weights)", walks / batch_torch, np.percentile(single_t, 50) * 1e3,
+                         np.percentile(single_t, 99) * 1e3))
+    except ImportError:
+        pass
+    table = Table(title=f"gait embedding: {walks} walks of {frames} frames (4 s at 30 fps), providers "
+                        f"{embedder.providers}")
+    for c in ("runtime", "walks/s (batch)", "p50 ms (1 walk)", "p99 ms (1 walk)"):
+        table.add_column(c)
+    for name, rate, p50, p99 in rows:
+        table.add_row(name, f"{rate:,.0f}", f"{p50:.2f}", f"{p99:.2f}")
+    console.print(table)
+    console.print(f"end to end from pixel keypoints (normalise + features + model), one walk: "
+                  f"p50 {np.percentile(single_e2e, 50) * 1e3:.2f} ms, p99 {np.percentile(single_e2e, 99) * 1e3:.2f} ms;"
+                  f" preparation alone {prep * 1e3:.2f} ms a walk")
+
+
+def _torch_from_onnx_card(embedder):  # type: ignore[no-untyped-def]
+    """The PyTorch twin of the ONNX model, from the checkpoint saved beside it."""
+    import torch
+
+    from gait.model import GaitEmbedder
+
+    checkpoint = embedder.model_path.with_name("gait-embedder.pt")
+    if not checkpoint.exists():
+        return None
+    model = GaitEmbedder()
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    model.eval()
+    return model

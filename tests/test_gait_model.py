@@ -1,0 +1,100 @@
+"""The embedding model: ONNX/PyTorch agreement, the shipped model separates people, and the
+command-line contract of `gaitpay embed` and `gaitpay train`."""
+
+from __future__ import annotations
+
+import json
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gait.embedder import DEFAULT_MODEL, Embedder
+from gait.encoding import CHANNELS
+from gait.evaluation import Trial, summarise
+from gait.eval_suite import synthetic_trial
+from gait.synth.dataset import people, render_walk
+from gait.walk import Walk, save_npz
+
+torch = pytest.importorskip("torch")
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gaitpay_cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_onnx_runtime_agrees_with_pytorch(tmp_path: Path) -> None:
+    from gait.model import GaitEmbedder
+    from gait.train import export_onnx, onnx_agreement
+
+    torch.manual_seed(0)
+    model = GaitEmbedder()
+    model.eval()
+    export_onnx(model, tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    samples = [rng.normal(0, 1, (frames, CHANNELS)).astype(np.float32) for frames in (40, 72, 150)]
+    assert onnx_agreement(model, tmp_path / "m.onnx", samples) < 1e-4
+
+
+def test_the_shipped_model_separates_synthetic_people() -> None:
+    embedder = Embedder()
+    trial = synthetic_trial(embedder, 100, seed=4242)
+    result = summarise(trial)
+    # 100 enrolled people, 100 strangers, views and noise unlike the gallery's: chance is 0.01.
+    assert result["rank1"] > 0.5
+    assert result["eer"] < 0.2
+    norms = np.linalg.norm(trial.gallery, axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+
+
+def test_embed_command_contract(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    crowd = people(3, 5)
+    walks = {str(i): render_walk(p, rng) for i, p in enumerate(crowd)}
+    walks = {k: Walk(w.keypoints[:, :17], w.fps) for k, w in walks.items()}
+    fps = 30.0
+    arrays = {f"seq_{k}": w.keypoints for k, w in walks.items()}
+    arrays["seq_tooshort"] = walks["0"].keypoints[:5]
+    arrays["seq_badshape"] = np.zeros((50, 12, 3), dtype=np.float32)
+    np.savez(tmp_path / "in.npz", fps=np.float32(fps), **arrays)
+    result = cli("embed", str(tmp_path / "in.npz"), str(tmp_path / "out.npz"))
+    assert result.returncode == 0, result.stderr
+    out = np.load(tmp_path / "out.npz")
+    for key in walks:
+        vector = out[f"emb_{key}"]
+        assert vector.dtype == np.float32 and vector.ndim == 1
+        assert abs(float(np.linalg.norm(vector)) - 1) < 1e-4
+        assert 0 <= float(out[f"quality_{key}"]) <= 1
+    assert "emb_tooshort" not in out.files and "emb_badshape" not in out.files
+    assert "walk tooshort" in result.stderr and "walk badshape" in result.stderr
+
+
+def test_embed_refuses_an_unusable_file(tmp_path: Path) -> None:
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    result = cli("embed", str(tmp_path / "junk.npz"), str(tmp_path / "out.npz"))
+    assert result.returncode == 2
+    assert "unusable input" in result.stderr
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_train_command_produces_a_model_and_card(tmp_path: Path) -> None:
+    result = cli("train", "--out", str(tmp_path), "--steps", "30", "--persons", "60")
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads((tmp_path / "model-card.json").read_text())
+    model = tmp_path / card["file"]
+    assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert card["metrics"]["onnx_max_abs_diff"] < 1e-4
+    assert "synthetic" in card["training_data"]
+    embedding = Embedder(model).embed(render_walk(people(1, 9)[0], np.random.default_rng(0)))
+    assert embedding.vector.shape == (card["embedding_dim"],)
+
+
+def test_shipped_model_card_matches_the_file() -> None:
+    card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
+    assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
+    assert DEFAULT_MODEL.stat().st_size < 5 * 2**20
