@@ -99,7 +99,7 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
     for name, trial in trials.items():
         progress(f"scoring {name}")
         summary = summarise(trial)
-        intervals = bootstrap(trial, rounds=100 if len(trial.gallery) > 2000 else 300)
+        intervals = bootstrap(trial)
         rows[name] = {**summary, "rank1_ci": intervals["rank1"], "eer_ci": intervals["eer"],
                       "gallery": len(trial.gallery), "probes": len(trial.probes)}
     det_path = out_dir / "det.png"

@@ -26,10 +26,10 @@ CROP = 90  # frames at 30 fps (3 s): shorter than every synthetic walk
 
 @dataclass(frozen=True)
 class TrainConfig:
-    persons: int = 3000
+    persons: int = 5000
     walks_per_person: int = 8
     val_persons: int = 300
-    steps: int = 3000
+    steps: int = 8000
     batch: int = 256
     lr: float = 2e-3
     seed: int = 20261124
@@ -132,7 +132,7 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
             metrics = {"loss": float(np.mean(losses[-100:]))}
             if (step + 1) % 500 == 0 or step + 1 == cfg.steps:

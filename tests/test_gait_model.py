@@ -41,15 +41,21 @@ def test_onnx_runtime_agrees_with_pytorch(tmp_path: Path) -> None:
     assert onnx_agreement(model, tmp_path / "m.onnx", samples) < 1e-4
 
 
-def test_the_shipped_model_separates_synthetic_people() -> None:
-    embedder = Embedder()
-    trial = synthetic_trial(embedder, 100, seed=4242)
-    result = summarise(trial)
-    # 100 enrolled people, 100 strangers, views and noise unlike the gallery's: chance is 0.01.
-    assert result["rank1"] > 0.5
-    assert result["eer"] < 0.2
-    norms = np.linalg.norm(trial.gallery, axis=1)
-    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+def test_the_shipped_model_separates_synthetic_people(tmp_path: Path) -> None:
+    from gait.model import GaitEmbedder
+    from gait.train import export_onnx
+
+    trained = summarise(synthetic_trial(Embedder(), 100, seed=4242))
+    # The same network with untrained weights, on the same people: what chance looks like.
+    torch.manual_seed(0)
+    export_onnx(GaitEmbedder().eval(), tmp_path / "untrained.onnx")
+    untrained = summarise(synthetic_trial(Embedder(tmp_path / "untrained.onnx"), 100, seed=4242))
+    # 100 enrolled people and 100 strangers; gallery and probe walks come from different
+    # cameras (entrance vs overhead, mirrored or not): rank-1 by chance is 0.01.
+    assert trained["rank1"] > 0.25 and trained["rank1"] > 3 * untrained["rank1"]
+    assert trained["eer"] < 0.22 and trained["eer"] < untrained["eer"] - 0.1
+    trial = synthetic_trial(Embedder(), 20, seed=1)
+    np.testing.assert_allclose(np.linalg.norm(trial.gallery, axis=1), 1.0, atol=1e-4)
 
 
 def test_embed_command_contract(tmp_path: Path) -> None:

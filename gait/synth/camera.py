@@ -61,7 +61,9 @@ def random_view(rng: np.random.Generator, seconds: float, speed: float = 1.1,
     focal = width / 2 / np.tan(fov / 2)
     path = speed * seconds
     if rng.random() < entrance_probability:  # entrance camera: walker approaches it
-        cam_height = rng.uniform(0.8, 12 * FT)
+        # Mostly mounted high and tilted down; some sit low (a gate, a depth sensor on a stand)
+        # and look up at the walker.
+        cam_height = rng.uniform(0.8, 12 * FT) if rng.random() < 0.65 else rng.uniform(0.1, 0.8)
         end_distance = rng.uniform(0.9, 2.2) + 0.4 * cam_height
         cam = np.array([0.0, cam_height, 0.0])
         approach = rng.normal(0, np.deg2rad(12))  # not always straight at the camera

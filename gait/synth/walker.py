@@ -21,9 +21,9 @@ from gait.walk import J
 
 # Fractions of stature (mean) and per-person relative spread.
 PROPORTIONS = {
-    "thigh": (0.245, 0.035), "shank": (0.246, 0.035), "ankle_height": (0.039, 0.10),
-    "pelvis_width": (0.097, 0.10), "torso": (0.288, 0.04), "shoulder_width": (0.225, 0.07),
-    "upper_arm": (0.196, 0.045), "forearm": (0.156, 0.045), "neck": (0.052, 0.12), "head": (0.075, 0.10),
+    "thigh": (0.237, 0.035), "shank": (0.237, 0.035), "ankle_height": (0.039, 0.10),
+    "pelvis_width": (0.097, 0.10), "torso": (0.305, 0.04), "shoulder_width": (0.225, 0.07),
+    "upper_arm": (0.172, 0.045), "forearm": (0.172, 0.045), "neck": (0.052, 0.12), "head": (0.075, 0.10),
 }
 
 
@@ -229,7 +229,10 @@ def simulate(person: Person, seconds: float, fps: float, rng: np.random.Generato
         joints[:, J[f"{side}_wrist"]] = wrist
     head_rot = np.einsum("tij,tjk->tik", trunk_rot, _rot_x(np.full(frames, p.head_pitch)))
     head_centre = neck + _apply(head_rot, np.tile([0, p.neck + p.head * 0.6, 0.0], (frames, 1)))
-    offsets = {"nose": [0, -0.01, 0.10], "left_eye": [-0.032, 0.025, 0.085], "right_eye": [0.032, 0.025, 0.085],
+    # Pose sources disagree on "the nose": an image model marks the nose, a skeleton tracker
+    # (mapped to COCO) gives the head's centre, higher up. Each walk gets one or the other.
+    nose = [0, -0.01, 0.10] if rng.random() < 0.5 else [0, rng.uniform(0.04, 0.09), 0.02]
+    offsets = {"nose": nose, "left_eye": [-0.032, 0.025, 0.085], "right_eye": [0.032, 0.025, 0.085],
                "left_ear": [-0.075, 0.0, 0.0], "right_ear": [0.075, 0.0, 0.0]}
     for name, offset in offsets.items():
         joints[:, J[name]] = head_centre + _apply(head_rot, np.tile(np.array(offset) * p.stature / 1.7, (frames, 1)))
