@@ -124,6 +124,8 @@ def free_port(preferred: int | None = None) -> int:
 
 
 def group_alive(pgid: int | None) -> bool:
+    """Whether any live (non-zombie) process is in the group. Zombies are ignored: whoever
+    adopted our exited processes (init) may take its time to reap them."""
     _reap()
     if not pgid:
         return False
@@ -132,8 +134,16 @@ def group_alive(pgid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
 
 
 def _pgid(pid: int) -> int | None:
