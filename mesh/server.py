@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import signal
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
@@ -137,7 +138,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             return self._settings.default_deadline_s
         return min(remaining, self._settings.max_deadline_s)
 
-    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> grpc.StatusCode:
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException | None, method: str) -> None:
         if isinstance(exc, NotImplementedError):
             exc = MeshError(
                 f"{method} is not served by this build", reason="NOT_IMPLEMENTED", code=grpc.StatusCode.UNIMPLEMENTED
@@ -145,46 +146,54 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         elif isinstance(exc, TimeoutError):
             exc = MeshError("deadline exceeded", reason="DEADLINE_EXCEEDED", code=grpc.StatusCode.DEADLINE_EXCEEDED)
         elif not isinstance(exc, MeshError):
-            # Never the exception text: it may hold data the caller must not see.
-            log.error("rpc.unhandled_exception", method=method, error_type=type(exc).__name__, exc_info=exc)
+            # Never the exception's text, to the caller or to the log: it may hold customer data.
+            # Where it happened (file, line, function) is enough to find it.
+            frames = traceback.extract_tb(exc.__traceback__)[-4:] if exc is not None else []
+            log.error("rpc.unhandled_exception", method=method, error_type=type(exc).__name__,
+                      where=[f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames])
         status = status_of(exc)
         code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
         if code is not grpc.StatusCode.INTERNAL:
             log.info("rpc.error", method=method, code=code.name, reason=_reason_of(exc))
         await context.abort_with_status(rpc_status.to_status(status))
-        return code  # not reached: abort raises
 
     # -- wrappers ----------------------------------------------------------------------
+    # Each wrapper records metrics and turns failures into a precise status. The abort for a
+    # failure happens after the except block on purpose: raised inside it, the abort would
+    # carry the original exception as its __context__, and the tracing interceptor records
+    # whole exception chains (messages included) into spans.
+
+    def _triage(self, exc: Exception, context: grpc.aio.ServicerContext) -> tuple[grpc.StatusCode, Exception | None]:
+        """(status code, failure to report) for an exception; an abort passes through."""
+        if _is_abort(exc):
+            return context.code() or grpc.StatusCode.UNKNOWN, None
+        return _code_of(exc, context), exc
 
     def _unary(self, inner: Callable[..., Any], rpc_service: str, labels: tuple[str, str]) -> Callable[..., Any]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
+            started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
                 self._admit(context, rpc_service)
                 validation.check(request)
                 async with asyncio.timeout(self._deadline(context)):
                     result = inner(request, context)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    return result
+                    return await result if inspect.isawaitable(result) else result
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a precise status
-                code = _code_of(exc, context)
-                if _is_abort(exc):
+                code, failure = self._triage(exc, context)
+                if failure is None:
                     raise
-                await self._fail(context, exc, labels[1])
             finally:
                 self._record(labels, code, started)
+            await self._fail(context, failure, labels[1])
 
         return behaviour
 
     def _client_streaming(self, inner: Callable[..., Any], rpc_service: str, labels: tuple[str, str]) -> Callable[..., Any]:
         async def behaviour(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
+            started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
                 self._admit(context, rpc_service)
                 result = inner(self._count(requests, labels), context)
@@ -193,12 +202,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001
-                code = _code_of(exc, context)
-                if _is_abort(exc):
+                code, failure = self._triage(exc, context)
+                if failure is None:
                     raise
-                await self._fail(context, exc, labels[1])
             finally:
                 self._record(labels, code, started)
+            await self._fail(context, failure, labels[1])
 
         return behaviour
 
@@ -206,8 +215,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self, inner: Callable[..., Any], rpc_service: str, labels: tuple[str, str], request_streaming: bool
     ) -> Callable[..., Any]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
+            started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
                 self._admit(context, rpc_service)
                 if request_streaming:
@@ -224,12 +232,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001
-                code = _code_of(exc, context)
-                if _is_abort(exc):
+                code, failure = self._triage(exc, context)
+                if failure is None:
                     raise
-                await self._fail(context, exc, labels[1])
             finally:
                 self._record(labels, code, started)
+            if failure is not None:
+                await self._fail(context, failure, labels[1])
 
         return behaviour
 

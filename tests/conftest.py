@@ -24,11 +24,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def trace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A process has one tracer provider for its life: every test of this session writes
-    # its spans here, and tests tell theirs apart by trace id.
-    return tmp_path_factory.mktemp("traces")
+    # A process has one tracer provider for its life. This test process plays the edge
+    # (it drives streams into services it starts); every test writes its spans here, and
+    # tests tell theirs apart by trace id.
+    from mesh.telemetry import setup_tracing
+
+    path = tmp_path_factory.mktemp("traces")
+    setup_tracing(config.load(environ={}, trace_dir_override=str(path)), "edge")
+    return path
 
 
 @pytest.fixture

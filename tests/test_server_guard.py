@@ -11,6 +11,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry import trace
 
 from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
@@ -87,15 +88,23 @@ async def test_a_call_without_deadline_gets_the_server_default(test_edge) -> Non
     assert elapsed < 4  # cut at the default deadline, not after the handler's 5 s
 
 
-async def test_unexpected_exceptions_disclose_nothing(test_edge) -> None:
+async def test_unexpected_exceptions_disclose_nothing(test_edge, capfd) -> None:
     settings, servicer, _ = test_edge
-    servicer.mode = "crash"
+    servicer.mode = "crash"  # the handler raises an exception whose message holds a card number
     async with raw_channel(settings, "operator", "edge") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await edge_pb2_grpc.EdgeServiceStub(channel).GetEdgeStatus(edge_pb2.GetEdgeStatusRequest(), timeout=3)
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert PAN not in (caught.value.details() or "")
     assert error_info(status_from_rpc_error(caught.value)).reason == "INTERNAL"
+    # Not in the logs, not in the spans (tracing records exception chains).
+    trace.get_tracer_provider().force_flush()
+    logged = capfd.readouterr()
+    assert "rpc.unhandled_exception" in logged.out + logged.err
+    assert PAN not in logged.out + logged.err
+    spans = "".join(p.read_text() for p in settings.trace_dir.glob("*.jsonl"))
+    assert "GetEdgeStatus" in spans
+    assert PAN not in spans
 
 
 async def test_red_metrics_count_calls_by_method_and_code(test_edge) -> None:
