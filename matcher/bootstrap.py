@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from matcher.domain.identification import Identifier
+from matcher.domain.identification import EmbedFn, Identifier
 from matcher.grpc_api import MatcherServicer
 from mesh import config, dependencies
 from mesh.server import ServiceSpec, serve_forever
@@ -15,11 +16,34 @@ from mesh.server import ServiceSpec, serve_forever
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
 
 
+def _embedder() -> tuple[EmbedFn, int]:
+    from gait.embedder import Embedder, UnusableWalk
+    from gait.walk import Walk
+    from matcher.domain.windows import MalformedWindow
+
+    model = Embedder()
+
+    def embed(keypoints: np.ndarray, fps: float) -> np.ndarray:
+        try:
+            return model.embed(Walk(keypoints, fps)).vector
+        except UnusableWalk as exc:
+            raise MalformedWindow(f"window cannot be embedded: {exc}") from None
+
+    return embed, model.dim
+
+
 def build(settings: config.Settings) -> ServiceSpec:
-    identifier = Identifier(index=None)
+    embed, dim = _embedder()
+    store = None
+    if settings.milvus_uri:
+        from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+
+        store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
+                                                  dim=dim))
+    identifier = Identifier(index=store, embed=embed)
 
     def register(server: grpc.aio.Server) -> None:
-        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier), server)
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim), server)
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME])
 
@@ -30,4 +54,12 @@ def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:
 
 def main() -> None:
     settings = config.load()
-    asyncio.run(serve_forever(build(settings), settings, readiness(settings)))
+    spec_holder: list[ServiceSpec] = []
+
+    async def run() -> None:
+        # Dependencies first (serve_forever waits for them), then the index and the model.
+        await dependencies.wait_ready(readiness(settings))
+        spec_holder.append(build(settings))
+        await serve_forever(spec_holder[0], settings)
+
+    asyncio.run(run())

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+import asyncio
+from typing import AsyncIterator, Protocol, Sequence
 
 import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain.identification import Decision, Identifier, State
+from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh import validation
-from mesh.errors import MeshError
+from mesh.errors import InvalidArgument, MeshError
 
 _STATES = {
     State.PENDING: matcher_pb2.DECISION_STATE_PENDING,
@@ -54,9 +56,51 @@ def _track_error(msg: matcher_pb2.KeypointWindow, error: MeshError) -> matcher_p
     )
 
 
+class TemplateStore(Protocol):
+    """Port: where enrolled templates live (the Milvus adapter)."""
+
+    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str]) -> int: ...
+
+    def remove(self, customer_id: str) -> int: ...
+
+
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    def __init__(self, identifier: Identifier) -> None:
+    def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128) -> None:
         self._identifier = identifier
+        self._store = store
+        self._dim = dim
+
+    def _templates(self) -> TemplateStore:
+        if self._store is None:
+            raise MeshError("this matcher has no template store configured (GAITPAY_MILVUS_URI)",
+                            reason="DEPENDENCY_UNAVAILABLE", code=grpc.StatusCode.UNAVAILABLE)
+        return self._store
+
+    async def UpsertTemplates(
+        self, request: matcher_pb2.UpsertTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.UpsertTemplatesResponse:
+        # Idempotent by construction: the customer's templates are replaced as a whole, so a
+        # retry with the same request_id (or the same content) leaves the same rows.
+        templates = []
+        for i, t in enumerate(request.templates):
+            vector = np.asarray(t.values, dtype=np.float32)
+            if vector.shape[0] != self._dim:
+                raise InvalidArgument(f"templates[{i}] has {vector.shape[0]} values; this matcher stores {self._dim}",
+                                      field_violations=[(f"templates[{i}].values", f"must hold {self._dim} values")])
+            norm = float(np.linalg.norm(vector))
+            if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
+                raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
+                                      field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
+            templates.append(Template(t.template_id, vector, t.quality, t.model_version))
+        stored = await asyncio.to_thread(self._templates().upsert, request.customer_id, templates,
+                                         list(request.store_ids))
+        return matcher_pb2.UpsertTemplatesResponse(stored=stored)
+
+    async def RemoveTemplates(
+        self, request: matcher_pb2.RemoveTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.RemoveTemplatesResponse:
+        removed = await asyncio.to_thread(self._templates().remove, request.customer_id)
+        return matcher_pb2.RemoveTemplatesResponse(removed=removed)
 
     async def StreamIdentify(
         self, request_iterator: AsyncIterator[matcher_pb2.StreamIdentifyRequest], context: grpc.aio.ServicerContext
@@ -75,7 +119,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 )
                 continue
             try:
-                decision = self._identifier.observe(window_from_proto(window))
+                decision = await asyncio.to_thread(self._identifier.observe, window_from_proto(window))
             except MalformedWindow as exc:
                 yield _track_error(
                     window, MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
@@ -88,7 +132,8 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.IdentifyResponse:
         try:
-            decision = self._identifier.observe(window_from_proto(request.window))
+            decision = await asyncio.to_thread(self._identifier.observe, window_from_proto(request.window),
+                                               request.all_stores)
         except MalformedWindow as exc:
             raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
                             code=grpc.StatusCode.INVALID_ARGUMENT) from None

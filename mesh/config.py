@@ -107,6 +107,9 @@ class Settings:
         "Milvus standalone or distributed (http://host:19530). Empty: embedded milvus-lite 2.5.1.",
         default="",
     )
+    milvus_collection: str = setting(
+        "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates.", default="gait_templates"
+    )
     vault_addr: str = setting(
         "VAULT_ADDR", "Vault or OpenBao address. Empty: a local OpenBao dev server.", default=""
     )

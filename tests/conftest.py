@@ -92,3 +92,27 @@ def service_process(settings: config.Settings) -> Iterator:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus (milvus-lite's server) on 127.0.0.1 for the session."""
+    import signal
+
+    from gaitpay_cli import stack
+    from mesh import dependencies
+
+    home = tmp_path_factory.mktemp("milvus-home")
+    record, uri = stack.start_milvus(home)
+    probe = dependencies.milvus(uri, timeout_s=2)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe()
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield uri
+    os.killpg(record.pgid or record.pid, signal.SIGTERM)

@@ -32,9 +32,9 @@ async def test_an_allowed_identity_reaches_the_matcher(matcher) -> None:
     async with open_channel(matcher, identity="identity", service="matcher") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await matcher_pb2_grpc.MatcherServiceStub(channel).RemoveTemplates(remove_request())
-    # Authorised and validated, then refused only because this build has no template store yet.
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert error_info(status_from_rpc_error(caught.value)).reason == "NOT_IMPLEMENTED"
+    # Authorised and validated, then refused only because this matcher has no template store.
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(status_from_rpc_error(caught.value)).reason == "DEPENDENCY_UNAVAILABLE"
 
 
 async def test_a_service_without_business_here_is_refused(matcher) -> None:

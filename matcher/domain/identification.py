@@ -1,25 +1,34 @@
-"""Per-track evidence and the decision for each window.
+"""Per-track evidence and a decision for each window.
 
-The template search and the open-set policy plug in through the TemplateIndex port (the
-Milvus adapter and the calibrated policy belong to the matcher issue). Until an index is
-wired, every track stays PENDING and the reason says so: the matcher never guesses."""
+Ports: an Embedder (keypoints -> L2-normalised embedding) and a TemplateIndex (embedding ->
+best enrolled customers). Without an index the matcher never guesses: every track stays
+PENDING and the reason says why.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
-from matcher.domain.windows import TrackKey, Window, check_features, check_keypoints
+from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
+from matcher.domain.windows import MalformedWindow, TrackKey, Window, check_features, check_keypoints
+
+TOP_K = 5
 
 
 class State(Enum):
     PENDING = "pending"
     IDENTIFIED = "identified"
     STRANGER = "stranger"
+
+
+_STATE = {Verdict.PENDING: State.PENDING, Verdict.IDENTIFIED: State.IDENTIFIED, Verdict.STRANGER: State.STRANGER}
 
 
 @dataclass(frozen=True)
@@ -36,46 +45,85 @@ class Decision:
 
 
 class TemplateIndex(Protocol):
-    """Port: nearest enrolled templates for an embedding."""
+    """Port: nearest enrolled customers for an embedding."""
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int) -> list[tuple[str, float]]: ...
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[tuple[str, float]]: ...
+
+    def count(self) -> int: ...
 
 
-@dataclass
-class _Evidence:
-    windows: int = 0
+EmbedFn = Callable[[np.ndarray, float], np.ndarray]  # (keypoints [T, J, 3], fps) -> embedding
 
 
 @dataclass
 class Identifier:
-    """Keeps evidence per live track (bounded: the oldest tracks are forgotten first)."""
+    """Keeps evidence per live track (bounded: the least recently seen tracks go first)."""
 
     index: TemplateIndex | None = None
+    embed: EmbedFn | None = None
+    scores: ScoreModel = field(default_factory=ScoreModel)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     max_tracks: int = 10_000
-    _tracks: OrderedDict[TrackKey, _Evidence] = field(default_factory=OrderedDict)
+    gallery_refresh_s: float = 5.0
+    _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
+    _gallery: tuple[float, int] = (0.0, 0)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def observe(self, window: Window) -> Decision:
-        if window.keypoints is not None:
-            check_keypoints(window.keypoints)
+    def _gallery_size(self) -> int:
+        # Rows, not people: an upper bound on the customers in scope, which only makes the
+        # false-match estimate more cautious. Refreshed every few seconds, not per window.
+        stamp, size = self._gallery
+        if self.index is not None and time.monotonic() - stamp > self.gallery_refresh_s:
+            size = self.index.count()
+            self._gallery = (time.monotonic(), size)
+        return size
+
+    def embedding_of(self, window: Window) -> np.ndarray:
         if window.features is not None:
             check_features(window.features)
-        evidence = self._tracks.pop(window.track, None) or _Evidence()
-        evidence.windows += 1
-        self._tracks[window.track] = evidence
+            return window.features
+        assert window.keypoints is not None
+        check_keypoints(window.keypoints)
+        if self.embed is None:
+            raise MalformedWindow("this matcher has no embedding model; send feature vectors")
+        return self.embed(window.keypoints, window.fps)
+
+    def observe(self, window: Window, all_stores: bool = False) -> Decision:
+        if self.index is None:
+            if window.keypoints is not None:
+                check_keypoints(window.keypoints)
+            if window.features is not None:
+                check_features(window.features)
+            with self._lock:
+                evidence = self._evidence(window.track)
+                evidence.windows += 1
+            return Decision(window.track, window.sequence, State.PENDING, evidence.windows,
+                            "no template index is configured on this matcher; no identification is made")
+        embedding = self.embedding_of(window)
+        candidates = self.index.search(embedding, window.track.store_id, TOP_K, all_stores)
+        gallery = self._gallery_size()
+        with self._lock:  # streams run their windows on worker threads
+            evidence = self._evidence(window.track)
+            evidence.add(candidates)
+            outcome = decide(evidence, gallery, self.scores, self.policy)
+        return Decision(
+            track=window.track, window_sequence=window.sequence, state=_STATE[outcome.verdict],
+            windows_used=outcome.windows, reason=outcome.reason, customer_id=outcome.customer_id,
+            confidence=1.0 - outcome.false_match_probability if outcome.customer_id else 0.0,
+            false_match_probability=outcome.false_match_probability, alternatives=outcome.alternatives,
+        )
+
+    def _evidence(self, track: TrackKey) -> TrackEvidence:
+        evidence = self._tracks.pop(track, None) or TrackEvidence()
+        self._tracks[track] = evidence
         while len(self._tracks) > self.max_tracks:
             self._tracks.popitem(last=False)
-        if self.index is None:
-            return Decision(
-                track=window.track,
-                window_sequence=window.sequence,
-                state=State.PENDING,
-                windows_used=evidence.windows,
-                reason="no template index is configured on this matcher; no identification is made",
-            )
-        raise NotImplementedError("template search and the open-set policy arrive with the Milvus adapter")
+        return evidence
 
     def forget(self, track: TrackKey) -> None:
-        self._tracks.pop(track, None)
+        with self._lock:
+            self._tracks.pop(track, None)
 
     @property
     def live_tracks(self) -> int:

@@ -1,0 +1,1 @@
+"""Adapters from the matcher's domain to the outside world."""

@@ -1,0 +1,165 @@
+"""Enrolled templates in Milvus (pymilvus): embedded milvus-lite locally, Milvus
+standalone or distributed by URI in production, same code.
+
+One row per (template, store scope): a customer enrolled for every store has scope "*", one
+enrolled for a few stores has a row per store, so a store's search is a plain filter
+`store_id in [store, "*"]` and "every customer" is no filter at all. Scores are inner
+products of L2-normalised vectors (cosine similarity). Index: IVF_FLAT where the engine is
+milvus-lite (it refuses HNSW), HNSW on a Milvus server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from matcher.domain.templates import Template
+
+ALL_STORES = "*"
+_SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
+
+
+class TemplateIndexError(RuntimeError):
+    """Milvus refused or failed; the message names the operation."""
+
+
+@dataclass(frozen=True)
+class MilvusConfig:
+    uri: str
+    collection: str = "gait_templates"
+    dim: int = 128
+    index_type: str = "IVF_FLAT"  # HNSW on a Milvus server
+    nlist: int = 1024
+    nprobe: int = 32
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef: int = 64
+    timeout_s: float = 5.0
+
+
+def _quoted(values: Sequence[str]) -> str:
+    for v in values:
+        if v != ALL_STORES and not _SAFE.match(v):
+            raise ValueError(f"identifier {v!r} has characters a filter expression must not hold")
+    return json.dumps(list(values))
+
+
+class MilvusTemplateIndex:
+    def __init__(self, config: MilvusConfig) -> None:
+        self.config = config
+        self._client = MilvusClient(uri=config.uri, timeout=config.timeout_s)
+        self._can_compact = True  # until the engine says otherwise (milvus-lite)
+        self._ensure_collection()
+
+    def _ensure_collection(self) -> None:
+        c = self.config
+        if self._client.has_collection(c.collection, timeout=c.timeout_s):
+            self._client.load_collection(c.collection, timeout=max(c.timeout_s, 30))
+            return
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("row_id", DataType.VARCHAR, is_primary=True, max_length=140)
+        schema.add_field("template_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("customer_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("store_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("model_version", DataType.VARCHAR, max_length=64)
+        schema.add_field("quality", DataType.FLOAT)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=c.dim)
+        index = self._client.prepare_index_params()
+        if c.index_type == "HNSW":
+            index.add_index(field_name="embedding", index_type="HNSW", metric_type="IP",
+                            params={"M": c.hnsw_m, "efConstruction": c.hnsw_ef_construction})
+        else:
+            index.add_index(field_name="embedding", index_type=c.index_type, metric_type="IP",
+                            params={"nlist": c.nlist})
+        index.add_index(field_name="customer_id", index_type="INVERTED")
+        index.add_index(field_name="store_id", index_type="INVERTED")
+        # Strong consistency: a removed customer must be unfindable by the very next search.
+        self._client.create_collection(c.collection, schema=schema, index_params=index,
+                                       consistency_level="Strong", timeout=max(c.timeout_s, 30))
+
+    def _search_params(self) -> dict:
+        if self.config.index_type == "HNSW":
+            return {"metric_type": "IP", "params": {"ef": self.config.hnsw_ef}}
+        return {"metric_type": "IP", "params": {"nprobe": self.config.nprobe}}
+
+    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str]) -> int:
+        """Replace the customer's templates (idempotent: same input, same rows)."""
+        scopes = list(store_ids) or [ALL_STORES]
+        _quoted([customer_id, *scopes])
+        rows = [
+            {"row_id": f"{t.template_id}@{scope}", "template_id": t.template_id, "customer_id": customer_id,
+             "store_id": scope, "model_version": t.model_version, "quality": float(t.quality),
+             "embedding": np.asarray(t.vector, dtype=np.float32).tolist()}
+            for t in templates for scope in scopes
+        ]
+        try:
+            self._client.delete(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+                                timeout=self.config.timeout_s)
+            self._client.upsert(self.config.collection, rows, timeout=self.config.timeout_s)
+        except MilvusException as exc:
+            raise TemplateIndexError(f"upsert of {len(rows)} template rows failed: {exc}") from None
+        return len(templates)
+
+    def remove(self, customer_id: str) -> int:
+        """Delete every template of the customer: unfindable at once (Strong consistency),
+        physically gone once segments compact."""
+        flt = f"customer_id in {_quoted([customer_id])}"
+        try:
+            found = self._client.query(self.config.collection, filter=flt, output_fields=["template_id"],
+                                       timeout=self.config.timeout_s)
+            self._client.delete(self.config.collection, filter=flt, timeout=self.config.timeout_s)
+            self._client.flush(self.config.collection, timeout=max(self.config.timeout_s, 30))
+        except MilvusException as exc:
+            raise TemplateIndexError(f"removal failed: {exc}") from None
+        self.compact()
+        return len({row["template_id"] for row in found})
+
+    def compact(self) -> bool:
+        """Ask the engine to drop deleted rows physically. milvus-lite has no manual
+        compaction (UNIMPLEMENTED): returns False there."""
+        if not self._can_compact:
+            return False
+        try:
+            self._client.compact(self.config.collection, timeout=self.config.timeout_s)
+            return True
+        except (MilvusException, grpc.RpcError):
+            self._can_compact = False
+            return False
+
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[tuple[str, float]]:
+        return self.search_many(embedding[None], store_id, k, all_stores)[0]
+
+    def search_many(self, embeddings: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[list[tuple[str, float]]]:
+        """Per query: the k best customers (best template each), highest similarity first."""
+        flt = "" if all_stores else f"store_id in {_quoted([store_id, ALL_STORES])}"
+        try:
+            results = self._client.search(
+                self.config.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
+                limit=4 * k, filter=flt, output_fields=["customer_id"], search_params=self._search_params(),
+                timeout=self.config.timeout_s,
+            )
+        except MilvusException as exc:
+            raise TemplateIndexError(f"search failed: {exc}") from None
+        out = []
+        for hits in results:
+            best: dict[str, float] = {}
+            for hit in hits:
+                customer = hit["entity"]["customer_id"]
+                best[customer] = max(best.get(customer, -1.0), float(hit["distance"]))
+            out.append(sorted(best.items(), key=lambda kv: -kv[1])[:k])
+        return out
+
+    def count(self) -> int:
+        stats = self._client.get_collection_stats(self.config.collection, timeout=self.config.timeout_s)
+        return int(stats.get("row_count", 0))
+
+    def close(self) -> None:
+        self._client.close()

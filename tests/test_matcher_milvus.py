@@ -1,0 +1,60 @@
+"""The matcher's template index on a real Milvus (milvus-lite's C++ server)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+from matcher.domain.templates import Template
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def index(milvus_uri: str) -> MilvusTemplateIndex:
+    return MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=f"t_{uuid.uuid4().hex[:12]}", dim=32,
+                                            nlist=16, nprobe=16))
+
+
+def enrol(index: MilvusTemplateIndex, rng: np.random.Generator, customers: int, stores: dict[int, list[str]]) \
+        -> np.ndarray:
+    centres = unit(rng.normal(size=(customers, 32)))
+    for i, centre in enumerate(centres):
+        templates = [Template(f"c{i}-t{j}", unit(centre + 0.1 * rng.normal(size=32)), 0.9, "m1") for j in range(2)]
+        index.upsert(f"cust-{i}", templates, stores.get(i, []))
+    return centres
+
+
+def test_search_finds_the_customer_and_respects_store_scope(index: MilvusTemplateIndex) -> None:
+    rng = np.random.default_rng(0)
+    centres = enrol(index, rng, 50, stores={7: ["store-b"]})
+    probe = unit(centres[3] + 0.1 * rng.normal(size=32))
+    best = index.search(probe, "store-a", k=5)
+    assert best[0][0] == "cust-3" and best[0][1] > 0.8
+    assert len({c for c, _ in best}) == len(best)  # one entry per customer
+    only_b = unit(centres[7] + 0.05 * rng.normal(size=32))
+    assert "cust-7" not in [c for c, _ in index.search(only_b, "store-a", k=5)]
+    assert index.search(only_b, "store-b", k=1)[0][0] == "cust-7"
+    assert index.search(only_b, "store-a", k=1, all_stores=True)[0][0] == "cust-7"
+
+
+def test_removal_is_immediate_and_upsert_is_idempotent(index: MilvusTemplateIndex) -> None:
+    rng = np.random.default_rng(1)
+    centres = enrol(index, rng, 20, stores={})
+    rows = index.count()
+    enrol(index, np.random.default_rng(1), 20, stores={})  # the same enrolment again
+    assert index.count() == rows
+    assert index.remove("cust-5") == 2
+    probe = unit(centres[5] + 0.05 * rng.normal(size=32))
+    assert "cust-5" not in [c for c, _ in index.search(probe, "any", k=10)]
+    assert index.remove("cust-5") == 0
+
+
+def test_identifiers_that_could_inject_into_filters_are_refused(index: MilvusTemplateIndex) -> None:
+    with pytest.raises(ValueError, match="filter"):
+        index.search(unit(np.ones(32)), 'x" or store_id != "', k=1)

@@ -1,0 +1,64 @@
+"""The open-set decision policy, on score streams whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
+
+SEPARABLE = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.8, genuine_std=0.08,
+                       window_correlation=0.3)
+
+
+def stream(rng: np.random.Generator, true_customer: str | None, windows: int, gallery: int,
+           model: ScoreModel) -> TrackEvidence:
+    evidence = TrackEvidence()
+    for _ in range(windows):
+        scores = {f"c{i}": rng.normal(model.impostor_mean, model.impostor_std) for i in range(gallery)}
+        if true_customer is not None:
+            scores[true_customer] = rng.normal(model.genuine_mean, model.genuine_std)
+        evidence.add(sorted(scores.items(), key=lambda kv: -kv[1])[:5])
+    return evidence
+
+
+def test_a_regular_is_identified_after_a_few_windows() -> None:
+    rng = np.random.default_rng(0)
+    outcome = decide(stream(rng, "c7", 4, 200, SEPARABLE), 200, SEPARABLE, PolicyConfig())
+    assert outcome.verdict is Verdict.IDENTIFIED and outcome.customer_id == "c7"
+    assert outcome.false_match_probability <= 1e-4
+    assert "identified" in outcome.reason
+
+
+def test_one_window_is_never_enough() -> None:
+    rng = np.random.default_rng(1)
+    outcome = decide(stream(rng, "c7", 1, 200, SEPARABLE), 200, SEPARABLE, PolicyConfig())
+    assert outcome.verdict is Verdict.PENDING and "too few windows" in outcome.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), windows=st.integers(1, 12), gallery=st.integers(1, 300))
+def test_a_stranger_is_never_identified(seed: int, windows: int, gallery: int) -> None:
+    rng = np.random.default_rng(seed)
+    outcome = decide(stream(rng, None, windows, gallery, SEPARABLE), gallery, SEPARABLE, PolicyConfig())
+    assert outcome.verdict is not Verdict.IDENTIFIED
+
+
+def test_strangers_are_called_strangers_once_evidence_is_in() -> None:
+    rng = np.random.default_rng(3)
+    outcomes = [decide(stream(rng, None, 6, 100, SEPARABLE), 100, SEPARABLE, PolicyConfig()) for _ in range(50)]
+    assert all(o.verdict is Verdict.STRANGER for o in outcomes)
+
+
+def test_a_weak_model_stays_pending_rather_than_guess() -> None:
+    weak = ScoreModel()  # the shipped model's measured statistics
+    rng = np.random.default_rng(4)
+    outcomes = [decide(stream(rng, "c3", 8, 1000, weak), 1000, weak, PolicyConfig()) for _ in range(20)]
+    assert not any(o.verdict is Verdict.IDENTIFIED and o.customer_id != "c3" for o in outcomes)
+
+
+def test_missing_windows_are_credited_conservatively() -> None:
+    evidence = TrackEvidence()
+    evidence.add([("a", 0.9), ("b", 0.5)])
+    evidence.add([("b", 0.6), ("c", 0.4)])  # a missing here: credited at most 0.5 (the highest k-th)
+    assert evidence.mean("a") == (0.9 + 0.5) / 2
