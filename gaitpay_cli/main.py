@@ -133,6 +133,38 @@ app.command("eval")(gait_commands.evaluate)
 bench_app.command("embed")(gait_commands.bench_embed)
 
 
+@bench_app.command("matcher")
+def bench_matcher(
+    customers: str = typer.Option("10000,100000", help="Gallery sizes, comma-separated (1000000 for the big one)."),
+    windows: int = typer.Option(2000, help="Windows streamed per size."),
+) -> None:
+    """Window-to-decision latency and windows/s on embedded Milvus, beside exact numpy search."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gaitpay_cli import bench_matcher as bench
+
+    results = []
+    for n in [int(x) for x in customers.split(",") if x.strip()]:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console) as progress:
+            tasks: dict[str, int] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(f"{n:,}: {stage}", total=total)
+                progress.update(tasks[stage], completed=done)
+
+            results.append(bench.run(n, windows, report))
+    table = Table(title="matcher: window arrival -> decision (features windows, embedded Milvus, IVF_FLAT)")
+    for c in ("customers", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus", "recall@5 exact",
+              "exact search p50 / p99 ms"):
+        table.add_column(c)
+    for r in results:
+        table.add_row(f"{r.customers:,}", str(r.windows), f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.windows_per_s:,.0f}",
+                      f"{r.recall5_milvus:.3f}", f"{r.recall5_exact:.3f}", f"{r.exact_p50_ms:.2f} / {r.exact_p99_ms:.2f}")
+    console.print(table)
+
+
 @bench_app.command("stack")
 def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
     """Time `gaitpay up` and measure the memory of the whole running stack."""

@@ -40,7 +40,12 @@ def build(settings: config.Settings) -> ServiceSpec:
 
         store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
                                                   dim=dim))
-    identifier = Identifier(index=store, embed=embed)
+    index = None
+    if store is not None:
+        from matcher.adapters.batching import BatchingIndex
+
+        index = BatchingIndex(store)
+    identifier = Identifier(index=index, embed=embed)
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim), server)

@@ -106,6 +106,23 @@ class MilvusTemplateIndex:
             raise TemplateIndexError(f"upsert of {len(rows)} template rows failed: {exc}") from None
         return len(templates)
 
+    def bulk_insert(self, customers: Sequence[str], vectors: np.ndarray, model_version: str,
+                    batch: int = 5000) -> int:
+        """Load many customers' first templates at once (benchmarks, migrations); rows are
+        assumed new, so nothing is deleted first."""
+        _quoted(list(customers))
+        for start in range(0, len(customers), batch):
+            rows = [{"row_id": f"{c}-t0@{ALL_STORES}", "template_id": f"{c}-t0", "customer_id": c,
+                     "store_id": ALL_STORES, "model_version": model_version, "quality": 1.0,
+                     "embedding": v.tolist()}
+                    for c, v in zip(customers[start:start + batch], vectors[start:start + batch])]
+            try:
+                self._client.insert(self.config.collection, rows, timeout=max(self.config.timeout_s, 60))
+            except MilvusException as exc:
+                raise TemplateIndexError(f"bulk insert failed: {exc}") from None
+        self._client.flush(self.config.collection, timeout=120)
+        return len(customers)
+
     def remove(self, customer_id: str) -> int:
         """Delete every template of the customer: unfindable at once (Strong consistency),
         physically gone once segments compact."""

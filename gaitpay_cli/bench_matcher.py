@@ -1,0 +1,172 @@
+"""`gaitpay bench matcher`: enrol N synthetic customers in Milvus, drive the identification
+stream, and time each window from arrival to decision, beside an exact numpy search over the
+same templates in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def _embed_chunk(args: tuple[int, int, int]) -> np.ndarray:
+    """Embeddings of two walks (enrolment, probe) for each person in a chunk."""
+    first, count, seed = args
+    from gait.embedder import Embedder
+    from gait.synth.dataset import SynthConfig, people, render_walk
+
+    embedder = Embedder(threads=1)
+    persons = people(first + count, seed)[first:]
+    rng = np.random.default_rng(seed + first)
+    cfg = SynthConfig(entrance_probability=1.0, seconds=(3.5, 4.5), limp_probability=0.0)
+    out = np.zeros((count, 2, embedder.dim), dtype=np.float32)
+    for i, person in enumerate(persons):
+        for j in range(2):
+            while True:
+                try:
+                    out[i, j] = embedder.embed(render_walk(person, rng, cfg)).vector
+                    break
+                except ValueError:
+                    continue
+    return out
+
+
+def synthetic_embeddings(n: int, seed: int, progress: Callable[[int], None]) -> np.ndarray:
+    chunk = 500
+    jobs = [(f, min(chunk, n - f), seed) for f in range(0, n, chunk)]
+    parts = []
+    with mp.get_context("fork").Pool(2) as pool:
+        for part in pool.imap(_embed_chunk, jobs):
+            parts.append(part)
+            progress(len(part))
+    return np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class MatcherBench:
+    customers: int
+    windows: int
+    p50_ms: float
+    p99_ms: float
+    windows_per_s: float
+    recall5_milvus: float
+    recall5_exact: float
+    exact_p50_ms: float
+    exact_p99_ms: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _drive(settings, probes: np.ndarray, truth: list[str], tracks: int) -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
+    """Send each probe as a feature window; measure arrival-to-decision per window (one
+    window in flight per link) and throughput (several links at once)."""
+    from edge.adapters.matcher_link import MatcherLink
+    from gaitpay.matcher.v1 import matcher_pb2
+
+    def window(i: int, track: str) -> matcher_pb2.KeypointWindow:
+        w = matcher_pb2.KeypointWindow(track=matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id=track),
+                                       sequence=i, quality=1.0)
+        w.features.values.extend(probes[i].tolist())
+        return w
+
+    latencies: list[float] = []
+    answered = 0
+
+    async def one_link(indices: list[int], name: str) -> None:
+        nonlocal answered
+        link = MatcherLink(settings)
+        call = link.open()
+        for i in indices:
+            t0 = time.perf_counter()
+            await link.send(window(i, f"{name}-{i}"))
+            reply = await call.read()
+            latencies.append(time.perf_counter() - t0)
+            answered += reply.WhichOneof("result") == "decision"
+        await link.finish()
+        await link.close()
+
+    chunks = [list(range(k, len(probes), tracks)) for k in range(tracks)]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_link(c, f"l{k}") for k, c in enumerate(chunks)))
+    elapsed = time.perf_counter() - t0
+    return latencies, len(probes) / elapsed, answered
+
+
+def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None) -> MatcherBench:
+    from gaitpay_cli import stack
+    from matcher import bootstrap
+    from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+    from mesh import config, dependencies, server
+
+    embeddings = synthetic_embeddings(n, seed=4040 + n, progress=lambda k: progress("embedding walks", k, n))
+    customers = [f"c{i:07d}" for i in range(n)]
+    home = Path(tempfile.mkdtemp(prefix="gaitpay-bench-"))
+    record = None
+    if milvus_uri is None:
+        record, milvus_uri = stack.start_milvus(home)
+        asyncio.run(dependencies.wait_ready({"milvus": dependencies.milvus(milvus_uri)}))
+    try:
+        collection = f"bench_{uuid.uuid4().hex[:8]}"
+        index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=collection,
+                                                 dim=embeddings.shape[2], nlist=max(64, min(4096, n // 40))))
+        progress("enrolling in Milvus", 0, n)
+        index.bulk_insert(customers, embeddings[:, 0], "bench")
+        progress("enrolling in Milvus", n, n)
+        rng = np.random.default_rng(1)
+        chosen = rng.choice(n, size=min(windows, n), replace=False)
+        probes, truth = embeddings[chosen, 1], [customers[i] for i in chosen]
+
+        addrs = {f"{svc}_addr": f"127.0.0.1:{_free_port()}" for svc in config.SERVICES}
+        settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
+                               trace_dir_override=str(home / "traces"), **addrs)
+
+        async def measure() -> tuple[list[float], float, int]:
+            running = await server.start(bootstrap.build(settings), settings)
+            try:
+                await _drive(settings, probes[:50], truth[:50], 1)  # warm-up: connections, caches
+                return await _drive(settings, probes, truth, 4)
+            finally:
+                await running.stop(grace=0)
+
+        progress("streaming windows", 0, len(probes))
+        latencies, rate, answered = asyncio.run(measure())
+        progress("streaming windows", len(probes), len(probes))
+        if answered != len(probes):
+            raise RuntimeError(f"only {answered} of {len(probes)} windows got a decision")
+
+        # Recall of the true customer in the top 5: Milvus (as the matcher searches) vs exact.
+        milvus_top = index.search_many(probes, "bench", 5, all_stores=True)
+        milvus_hits = sum(truth[i] in [c for c, _ in top] for i, top in enumerate(milvus_top))
+        gallery = embeddings[:, 0]
+        exact_times, exact_hits = [], 0
+        for i, p in enumerate(probes):
+            t0 = time.perf_counter()
+            top = np.argpartition(-(gallery @ p), 5)[:5]
+            exact_times.append(time.perf_counter() - t0)
+            exact_hits += int(chosen[i] in top)
+        index.close()
+    finally:
+        if record is not None:
+            import os
+            import signal
+
+            os.killpg(record.pgid or record.pid, signal.SIGTERM)
+    return MatcherBench(
+        customers=n, windows=len(probes),
+        p50_ms=float(np.percentile(latencies, 50) * 1e3), p99_ms=float(np.percentile(latencies, 99) * 1e3),
+        windows_per_s=rate, recall5_milvus=milvus_hits / len(probes), recall5_exact=exact_hits / len(probes),
+        exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3), exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3),
+    )
+

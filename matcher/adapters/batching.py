@@ -1,0 +1,76 @@
+"""Micro-batching in front of the template index.
+
+Windows of many tracks arrive at once; one Milvus search with many query vectors costs
+little more than a search with one. Callers (worker threads) hand in a query and wait; a
+batching thread takes whatever queries arrived within a short linger (or up to max_batch),
+groups them by search scope, runs one search per group, and hands the answers back.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class _Query:
+    embedding: np.ndarray
+    store_id: str
+    k: int
+    all_stores: bool
+    answer: Future
+
+
+class BatchingIndex:
+    def __init__(self, index, max_batch: int = 64, linger_s: float = 0.0005) -> None:  # type: ignore[no-untyped-def]
+        self._index = index
+        self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._queue: queue.Queue[_Query | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="index-batcher", daemon=True)
+        self._thread.start()
+
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[tuple[str, float]]:
+        answer: Future = Future()
+        self._queue.put(_Query(embedding, store_id, k, all_stores, answer))
+        return answer.result(timeout=30)
+
+    def count(self) -> int:
+        return self._index.count()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            try:
+                while len(batch) < self._max_batch:
+                    item = self._queue.get(timeout=self._linger_s)
+                    if item is None:
+                        self._queue.put(None)
+                        break
+                    batch.append(item)
+            except queue.Empty:
+                pass
+            groups: dict[tuple[str, bool, int], list[_Query]] = {}
+            for q in batch:
+                groups.setdefault(("" if q.all_stores else q.store_id, q.all_stores, q.k), []).append(q)
+            for (store, all_stores, k), queries in groups.items():
+                try:
+                    results = self._index.search_many(np.stack([q.embedding for q in queries]), store or "*", k,
+                                                      all_stores)
+                    for q, r in zip(queries, results):
+                        q.answer.set_result(r)
+                except Exception as exc:  # noqa: BLE001 - each waiting caller gets the failure
+                    for q in queries:
+                        q.answer.set_exception(exc)
