@@ -39,7 +39,7 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
 
         store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
-                                                  dim=dim))
+                                                  dim=dim, nprobe=settings.milvus_nprobe))
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex

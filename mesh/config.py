@@ -110,6 +110,9 @@ class Settings:
     milvus_collection: str = setting(
         "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates.", default="gait_templates"
     )
+    milvus_nprobe: int = setting(
+        "GAITPAY_MILVUS_NPROBE", "IVF clusters probed per search (recall against latency).", default=32
+    )
     vault_addr: str = setting(
         "VAULT_ADDR", "Vault or OpenBao address. Empty: a local OpenBao dev server.", default=""
     )
