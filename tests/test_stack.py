@@ -85,3 +85,24 @@ def test_a_component_that_cannot_start_is_reported_and_nothing_is_left(tmp_path:
     assert result.returncode == 1
     assert "postgres did not start" in result.stderr
     assert not (home / "stack.json").exists()
+
+
+def test_an_external_component_is_used_and_left_running(tmp_path: Path, milvus_uri: str) -> None:
+    """GAITPAY_MILVUS_URI points at a Milvus the stack did not start: `up` uses it (the
+    matcher checks it before SERVING), `status` reports it, `down` leaves it alone."""
+    from mesh import dependencies
+
+    home = tmp_path / "ext"
+    env_extra = {"GAITPAY_MILVUS_URI": milvus_uri}
+    env = {**os.environ, "GAITPAY_HOME": str(home), "COLUMNS": "200", **env_extra}
+    run = lambda *a: subprocess.run([*GAITPAY, *a], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
+    started = run("up")
+    assert started.returncode == 0, started.stderr
+    try:
+        rows = {r["name"]: r for r in json.loads(run("status", "--json").stdout)["components"]}
+        assert rows["milvus"]["external"] and rows["milvus"]["address"] == milvus_uri
+        assert rows["milvus"]["healthy"] and rows["matcher"]["healthy"]
+        assert not (home / "milvus").exists()  # no embedded Milvus was started
+    finally:
+        assert run("down").returncode == 0
+    dependencies.milvus(milvus_uri, timeout_s=3)()  # still answering after `down`
