@@ -141,8 +141,7 @@ def bench_embed(
     """Walks per second (batched) and one-walk latency, ONNX Runtime beside PyTorch."""
     from gait.embedder import Embedder
     from gait.encoding import encode
-    from gait.synth.dataset import people, render_walk, SynthConfig
-    from gait.synth.walker import simulate  # noqa: F401 - imported for its side of the timing
+    from gait.synth.dataset import SynthConfig, people, render_walk
 
     embedder = Embedder(model)
     rng = np.random.default_rng(5)
@@ -170,10 +169,8 @@ def bench_embed(
     try:
         import torch
 
-        from gait.model import GaitEmbedder  # noqa: F401 - torch model comparison needs the weights
         torch.set_num_threads(2)
-        import onnx  # noqa: F401
-        torch_model = _torch_from_onnx_card(embedder)
+        torch_model = _torch_from_checkpoint(embedder)
         if torch_model is not None:
             with torch.no_grad():
                 x = torch.from_numpy(features)
@@ -196,7 +193,7 @@ def bench_embed(
                   f" preparation alone {prep * 1e3:.2f} ms a walk")
 
 
-def _torch_from_onnx_card(embedder):  # type: ignore[no-untyped-def]
+def _torch_from_checkpoint(embedder):  # type: ignore[no-untyped-def]
     """The PyTorch twin of the ONNX model, from the checkpoint saved beside it."""
     import torch
 

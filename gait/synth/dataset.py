@@ -9,7 +9,7 @@ import numpy as np
 
 from gait.synth.camera import observe, random_view, walker_to_world
 from gait.synth.walker import Person, sample_person, simulate, vary_for_walk, with_limp
-from gait.walk import J, Walk
+from gait.walk import Walk
 
 
 @dataclass(frozen=True)
@@ -57,5 +57,3 @@ def walks_of(persons: list[Person], per_person: int, seed: int, cfg: SynthConfig
             labels.append(i)
     return walks, np.asarray(labels)
 
-
-__all__ = ["SynthConfig", "render_walk", "people", "walks_of", "J"]
