@@ -24,4 +24,4 @@ def build(settings: config.Settings) -> ServiceSpec:
 
 def main() -> None:
     settings = config.load()
-    asyncio.run(serve_forever(build(settings), settings))
+    asyncio.run(serve_forever("edge", lambda: build(settings), settings))

@@ -16,7 +16,7 @@ import numpy as np
 
 from gait.encoding import encode_normalised
 from gait.features import heel_strikes, quality
-from gait.normalize import normalise
+from gait.normalize import Normalised, normalise
 from gait.walk import Walk
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -64,14 +64,18 @@ class Embedder:
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
 
-    def prepare(self, walk: Walk) -> tuple[np.ndarray, float]:
-        """Model input [T, C] and quality, or UnusableWalk."""
+    def _normalised(self, walk: Walk) -> Normalised:
         n = normalise(walk)
         if n.frames < MIN_FRAMES:
             raise UnusableWalk(f"too short: {walk.seconds:.2f} s (at least {MIN_FRAMES / n.fps:.2f} s needed)")
         seen = float((walk.coco[:, 5:17, 2] > 0.05).mean())
         if seen < 0.3:
             raise UnusableWalk(f"body keypoints visible in only {seen:.0%} of frames and joints")
+        return n
+
+    def prepare(self, walk: Walk) -> tuple[np.ndarray, float]:
+        """Model input [T, C] and quality, or UnusableWalk."""
+        n = self._normalised(walk)
         return encode_normalised(n), quality(walk, n, heel_strikes(n))
 
     def run(self, features: np.ndarray) -> np.ndarray:
@@ -98,6 +102,11 @@ class Embedder:
                 for key, vector in zip(chunk, vectors):
                     out[key] = Embedding(vector.astype(np.float32), prepared[key][1])
         return out, errors
+
+    def vector(self, walk: Walk) -> np.ndarray:
+        """The embedding alone, without the quality score (the matcher's per-window path,
+        where gait-cycle segmentation would only be thrown away)."""
+        return self.run(encode_normalised(self._normalised(walk))[None])[0].astype(np.float32)
 
     def embed(self, walk: Walk) -> Embedding:
         features, q = self.prepare(walk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ def memory_by_part(state: stack.StackState) -> tuple[dict[str, float], dict[str,
     pss: dict[str, float] = dict(rss)
     for proc in psutil.process_iter():
         try:
-            name = groups.get(proc.pid) or groups.get(psutil.os.getpgid(proc.pid))
+            name = groups.get(proc.pid) or groups.get(os.getpgid(proc.pid))
             if name is None:
                 continue
             info = proc.memory_full_info()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +22,16 @@ bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _stack_errors(command: str) -> Iterator[None]:
+    """A StackError is the user's to act on: print it, exit 1, no traceback."""
+    try:
+        yield
+    except stack.StackError as exc:
+        err.print(f"[red]gaitpay {command}:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _settings() -> config.Settings:
@@ -41,11 +52,8 @@ def up(timeout: float = typer.Option(60.0, help="Seconds to wait for each compon
         console.print(f"  [green]✓[/green] {name:<10} {address:<24} ready")
 
     console.print(f"starting the GaitPay stack from [bold]{settings.home}[/bold]")
-    try:
+    with _stack_errors("up failed"):
         state = stack.up(settings, report, timeout_s=timeout)
-    except stack.StackError as exc:
-        err.print(f"[red]gaitpay up failed:[/red] {exc}")
-        raise typer.Exit(1) from None
     console.print(f"[bold green]all {len(state.records)} parts healthy[/bold green] in "
                   f"{time.monotonic() - t0:.1f} s. `gaitpay status` to look, `gaitpay down` to stop.")
 
@@ -54,11 +62,8 @@ def up(timeout: float = typer.Option(60.0, help="Seconds to wait for each compon
 def down() -> None:
     """Stop everything `gaitpay up` started (by pid), services first."""
     settings = _settings()
-    try:
+    with _stack_errors("down"):
         stopped = stack.down(settings)
-    except stack.StackError as exc:
-        err.print(f"[red]gaitpay down:[/red] {exc}")
-        raise typer.Exit(1) from None
     console.print(f"stopped {len(stopped)} processes: {', '.join(stopped)}" if stopped else "no stack was running")
 
 
@@ -66,11 +71,8 @@ def down() -> None:
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Each component and service with its health. Exit code 1 if anything is unhealthy."""
     settings = _settings()
-    try:
+    with _stack_errors("status"):
         report = stack.status(settings)
-    except stack.StackError as exc:
-        err.print(f"[red]gaitpay status:[/red] {exc}")
-        raise typer.Exit(1) from None
     rows = report["components"]
     assert isinstance(rows, list)
     if as_json:

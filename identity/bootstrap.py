@@ -35,4 +35,4 @@ def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:
 
 def main() -> None:
     settings = config.load()
-    asyncio.run(serve_forever(build(settings), settings, readiness(settings)))
+    asyncio.run(serve_forever("identity", lambda: build(settings), settings, readiness(settings)))

@@ -25,7 +25,7 @@ def _embedder() -> tuple[EmbedFn, int]:
 
     def embed(keypoints: np.ndarray, fps: float) -> np.ndarray:
         try:
-            return model.embed(Walk(keypoints, fps)).vector
+            return model.vector(Walk(keypoints, fps))
         except UnusableWalk as exc:
             raise MalformedWindow(f"window cannot be embedded: {exc}") from None
 
@@ -59,12 +59,5 @@ def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:
 
 def main() -> None:
     settings = config.load()
-    spec_holder: list[ServiceSpec] = []
-
-    async def run() -> None:
-        # Dependencies first (serve_forever waits for them), then the index and the model.
-        await dependencies.wait_ready(readiness(settings))
-        spec_holder.append(build(settings))
-        await serve_forever(spec_holder[0], settings)
-
-    asyncio.run(run())
+    # build() opens the Milvus index, so it runs once Milvus answers.
+    asyncio.run(serve_forever("matcher", lambda: build(settings), settings, readiness(settings)))

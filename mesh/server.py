@@ -349,14 +349,15 @@ async def start(spec: ServiceSpec, settings: Settings, *, address: str | None = 
 
 
 async def serve_forever(
-    spec: ServiceSpec, settings: Settings, ready: dict[str, dependencies.Probe] | None = None
+    name: str, build: Callable[[], ServiceSpec], settings: Settings,
+    ready: dict[str, dependencies.Probe] | None = None,
 ) -> None:
-    """The body of every service's main(): wait for dependencies, start, wait for
-    SIGTERM/SIGINT, drain."""
-    setup_logging(settings, spec.name)
+    """The body of every service's main(): wait for dependencies, build the service (its
+    adapters may connect to them), start, wait for SIGTERM/SIGINT, drain."""
+    setup_logging(settings, name)
     if ready:
         await dependencies.wait_ready(ready)
-    running = await start(spec, settings)
+    running = await start(build(), settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
