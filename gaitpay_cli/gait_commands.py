@@ -108,8 +108,11 @@ def evaluate(
     sizes: str = typer.Option("100,1000,10000", help="Synthetic gallery sizes, comma-separated."),
     real: Optional[Path] = typer.Option(None, help="UCalgary folder (default: ../shared/data/ucalgary-dev)"),
     out: Path = typer.Option(Path("eval-report"), help="Folder for report.json and det.png."),
+    write_calibration: bool = typer.Option(
+        False, help="Also write the matcher's score calibration for this model (gait/models/policy-calibration.json)."),
 ) -> None:
-    """Closed-set ranks, EER, FNMR at FMR and FNIR at FPIR (open-set) with 95% intervals."""
+    """Closed-set ranks, EER, FNMR at FMR and FNIR at FPIR (open-set) with 95% intervals, and
+    the matcher policy's calibration replayed over synthetic store visits."""
     from gait import eval_suite
     from gait.datasets import ucalgary
     from gait.embedder import Embedder
@@ -128,9 +131,44 @@ def evaluate(
     for name, row in result.rows.items():
         table.add_row(name, *[_fmt(row.get(c)) for c in columns])
     console.print(table)
-    (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows}, indent=2,
-                                                default=list) + "\n")
+    policy = _policy_calibration(embedder, write_calibration)
+    (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows,
+                                                 "policy": policy}, indent=2, default=list) + "\n")
     console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
+
+
+def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
+    """Measure best-of-templates score statistics, replay the policy over synthetic visits at
+    several bounds, print both, and optionally write the calibration the matcher loads."""
+    from dataclasses import asdict
+
+    from gait import calibration
+    from matcher.domain.policy import PolicyConfig, ScoreModel
+
+    enrolled = 300
+    with console.status("calibrating the matcher policy (synthetic visits)"):
+        cal, per_window = calibration.measure(embedder, enrolled=enrolled)
+    scores = ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std,
+                        cal.window_correlation)
+    table = Table(title=f"matcher policy over synthetic visits: {enrolled} enrolled ({cal.enrol_walks} walks each), "
+                        f"{len(per_window) - enrolled} strangers, up to {PolicyConfig().max_windows} windows")
+    for column in ("false-match bound", "identified", "wrongly identified", "strangers identified",
+                   "median windows"):
+        table.add_column(column)
+    rows = []
+    for bound in (1e-4, 1e-3, 1e-2, 1e-1):
+        sim = calibration.simulate_visits(per_window, enrolled, PolicyConfig(max_false_match=bound), scores)
+        rows.append({"bound": bound, **asdict(sim)})
+        table.add_row(f"{bound:g}", f"{sim.identified_correctly}/{sim.enrolled_visits} ({sim.identification_rate:.0%})",
+                      str(sim.identified_wrongly), f"{sim.strangers_identified}/{sim.strangers}",
+                      f"{sim.median_windows_to_identify:g}")
+    console.print(f"score model: impostor {cal.impostor_mean} +/- {cal.impostor_std}, genuine {cal.genuine_mean} "
+                  f"+/- {cal.genuine_std}, window correlation {cal.window_correlation} (measured ICC {cal.measured_icc})")
+    console.print(table)
+    if write:
+        calibration.CALIBRATION_FILE.write_text(cal.to_json())
+        console.print(f"calibration written to {calibration.CALIBRATION_FILE}")
+    return {"calibration": asdict(cal), "visits": rows}
 
 
 def bench_embed(

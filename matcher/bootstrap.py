@@ -8,15 +8,31 @@ import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+import structlog
+
 from matcher.domain.identification import EmbedFn, Identifier
+from matcher.domain.policy import ScoreModel
 from matcher.grpc_api import MatcherServicer
 from mesh import config, dependencies
 from mesh.server import ServiceSpec, serve_forever
 
+log = structlog.get_logger("gaitpay.matcher")
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
 
 
-def _embedder() -> tuple[EmbedFn, int]:
+def score_model(version: str) -> ScoreModel:
+    """The policy's score model measured for this embedding model by `gaitpay eval
+    --write-calibration`; the built-in defaults only when none was measured for it."""
+    from gait import calibration
+
+    cal = calibration.load(version)
+    if cal is None:
+        log.warning("no policy calibration for this gait model; using built-in defaults", model=version)
+        return ScoreModel()
+    return ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std, cal.window_correlation)
+
+
+def _embedder() -> tuple[EmbedFn, int, str]:
     from gait.embedder import Embedder, UnusableWalk
     from gait.walk import Walk
     from matcher.domain.windows import MalformedWindow
@@ -29,11 +45,11 @@ def _embedder() -> tuple[EmbedFn, int]:
         except UnusableWalk as exc:
             raise MalformedWindow(f"window cannot be embedded: {exc}") from None
 
-    return embed, model.dim
+    return embed, model.dim, model.version
 
 
 def build(settings: config.Settings) -> ServiceSpec:
-    embed, dim = _embedder()
+    embed, dim, version = _embedder()
     store = None
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
@@ -45,7 +61,7 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.batching import BatchingIndex
 
         index = BatchingIndex(store)
-    identifier = Identifier(index=index, embed=embed)
+    identifier = Identifier(index=index, embed=embed, scores=score_model(version))
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim), server)

@@ -8,8 +8,11 @@ The estimated probability that the best candidate is a false match (a stranger, 
 wrong customer, scoring this high by chance) comes from the impostor score model measured
 by `gaitpay eval`: per-comparison impostor scores ~ N(mu, sigma); the mean over n windows of
 one walk has n_eff = n / (1 + (n - 1) rho) independent windows' worth of evidence (windows of
-one walk are correlated); any of the G enrolled customers in scope may be the impostor
-(union bound). IDENTIFIED needs min_windows, that probability below the configured bound,
+one walk are correlated); any of the G enrolled customers in scope may be the impostor,
+and the track is tested again after every window, up to L = max_windows - min_windows + 1
+looks (union bounds over both, so peeking after each window does not inflate the false-match
+rate). The score model comes from `gaitpay eval --write-calibration` for the model in use
+(gait/models/policy-calibration.json). IDENTIFIED needs min_windows, that probability below the configured bound,
 and a margin over the runner-up. STRANGER when the best candidate scores like an impostor
 against the genuine score model, or when max_windows pass without an identification.
 """
@@ -101,7 +104,8 @@ def decide(evidence: TrackEvidence, gallery_size: int, scores: ScoreModel, cfg: 
     runner_up_mean = ranked[1][1] if len(ranked) > 1 else -1.0
     n_eff = n / (1 + (n - 1) * scores.window_correlation)
     z = (best_mean - scores.impostor_mean) * math.sqrt(n_eff) / scores.impostor_std
-    fmp = min(1.0, max(gallery_size, 1) * _upper_tail(z))
+    looks = max(1, cfg.max_windows - cfg.min_windows + 1)
+    fmp = min(1.0, max(gallery_size, 1) * looks * _upper_tail(z))
     margin = best_mean - runner_up_mean
     alternatives = tuple((c, round(s, 4)) for c, s in ranked[1:4])
     facts = (f"best {best_mean:.3f} over {n} windows (n_eff {n_eff:.1f}), runner-up {runner_up_mean:.3f}, "

@@ -1,0 +1,54 @@
+"""The policy calibration: the statistics it measures and the visit replay built on them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from gait import calibration
+from matcher.domain.policy import PolicyConfig, ScoreModel
+
+
+def test_intra_class_correlation_recovers_a_known_pair_effect() -> None:
+    rng = np.random.default_rng(1)
+    pairs = rng.normal(0, np.sqrt(0.4), size=(20_000, 1)) + rng.normal(0, np.sqrt(0.6), size=(20_000, 12))
+    assert abs(calibration.intra_class_correlation(pairs) - 0.4) < 0.02
+    assert calibration.intra_class_correlation(rng.normal(size=(20_000, 12))) < 0.02
+
+
+def test_a_heavy_pair_tail_raises_the_fitted_correlation_above_the_measured_one() -> None:
+    rng = np.random.default_rng(2)
+    # Gaussian windows, but 1% of impostor pairs resemble the customer strongly.
+    effect = np.where(rng.random((40_000, 1)) < 0.01, 0.35, 0.0)
+    impostor = effect + rng.normal(0, 0.1, size=(40_000, 12))
+    genuine = 0.5 + rng.normal(0, 0.1, size=(100, 12))
+    cal = calibration.fit(genuine, impostor, "m", 4)
+    assert cal.window_correlation > cal.measured_icc + 0.1
+    # With the fitted correlation, the model's 1e-4 tail of a 12-window mean covers the measured one.
+    n, z = 12, 3.719
+    predicted = cal.impostor_mean + z * cal.impostor_std * np.sqrt(cal.window_correlation + (1 - cal.window_correlation) / n)
+    assert predicted >= np.quantile(impostor.mean(axis=1), 1 - 1e-4) - 1e-6
+
+
+def test_visit_replay_counts_right_wrong_and_stranger_identifications() -> None:
+    rng = np.random.default_rng(3)
+    customers, windows = 10, 12
+    per_window = {}
+    for person in range(customers + 5):
+        scores = rng.normal(0.0, 0.05, size=(windows, customers))
+        if person < customers:
+            scores[:, person] = 0.95
+        per_window[person] = scores
+    model = ScoreModel(impostor_mean=0.0, impostor_std=0.05, window_correlation=0.3)
+    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), model)
+    assert (sim.identified_correctly, sim.identified_wrongly, sim.strangers_identified) == (customers, 0, 0)
+    assert sim.median_windows_to_identify == PolicyConfig().min_windows
+
+
+def test_the_shipped_calibration_belongs_to_the_shipped_model() -> None:
+    card = json.loads((calibration.CALIBRATION_FILE.parent / "model-card.json").read_text())
+    cal = calibration.load(card["version"])
+    assert cal is not None and cal.impostor_pairs >= 30_000
+    assert cal.genuine_mean > cal.impostor_mean and cal.window_correlation >= cal.measured_icc
+    assert calibration.load("some-other-model") is None
