@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, Protocol, Sequence
 
 import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from matcher.domain import hot_cache
 from matcher.domain.identification import Decision, Identifier, State
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
-from mesh import validation
+from mesh import sealing, validation
 from mesh.errors import InvalidArgument, MeshError
 
 _STATES = {
@@ -63,6 +65,14 @@ class TemplateStore(Protocol):
 
     def remove(self, customer_id: str) -> int: ...
 
+    def customers_for_store(self, store_id: str, limit: int) -> list[str]: ...
+
+    def templates_of(self, customer_ids: Sequence[str]) -> dict[str, list[Template]]: ...
+
+
+HOT_CACHE_TTL = timedelta(hours=24)
+HOT_CACHE_INFO = b"gaitpay hot cache v1"
+
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128) -> None:
@@ -100,7 +110,35 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.RemoveTemplatesRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.RemoveTemplatesResponse:
         removed = await asyncio.to_thread(self._templates().remove, request.customer_id)
+        self._identifier.visits.forget_customer(request.customer_id)
         return matcher_pb2.RemoveTemplatesResponse(removed=removed)
+
+    async def ExportHotCache(
+        self, request: matcher_pb2.ExportHotCacheRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.ExportHotCacheResponse:
+        store = self._templates()
+        limit = request.max_customers or hot_cache.DEFAULT_CUSTOMERS
+        frequent = self._identifier.visits.most_frequent(request.store_id, limit)
+        scoped = await asyncio.to_thread(store.customers_for_store, request.store_id, limit)
+        chosen = hot_cache.choose(frequent, scoped, limit)
+        templates = await asyncio.to_thread(store.templates_of, [c for c, _ in chosen])
+        expires = datetime.now(timezone.utc) + HOT_CACHE_TTL
+        cache = matcher_pb2.HotCache(store_id=request.store_id)
+        cache.expires_at.FromDatetime(expires)
+        for customer, count in chosen:
+            if customer not in templates:  # removed between the two reads: leave them out
+                continue
+            entry = cache.customers.add(customer_id=customer, identifications=count)
+            for t in templates[customer]:
+                entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
+                                    model_version=t.model_version, quality=t.quality)
+        sealed = sealing.seal(cache.SerializeToString(), request.recipient_public_key,
+                              associated=request.store_id.encode(), info=HOT_CACHE_INFO)
+        response = matcher_pb2.ExportHotCacheResponse(
+            sealed_templates=sealed.box, customers=len(cache.customers),
+            ephemeral_public_key=sealed.ephemeral_public_key)
+        response.expires_at.FromDatetime(expires)
+        return response
 
     async def StreamIdentify(
         self, request_iterator: AsyncIterator[matcher_pb2.StreamIdentifyRequest], context: grpc.aio.ServicerContext

@@ -25,14 +25,26 @@ ALLOWED_CALLERS: Mapping[str, frozenset[str]] = {
     "payment": frozenset({"billing", GATEWAY, OPERATOR}),
 }
 
+# Narrower rules for single RPCs ("package.Service/Method"), within the service's callers:
+# least privilege where one caller's business is only part of a service.
+METHOD_CALLERS: Mapping[str, frozenset[str]] = {
+    "gaitpay.matcher.v1.MatcherService/StreamIdentify": frozenset({"edge", OPERATOR}),
+    "gaitpay.matcher.v1.MatcherService/ExportHotCache": frozenset({"edge", OPERATOR}),
+    "gaitpay.matcher.v1.MatcherService/UpsertTemplates": frozenset({"identity", OPERATOR}),
+    "gaitpay.matcher.v1.MatcherService/RemoveTemplates": frozenset({"identity", OPERATOR}),
+}
+
 # Infrastructure RPCs every mesh identity may call (health probes, reflection).
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
                            "grpc.reflection.v1.ServerReflection"})
 
 
-def is_allowed(service: str, caller: str | None, rpc_service: str) -> bool:
+def is_allowed(service: str, caller: str | None, rpc_service: str, rpc_method: str = "") -> bool:
     if caller is None:
         return False
     if rpc_service in OPEN_SERVICES:
         return True
-    return caller in ALLOWED_CALLERS.get(service, frozenset())
+    if caller not in ALLOWED_CALLERS.get(service, frozenset()):
+        return False
+    narrower = METHOD_CALLERS.get(rpc_method)
+    return narrower is None or caller in narrower

@@ -113,7 +113,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     # -- checks shared by every kind of RPC --------------------------------------------
 
-    def _admit(self, context: grpc.aio.ServicerContext, rpc_service: str) -> None:
+    def _admit(self, context: grpc.aio.ServicerContext, rpc_service: str, rpc_method: str) -> None:
         if self._settings.tls:
             caller = caller_identity(context)
             if caller is None:
@@ -122,12 +122,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                     reason="CALLER_UNAUTHENTICATED",
                     code=grpc.StatusCode.UNAUTHENTICATED,
                 )
-            if not authz.is_allowed(self._service, caller, rpc_service):
+            if not authz.is_allowed(self._service, caller, rpc_service, rpc_method):
                 raise MeshError(
-                    f"{caller} may not call {self._service}",
+                    f"{caller} may not call {rpc_method}",
                     reason="CALLER_NOT_ALLOWED",
                     code=grpc.StatusCode.PERMISSION_DENIED,
-                    metadata={"caller": caller, "service": self._service},
+                    metadata={"caller": caller, "service": self._service, "method": rpc_method},
                 )
         if self._draining.active and rpc_service not in authz.OPEN_SERVICES:
             raise MeshError("service is shutting down", reason="SHUTTING_DOWN", code=grpc.StatusCode.UNAVAILABLE)
@@ -173,7 +173,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
-                self._admit(context, rpc_service)
+                self._admit(context, rpc_service, labels[1])
                 validation.check(request)
                 async with asyncio.timeout(self._deadline(context)):
                     result = inner(request, context)
@@ -195,7 +195,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         async def behaviour(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
             started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
-                self._admit(context, rpc_service)
+                self._admit(context, rpc_service, labels[1])
                 result = inner(self._count(requests, labels), context)
                 return await result if inspect.isawaitable(result) else result
             except asyncio.CancelledError:
@@ -217,7 +217,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started, code, failure = time.perf_counter(), grpc.StatusCode.OK, None
             try:
-                self._admit(context, rpc_service)
+                self._admit(context, rpc_service, labels[1])
                 if request_streaming:
                     request = self._count(request, labels)
                 else:

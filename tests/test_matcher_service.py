@@ -109,3 +109,57 @@ async def test_templates_of_the_wrong_size_are_refused(matcher) -> None:
         with pytest.raises(Exception) as caught:
             await matcher_pb2_grpc.MatcherServiceStub(channel).UpsertTemplates(request)
     assert "64 values" in caught.value.details()
+
+
+async def upsert(stub, customer: str, vectors: np.ndarray, stores: list[str]) -> None:
+    request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer, store_ids=stores)
+    for j, v in enumerate(vectors):
+        request.templates.add(template_id=f"{customer[-4:]}-{j}", values=v.tolist(), model_version="test", quality=0.8)
+    await stub.UpsertTemplates(request)
+
+
+async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_open_it(matcher) -> None:
+    import grpc
+
+    from gaitpay.matcher.v1.matcher_pb2 import HotCache
+    from matcher.grpc_api import HOT_CACHE_INFO
+    from mesh import sealing
+
+    rng = np.random.default_rng(7)
+    centres = unit(rng.normal(size=(6, DIM)))
+    async with open_channel(matcher, identity="identity", service="matcher") as channel:
+        stub = matcher_pb2_grpc.MatcherServiceStub(channel)
+        for i in range(5):  # customers 0-4 enrolled for store-1, customer 5 only for store-2
+            await upsert(stub, customer_id(i), unit(centres[i] + 0.03 * rng.normal(size=(2, DIM))),
+                         ["store-1"] if i < 5 else ["store-2"])
+        await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"])
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # identity has no business with the cache
+            await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(store_id="store-1",
+                                                                        recipient_public_key=bytes(32)))
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    # Customer 3 visits store-1 and is identified: the regular heads the cache.
+    await stream(matcher, [features_window("v1", s, unit(centres[3] + 0.05 * rng.normal(size=DIM))) for s in range(3)])
+    private, public = sealing.new_keypair()
+    async with open_channel(matcher, identity="edge", service="matcher") as channel:
+        stub = matcher_pb2_grpc.MatcherServiceStub(channel)
+        reply = await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(
+            store_id="store-1", max_customers=3, recipient_public_key=public))
+        with pytest.raises(grpc.aio.AioRpcError) as forbidden:  # and the edge can't write templates
+            await upsert(stub, customer_id(9), unit(centres[:1]), [])
+        assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reply.customers == 3 and len(reply.ephemeral_public_key) == 32
+    assert str(customer_id(3)).encode() not in reply.sealed_templates  # sealed, not merely serialized
+    box = sealing.Sealed(reply.sealed_templates, reply.ephemeral_public_key)
+    cache = HotCache.FromString(sealing.open_sealed(box, private, b"store-1", HOT_CACHE_INFO))
+    listed = [c.customer_id for c in cache.customers]
+    assert listed[0] == customer_id(3) and cache.customers[0].identifications == 1
+    assert len(listed) == 3 and customer_id(5) not in listed  # another store's customer stays out
+    assert all(len(c.templates) == 2 and len(c.templates[0].values) == DIM for c in cache.customers)
+    assert np.allclose(np.linalg.norm(np.asarray(cache.customers[0].templates[0].values)), 1.0, atol=1e-4)
+
+    stranger_key, _ = sealing.new_keypair()
+    with pytest.raises(sealing.SealError):
+        sealing.open_sealed(box, stranger_key, b"store-1", HOT_CACHE_INFO)
+    with pytest.raises(sealing.SealError):  # a cache replayed to another store does not open
+        sealing.open_sealed(box, private, b"store-2", HOT_CACHE_INFO)

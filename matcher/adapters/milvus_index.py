@@ -174,6 +174,34 @@ class MilvusTemplateIndex:
             out.append(sorted(best.items(), key=lambda kv: -kv[1])[:k])
         return out
 
+    def customers_for_store(self, store_id: str, limit: int) -> list[str]:
+        """Customers a store's search may return (scoped to it or to every store)."""
+        flt = f"store_id in {_quoted([store_id, ALL_STORES])}"
+        try:
+            rows = self._client.query(self.config.collection, filter=flt, output_fields=["customer_id"],
+                                      limit=min(16_384, 8 * limit), timeout=self.config.timeout_s)
+        except MilvusException as exc:
+            raise TemplateIndexError(f"listing the customers of a store failed: {exc}") from None
+        return list(dict.fromkeys(row["customer_id"] for row in rows))[:limit]
+
+    def templates_of(self, customer_ids: Sequence[str]) -> dict[str, list[Template]]:
+        """Every stored template of these customers (one per template, whatever its scopes)."""
+        out: dict[str, dict[str, Template]] = {}
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start:start + 500])
+            try:
+                rows = self._client.query(
+                    self.config.collection, filter=f"customer_id in {_quoted(chunk)}",
+                    output_fields=["customer_id", "template_id", "quality", "model_version", "embedding"],
+                    timeout=max(self.config.timeout_s, 30))
+            except MilvusException as exc:
+                raise TemplateIndexError(f"reading templates failed: {exc}") from None
+            for row in rows:
+                out.setdefault(row["customer_id"], {})[row["template_id"]] = Template(
+                    row["template_id"], np.asarray(row["embedding"], dtype=np.float32), float(row["quality"]),
+                    row["model_version"])
+        return {c: list(t.values()) for c, t in out.items()}
+
     def count(self) -> int:
         stats = self._client.get_collection_stats(self.config.collection, timeout=self.config.timeout_s)
         return int(stats.get("row_count", 0))

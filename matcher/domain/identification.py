@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from matcher.domain.hot_cache import VisitCounter
 from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
 from matcher.domain.windows import MalformedWindow, TrackKey, Window, check_features, check_keypoints
 
@@ -64,6 +65,7 @@ class Identifier:
     embed: EmbedFn | None = None
     scores: ScoreModel = field(default_factory=ScoreModel)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    visits: VisitCounter = field(default_factory=VisitCounter)
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
     _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
@@ -107,6 +109,9 @@ class Identifier:
             evidence = self._evidence(window.track)
             evidence.add(candidates)
             outcome = decide(evidence, gallery, self.scores, self.policy)
+            if outcome.verdict == Verdict.IDENTIFIED and evidence.announced != outcome.customer_id:
+                evidence.announced = outcome.customer_id  # one visit counts once, not per window
+                self.visits.identified(window.track.store_id, outcome.customer_id)
         return Decision(
             track=window.track, window_sequence=window.sequence, state=_STATE[outcome.verdict],
             windows_used=outcome.windows, reason=outcome.reason, customer_id=outcome.customer_id,

@@ -59,6 +59,7 @@ class TrackEvidence:
     sums: dict[str, float] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     kth_scores: list[float] = field(default_factory=list)  # each window's k-th best score
+    announced: str = ""  # the customer this track was last identified as
 
     def add(self, candidates: list[tuple[str, float]]) -> None:
         for customer, score in candidates:

@@ -173,19 +173,43 @@ class RemoveTemplatesResponse(_message.Message):
     def __init__(self, removed: _Optional[int] = ...) -> None: ...
 
 class ExportHotCacheRequest(_message.Message):
-    __slots__ = ("store_id", "max_customers")
+    __slots__ = ("store_id", "max_customers", "recipient_public_key")
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     store_id: str
     max_customers: int
-    def __init__(self, store_id: _Optional[str] = ..., max_customers: _Optional[int] = ...) -> None: ...
+    recipient_public_key: bytes
+    def __init__(self, store_id: _Optional[str] = ..., max_customers: _Optional[int] = ..., recipient_public_key: _Optional[bytes] = ...) -> None: ...
 
 class ExportHotCacheResponse(_message.Message):
-    __slots__ = ("sealed_templates", "customers", "expires_at")
+    __slots__ = ("sealed_templates", "customers", "expires_at", "ephemeral_public_key")
     SEALED_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     sealed_templates: bytes
     customers: int
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, sealed_templates: _Optional[bytes] = ..., customers: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ephemeral_public_key: bytes
+    def __init__(self, sealed_templates: _Optional[bytes] = ..., customers: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ephemeral_public_key: _Optional[bytes] = ...) -> None: ...
+
+class HotCache(_message.Message):
+    __slots__ = ("store_id", "customers", "expires_at")
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    store_id: str
+    customers: _containers.RepeatedCompositeFieldContainer[HotCacheCustomer]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, store_id: _Optional[str] = ..., customers: _Optional[_Iterable[_Union[HotCacheCustomer, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class HotCacheCustomer(_message.Message):
+    __slots__ = ("customer_id", "templates", "identifications")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    templates: _containers.RepeatedCompositeFieldContainer[ProtectedTemplate]
+    identifications: int
+    def __init__(self, customer_id: _Optional[str] = ..., templates: _Optional[_Iterable[_Union[ProtectedTemplate, _Mapping]]] = ..., identifications: _Optional[int] = ...) -> None: ...
