@@ -116,3 +116,42 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
     yield uri
     os.killpg(record.pgid or record.pid, signal.SIGTERM)
+
+
+class LocalStack:
+    """A stack started by `gaitpay up`, as a user starts it, with operator-style access."""
+
+    def __init__(self, home: Path, rows: dict[str, dict]) -> None:
+        self.home = home
+        self.rows = rows
+
+    def channel(self, service: str, identity: str = "operator") -> grpc.Channel:
+        creds = pki.credentials(self.home / "pki", identity)
+        return grpc.secure_channel(self.rows[service]["address"], channel_credentials(creds),
+                                   options=[("grpc.ssl_target_name_override", f"{service}.gaitpay.svc")])
+
+    def settings(self) -> config.Settings:
+        """Settings a client process would load for this stack (its home, its addresses)."""
+        addrs = {f"{svc}_addr": self.rows[svc]["address"] for svc in config.SERVICES}
+        return config.load(environ={}, home=self.home, **addrs)
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "GAITPAY_HOME": str(self.home), "COLUMNS": "200"}
+        return subprocess.run([sys.executable, "-m", "gaitpay_cli", *args], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One `gaitpay up` shared by the end-to-end tests of the session; `down` at the end."""
+    import json
+
+    home = tmp_path_factory.mktemp("local-stack")
+    stack = LocalStack(home, {})
+    started = stack.cli("up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        stack.rows = {r["name"]: r for r in json.loads(stack.cli("status", "--json").stdout)["components"]}
+        yield stack
+    finally:
+        stack.cli("down")
