@@ -111,8 +111,7 @@ def evaluate(
     write_calibration: bool = typer.Option(
         False, help="Also write the matcher's score calibration for this model (gait/models/policy-calibration.json)."),
 ) -> None:
-    """Closed-set ranks, EER, FNMR at FMR and FNIR at FPIR (open-set) with 95% intervals, and
-    the matcher policy's calibration replayed over synthetic store visits."""
+    """Ranks, EER, FNMR@FMR, FNIR@FPIR with 95% intervals; the matcher policy replayed over synthetic visits."""
     from gait import eval_suite
     from gait.datasets import ucalgary
     from gait.embedder import Embedder

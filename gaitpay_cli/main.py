@@ -20,6 +20,10 @@ config_app = typer.Typer(help="Settings of the services and the stack.", no_args
 app.add_typer(config_app, name="config")
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+from gaitpay_cli.admin_commands import audit_app, vault_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(vault_app, name="vault")
 console = Console()
 err = Console(stderr=True)
 

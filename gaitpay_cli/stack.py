@@ -419,6 +419,14 @@ def _start_components(settings: config.Settings, state: StackState, env: dict[st
         probe = component_probe(record.name, env)
         _wait(lambda: _probe_ok(probe), record.name, record, timeout_s)
         report(record.name, record.address, time.monotonic() - t0)
+    if not settings.vault_addr:  # our dev server: policies, keys, transform, a token per service
+        from mesh import vault_provision
+
+        provisioned = vault_provision.provision(env["VAULT_ADDR"], env["VAULT_TOKEN"])
+        for service, token in provisioned.tokens.items():
+            env[f"GAITPAY_VAULT_TOKEN_{service.upper()}"] = token
+        state.env = env
+        state.save(path)
 
 
 def _start_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
@@ -433,7 +441,8 @@ def _start_services(settings: config.Settings, state: StackState, env: dict[str,
     for service in SERVICE_ORDER:
         address = env[f"GAITPAY_{service.upper()}_ADDR"]
         log = home / "logs" / f"{service}.log"
-        pid = _spawn([sys.executable, "-m", service], log, env)
+        own_token = env.get(f"GAITPAY_VAULT_TOKEN_{service.upper()}")  # least privilege, not root
+        pid = _spawn([sys.executable, "-m", service], log, {**env, **({"VAULT_TOKEN": own_token} if own_token else {})})
         record = Record(service, "service", address, pid, str(log), pgid=pid)
         state.records.append(record)
         state.save(state_path(settings))

@@ -1,25 +1,56 @@
-"""Composition root of the identity service.
-
-The contract's RPCs that this build does not implement yet answer UNIMPLEMENTED with the
-NOT_IMPLEMENTED reason (the generated servicer base raises NotImplementedError; the mesh
-guard maps it); the service still proves its dependencies answer before it reports SERVING."""
+"""Composition root of the identity service: PostgreSQL, Vault, the gait engine and the
+matcher wired to the identity core, the core to the gRPC layer."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from mesh import config, dependencies
+from mesh.errors import Unavailable
 from mesh.server import ServiceSpec, serve_forever
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
 
+class CachedTransform:
+    """The template transform, re-read from Vault at most once a minute, so a re-issued
+    secret reaches enrolment without a restart."""
+
+    def __init__(self, keys, dim: int, ttl_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+        self._keys, self._dim, self._ttl = keys, dim, ttl_s
+        self._value, self._at = keys.transform(dim), time.monotonic()
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        if time.monotonic() - self._at > self._ttl:
+            self._value, self._at = self._keys.transform(self._dim), time.monotonic()
+        return self._value
+
+
 def build(settings: config.Settings) -> ServiceSpec:
+    from identity.adapters.matcher_templates import MatcherTemplates
+    from identity.adapters.postgres_store import PostgresDatabase
+    from identity.adapters.vault_keys import VaultKeys
+    from identity.adapters.walk_embedder import GaitWalkEmbedder
+    from identity.domain.service import IdentityCore
+    from identity.grpc_api import IdentityServicer
+    from mesh.client import open_sync_channel
+
+    if not settings.postgres_dsn or not settings.vault_addr:
+        raise Unavailable("identity needs PostgreSQL (GAITPAY_POSTGRES_DSN) and Vault (VAULT_ADDR)")
+    db = PostgresDatabase(settings.postgres_dsn)
+    keys = VaultKeys(settings.vault_addr, settings.vault_token)
+    embedder = GaitWalkEmbedder()
+    matcher = MatcherTemplates(open_sync_channel(settings, identity="identity", service="matcher"),
+                               timeout_s=settings.default_deadline_s)
+    core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder,
+                        protector=CachedTransform(keys, embedder.dim))
+
     def register(server: grpc.aio.Server) -> None:
-        identity_pb2_grpc.add_IdentityServiceServicer_to_server(identity_pb2_grpc.IdentityServiceServicer(), server)
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(core), server)
 
     return ServiceSpec(name="identity", register=register, grpc_services=[SERVICE_NAME])
 

@@ -32,6 +32,20 @@ def score_model(version: str) -> ScoreModel:
     return ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std, cal.window_correlation)
 
 
+def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-untyped-def]
+    """With Vault configured, the index holds protected templates (identity transforms them),
+    so every query embedding goes through the same secret transform before the search."""
+    if not settings.vault_addr:
+        return None
+    import hvac
+
+    from mesh.vault_provision import load_transform
+
+    transform = load_transform(hvac.Client(url=settings.vault_addr, token=settings.vault_token, timeout=5), dim)
+    log.info("template transform loaded", version=transform.version)
+    return transform.apply
+
+
 def _embedder() -> tuple[EmbedFn, int, str]:
     from gait.embedder import Embedder, UnusableWalk
     from gait.walk import Walk
@@ -61,7 +75,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.batching import BatchingIndex
 
         index = BatchingIndex(store)
-    identifier = Identifier(index=index, embed=embed, scores=score_model(version))
+    identifier = Identifier(index=index, embed=embed, scores=score_model(version),
+                            protect=_query_transform(settings, dim))
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim), server)

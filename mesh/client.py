@@ -58,3 +58,20 @@ def open_channel(
     creds = credentials or pki.credentials(settings.pki_dir, identity)
     options.append(("grpc.ssl_target_name_override", f"{service}.gaitpay.svc"))
     return grpc.aio.secure_channel(target, channel_credentials(creds), options=options, interceptors=interceptors)
+
+
+def open_sync_channel(settings: Settings, *, identity: str, service: str, address: str | None = None) -> grpc.Channel:
+    """A blocking channel (for domain cores that run on worker threads), same mTLS and
+    tracing; callers pass a deadline on every call."""
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    target = address or settings.address_of(service)
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    if settings.tls:
+        creds = pki.credentials(settings.pki_dir, identity)
+        options.append(("grpc.ssl_target_name_override", f"{service}.gaitpay.svc"))
+        channel = grpc.secure_channel(target, channel_credentials(creds), options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    return intercept_channel(channel, client_interceptor())

@@ -65,6 +65,9 @@ class Identifier:
     embed: EmbedFn | None = None
     scores: ScoreModel = field(default_factory=ScoreModel)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    # The deployment's cancelable template transform (identity applies it to templates;
+    # queries must live in the same protected space). None: templates are stored as sent.
+    protect: Callable[[np.ndarray], np.ndarray] | None = None
     visits: VisitCounter = field(default_factory=VisitCounter)
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
@@ -103,6 +106,8 @@ class Identifier:
             return Decision(window.track, window.sequence, State.PENDING, evidence.windows,
                             "no template index is configured on this matcher; no identification is made")
         embedding = self.embedding_of(window)
+        if self.protect is not None:
+            embedding = self.protect(embedding)
         candidates = self.index.search(embedding, window.track.store_id, TOP_K, all_stores)
         gallery = self._gallery_size()
         with self._lock:  # streams run their windows on worker threads

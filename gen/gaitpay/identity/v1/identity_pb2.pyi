@@ -125,6 +125,20 @@ class EnrollWalksResponse(_message.Message):
     template_quality: float
     def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedWalk, _Mapping]]] = ..., template_quality: _Optional[float] = ...) -> None: ...
 
+class RotateCustomerKeyRequest(_message.Message):
+    __slots__ = ("request_id", "customer_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    customer_id: str
+    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
+class RotateCustomerKeyResponse(_message.Message):
+    __slots__ = ("key_version",)
+    KEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    key_version: int
+    def __init__(self, key_version: _Optional[int] = ...) -> None: ...
+
 class WithdrawConsentRequest(_message.Message):
     __slots__ = ("request_id", "customer_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -233,11 +247,13 @@ class VerifyAuditChainRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class VerifyAuditChainResponse(_message.Message):
-    __slots__ = ("intact", "entries", "first_broken_sequence")
+    __slots__ = ("intact", "entries", "first_broken_sequence", "problem")
     INTACT_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     FIRST_BROKEN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
     intact: bool
     entries: int
     first_broken_sequence: int
-    def __init__(self, intact: _Optional[bool] = ..., entries: _Optional[int] = ..., first_broken_sequence: _Optional[int] = ...) -> None: ...
+    problem: str
+    def __init__(self, intact: _Optional[bool] = ..., entries: _Optional[int] = ..., first_broken_sequence: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...

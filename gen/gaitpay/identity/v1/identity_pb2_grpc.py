@@ -52,6 +52,11 @@ class IdentityServiceStub:
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksResponse.FromString,
                 _registered_method=True)
+        self.RotateCustomerKey = channel.unary_unary(
+                '/gaitpay.identity.v1.IdentityService/RotateCustomerKey',
+                request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.FromString,
+                _registered_method=True)
         self.WithdrawConsent = channel.unary_unary(
                 '/gaitpay.identity.v1.IdentityService/WithdrawConsent',
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.WithdrawConsentRequest.SerializeToString,
@@ -106,6 +111,14 @@ class IdentityServiceServicer:
 
     def EnrollWalks(self, request, context):
         """Enrol one or more walks as templates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateCustomerKey(self, request, context):
+        """Rotate the customer's key: a new version encrypts from now on; wrapped data keys and
+        encrypted fields are re-wrapped inside Vault (no plaintext leaves it, nothing stops).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +183,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.EnrollWalks,
                     request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksRequest.FromString,
                     response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksResponse.SerializeToString,
+            ),
+            'RotateCustomerKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateCustomerKey,
+                    request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.FromString,
+                    response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.SerializeToString,
             ),
             'WithdrawConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.WithdrawConsent,
@@ -286,6 +304,33 @@ class IdentityService:
             '/gaitpay.identity.v1.IdentityService/EnrollWalks',
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksRequest.SerializeToString,
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.EnrollWalksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateCustomerKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.identity.v1.IdentityService/RotateCustomerKey',
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.SerializeToString,
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

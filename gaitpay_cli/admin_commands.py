@@ -1,0 +1,76 @@
+"""`gaitpay audit verify` and `gaitpay vault provision`: operator tasks on a running mesh."""
+
+from __future__ import annotations
+
+import grpc
+import typer
+from rich.console import Console
+
+from gaitpay_cli import stack
+from mesh import config
+
+audit_app = typer.Typer(help="The identity service's audit chain.", no_args_is_help=True)
+vault_app = typer.Typer(help="Vault (or OpenBao) for the mesh.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _address(settings: config.Settings, service: str) -> str:
+    """The running local stack's address for the service, else the configured one."""
+    state = stack.StackState.load(stack.state_path(settings))
+    if state is not None:
+        for record in state.records:
+            if record.name == service:
+                return record.address
+    return settings.address_of(service)
+
+
+@audit_app.command("verify")
+def audit_verify(timeout: float = typer.Option(120.0, help="Seconds before giving up.")) -> None:
+    """Walk the audit chain end to end and check every link (exit 1 if it was tampered with)."""
+    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+    from mesh.client import open_sync_channel
+
+    settings = config.load()
+    channel = open_sync_channel(settings, identity="operator", service="identity",
+                                address=_address(settings, "identity"))
+    try:
+        with console.status("verifying the audit chain"):
+            report = identity_pb2_grpc.IdentityServiceStub(channel).VerifyAuditChain(
+                identity_pb2.VerifyAuditChainRequest(), timeout=timeout)
+    except grpc.RpcError as exc:
+        err.print(f"[red]gaitpay audit verify:[/red] identity service: {exc.code().name}: {exc.details()}")
+        raise typer.Exit(2) from None
+    finally:
+        channel.close()
+    if report.intact:
+        console.print(f"[green]audit chain intact[/green]: {report.entries} entries verified")
+        return
+    err.print(f"[red]audit chain BROKEN[/red] at entry {report.first_broken_sequence}: {report.problem} "
+              f"({report.entries} entries verified before it)")
+    raise typer.Exit(1)
+
+
+@vault_app.command("provision")
+def vault_provision_cmd(
+    addr: str = typer.Option(None, envvar="VAULT_ADDR", help="Vault address."),
+    token: str = typer.Option(None, envvar="VAULT_TOKEN", help="A token allowed to mount engines and write policies."),
+    print_tokens: bool = typer.Option(False, help="Print the per-service tokens (a dev setup; use Kubernetes auth in production)."),
+) -> None:
+    """Transit engine, shared HMAC keys, the per-service policies from vault-policies/, the
+    template-transform secret (created once, never overwritten) and a token per service."""
+    from mesh import vault_provision
+
+    if not addr or not token:
+        err.print("[red]gaitpay vault provision:[/red] set VAULT_ADDR and VAULT_TOKEN (or --addr/--token)")
+        raise typer.Exit(2)
+    try:
+        done = vault_provision.provision(addr, token)
+    except Exception as exc:  # noqa: BLE001 - hvac/requests errors, shown readably
+        err.print(f"[red]gaitpay vault provision:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"provisioned {addr}: policies {', '.join(sorted(done.tokens))}; "
+                  f"template transform version {done.transform_version}")
+    if print_tokens:
+        for service, value in done.tokens.items():
+            console.print(f"{service}={value}")

@@ -1,0 +1,40 @@
+"""The matcher's template index, reached over gRPC (mTLS as identity, with deadlines)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import grpc
+import numpy as np
+
+from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from mesh.errors import MeshError, Unavailable, status_from_rpc_error
+
+
+class MatcherTemplates:
+    def __init__(self, channel: grpc.Channel, timeout_s: float = 10.0) -> None:
+        self._stub = matcher_pb2_grpc.MatcherServiceStub(channel)
+        self._timeout = timeout_s
+
+    def _call(self, what: str, fn, request):  # type: ignore[no-untyped-def]
+        try:
+            return fn(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unavailable(f"matcher unavailable during {what}") from None
+            raise MeshError(f"matcher refused {what}: {code.name}", reason="DEPENDENCY_UNAVAILABLE",
+                            code=grpc.StatusCode.FAILED_PRECONDITION) from None
+
+    def upsert(self, request_id: str, customer_id: str, templates: list[tuple[str, np.ndarray, float, str]],
+               store_ids: Sequence[str]) -> int:
+        request = matcher_pb2.UpsertTemplatesRequest(request_id=request_id, customer_id=customer_id,
+                                                     store_ids=list(store_ids))
+        for template_id, vector, quality, version in templates:
+            request.templates.add(template_id=template_id, values=vector.tolist(), quality=quality,
+                                  model_version=version[:64])
+        return int(self._call("template upsert", self._stub.UpsertTemplates, request).stored)
+
+    def remove(self, request_id: str, customer_id: str) -> int:
+        request = matcher_pb2.RemoveTemplatesRequest(request_id=request_id, customer_id=customer_id)
+        return int(self._call("template removal", self._stub.RemoveTemplates, request).removed)

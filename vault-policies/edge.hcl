@@ -1,0 +1,4 @@
+# edge: its own configuration only (the hot cache arrives sealed for its device key).
+path "secret/data/gaitpay/edge/*" {
+  capabilities = ["read"]
+}
