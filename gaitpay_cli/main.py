@@ -171,6 +171,34 @@ def bench_matcher(
     console.print(table)
 
 
+@bench_app.command("identity")
+def bench_identity(
+    customers: int = typer.Option(50, min=1, help="Customers to create and enrol."),
+    walks: int = typer.Option(4, min=1, max=16, help="Walks enrolled per customer."),
+) -> None:
+    """Enrolment latency (p50/p99) through the running stack, beside a read in the same run."""
+    from rich.progress import Progress
+
+    from gaitpay_cli import bench_identity as bench
+    from gaitpay_cli.admin_commands import _address
+    from mesh.client import open_sync_channel
+
+    settings = _settings()
+    channel = open_sync_channel(settings, identity="operator", service="identity",
+                                address=_address(settings, "identity"))
+    with Progress(console=console) as progress:
+        task = progress.add_task("enrolling", total=customers)
+        rows = bench.run(channel, customers, walks, lambda i: progress.update(task, completed=i))
+    channel.close()
+    table = Table(title=f"identity: {customers} customers, {walks} walks each")
+    for column in ("call", "p50 ms", "p99 ms", "x baseline p50"):
+        table.add_column(column)
+    base = rows[-1].pct(50)
+    for row in rows:
+        table.add_row(row.name, f"{row.pct(50):.1f}", f"{row.pct(99):.1f}", f"{row.pct(50) / base:.1f}")
+    console.print(table)
+
+
 @bench_app.command("stack")
 def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
     """Time `gaitpay up` and measure the memory of the whole running stack."""

@@ -155,3 +155,36 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield stack
     finally:
         stack.cli("down")
+
+
+@pytest.fixture(scope="session")
+def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real PostgreSQL and a provisioned OpenBao for services started alone by a test:
+    {"postgres_dsn", "vault_addr", "root_token", "<service>_token"...}."""
+    import signal
+
+    import hvac
+
+    from gaitpay_cli import stack
+    from mesh import vault_provision
+
+    home = tmp_path_factory.mktemp("backing")
+    (home / "logs").mkdir()
+    pg_record, dsn = stack.start_postgres(home)
+    vault_record, addr, root = stack.start_vault(home)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if hvac.Client(url=addr, token=root, timeout=1).sys.is_initialized():
+                    break
+            except Exception:  # noqa: BLE001 - not listening yet
+                pass
+            assert time.monotonic() < deadline, "OpenBao did not start"
+            time.sleep(0.1)
+        tokens = vault_provision.provision(addr, root).tokens
+        yield {"postgres_dsn": dsn, "vault_addr": addr, "root_token": root,
+               **{f"{name}_token": token for name, token in tokens.items()}}
+    finally:
+        os.killpg(vault_record.pgid or vault_record.pid, signal.SIGTERM)
+        stack.stop_postgres(home, pg_record)

@@ -4,7 +4,6 @@ chain that catches tampering."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 import grpc
@@ -67,7 +66,6 @@ def db_count(dsn: str, sql: str, *args) -> int:
 
 
 async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
-    env = {k: v for k, v in local_stack.rows.items()}
     state_env = __import__("json").loads((local_stack.home / "stack.json").read_text())["env"]
     dsn, vault_addr, root = state_env["GAITPAY_POSTGRES_DSN"], state_env["VAULT_ADDR"], state_env["VAULT_TOKEN"]
     walks, _ = walks_of(people(1, seed=9001), 4, seed=9002)
@@ -189,6 +187,15 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
                                               "ORDER BY sequence", (cid,))]
         assert actions[0] == "customer.created" and "enrolment" in actions and "key.rotated" in actions
         assert "payment_method.added" in actions and actions[-1] == "customer.erased"
+        newest = conn.execute("SELECT * FROM identity.audit_log ORDER BY sequence DESC LIMIT 1").fetchone()
+        conn.execute("DELETE FROM identity.audit_log WHERE sequence = %s", (newest[0],))
+        conn.commit()
+        truncated = local_stack.cli("audit", "verify")
+        assert truncated.returncode == 1 and "deleted" in truncated.stderr, truncated.stderr
+        conn.execute("INSERT INTO identity.audit_log VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                     (*newest[:5], psycopg.types.json.Jsonb(newest[5]), *newest[6:]))
+        conn.commit()
+        assert local_stack.cli("audit", "verify").returncode == 0  # restored exactly: intact again
         victim = conn.execute("SELECT sequence FROM identity.audit_log WHERE customer_id = %s AND action = "
                               "'enrolment' ORDER BY sequence LIMIT 1", (cid,)).fetchone()[0]
         conn.execute("UPDATE identity.audit_log SET attributes = attributes || '{\"accepted\": \"9\"}' "
@@ -196,4 +203,3 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
     broken = local_stack.cli("audit", "verify")
     assert broken.returncode == 1
     assert f"BROKEN at entry {victim}" in broken.stderr and "altered" in broken.stderr
-    _ = base64, env

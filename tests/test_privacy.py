@@ -37,8 +37,11 @@ def two_free_ports() -> int:
     raise RuntimeError("no two adjacent free ports")
 
 
-async def test_no_biometric_or_card_data_leaves_the_services(settings, service_process) -> None:
+async def test_no_biometric_or_card_data_leaves_the_services(settings, service_process, backing_services) -> None:
     custom = dataclasses.replace(settings, metrics_port_offset=1, log_level="debug",
+                                 postgres_dsn=backing_services["postgres_dsn"],
+                                 vault_addr=backing_services["vault_addr"],
+                                 vault_token=backing_services["identity_token"],
                                  matcher_addr=f"127.0.0.1:{two_free_ports()}",
                                  identity_addr=f"127.0.0.1:{two_free_ports()}")
     matcher = service_process("matcher", custom)

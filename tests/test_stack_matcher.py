@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
-from gait.embedder import Embedder
 from gait.synth.dataset import people, walks_of
-from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+from gaitpay.matcher.v1 import matcher_pb2
+from test_identity_stack import consent, walk_message
 
 pytestmark = pytest.mark.stack
 ENROLLED, STRANGERS, ENROL_WALKS, VISIT_WINDOWS = 6, 6, 4, 12
@@ -34,20 +35,21 @@ async def test_enrolled_walkers_and_strangers_through_the_stack(local_stack) -> 
     persons = people(ENROLLED + STRANGERS, seed=4242)
     walks, labels = walks_of(persons, ENROL_WALKS + VISIT_WINDOWS, seed=4243)
     by_person = {p: [w for w, lab in zip(walks, labels) if lab == p] for p in range(len(persons))}
-    embedder = Embedder()
-    customers = {p: str(uuid.uuid4()) for p in range(ENROLLED)}
-    with local_stack.channel("matcher") as channel:
-        stub = matcher_pb2_grpc.MatcherServiceStub(channel)
-        for p, customer in customers.items():
-            request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer,
-                                                         store_ids=["store-e2e"])
-            for j, walk in enumerate(by_person[p][:ENROL_WALKS]):
-                request.templates.add(template_id=f"{customer[:8]}-{j}", values=embedder.vector(walk).tolist(),
-                                      model_version=embedder.version, quality=0.9)
-            assert stub.UpsertTemplates(request, timeout=30).stored == ENROL_WALKS
+    customers = {}
+    with local_stack.channel("identity") as channel:  # enrolled the way the app enrols them
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        for p in range(ENROLLED):
+            customer = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
+                request_id=str(uuid.uuid4()), display_name=f"Walker {p}", consent=consent()), timeout=30).customer
+            enrolled = stub.EnrollWalks(identity_pb2.EnrollWalksRequest(
+                request_id=str(uuid.uuid4()), customer_id=customer.customer_id, store_ids=["store-e2e"],
+                walks=[walk_message(w) for w in by_person[p][:ENROL_WALKS]]), timeout=60)
+            assert enrolled.accepted >= 1
+            customers[p] = customer.customer_id
 
     settings = local_stack.settings()
-    # The enrolment walks themselves, replayed: the matcher must name their owner.
+    # The enrolment walks themselves, replayed: the matcher must name their owner (through the
+    # template transform identity applied and the matcher applies to queries).
     replay = await visit(settings, "replay", by_person[0][:ENROL_WALKS])
     assert replay[0].state == matcher_pb2.DECISION_STATE_PENDING  # one window never decides
     assert replay[-1].state == IDENTIFIED and replay[-1].customer_id == customers[0]

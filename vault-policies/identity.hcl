@@ -34,3 +34,6 @@ path "transit/verify/audit*" {
 path "secret/data/gaitpay/template-transform" {
   capabilities = ["read"]
 }
+path "secret/data/gaitpay/identity/audit-head" {
+  capabilities = ["create", "read", "update"]
+}

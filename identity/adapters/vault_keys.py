@@ -18,6 +18,7 @@ from mesh.errors import FailedPrecondition, Unavailable
 from mesh.vault_provision import load_transform
 
 MOUNT = "transit"
+AUDIT_HEAD = "gaitpay/identity/audit-head"
 
 
 def key_name(customer_id: str) -> str:
@@ -124,6 +125,21 @@ class VaultKeys:
                               json={"batch_input": batch})
             out += [str(item["hmac"]) for item in data["data"]["batch_results"]]
         return out
+
+    def anchor_audit(self, sequence: int, mac: str) -> None:
+        """Record the chain's head in Vault KV, outside the database an attacker might edit."""
+        self._call("audit anchor", self._vault.secrets.kv.v2.create_or_update_secret, AUDIT_HEAD,
+                   {"sequence": str(sequence), "mac": mac}, mount_point="secret")
+
+    def audit_anchor(self) -> tuple[int, str] | None:
+        try:
+            data = self._vault.secrets.kv.v2.read_secret_version(AUDIT_HEAD, mount_point="secret",
+                                                                 raise_on_deleted_version=True)["data"]["data"]
+        except InvalidPath:
+            return None  # nothing appended yet
+        except (VaultError, requests.RequestException) as exc:
+            raise Unavailable("vault unreachable while reading the audit anchor") from exc
+        return int(data["sequence"]), str(data["mac"])
 
     def transform(self, dim: int) -> CancelableTransform:
         return load_transform(self._vault, dim)

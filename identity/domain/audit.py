@@ -32,8 +32,11 @@ class ChainReport:
     why: str = ""
 
 
-def verify(batches: Iterable[list], macs: Callable[[list[bytes]], list[str]]) -> ChainReport:
-    """Walk the chain in order; batches of AuditRow-like objects, MACs computed in batches."""
+def verify(batches: Iterable[list], macs: Callable[[list[bytes]], list[str]],
+           anchor: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the chain in order; batches of AuditRow-like objects, MACs computed in batches.
+    `anchor` is the head recorded outside the database after each append (sequence, MAC):
+    without it, deleting the newest entries would leave a shorter chain that still links."""
     expected_prev, expected_seq, count = GENESIS, 1, 0
     for rows in batches:
         payloads = [link(r.prev_mac, canonical(r.sequence, r.at, r.action, r.customer_id, r.actor, r.attributes))
@@ -45,5 +48,10 @@ def verify(batches: Iterable[list], macs: Callable[[list[bytes]], list[str]]) ->
                 return ChainReport(False, count, row.sequence, "link to the previous entry does not match")
             if row.mac != mac:
                 return ChainReport(False, count, row.sequence, "entry was altered after it was written")
+            if anchor is not None and row.sequence == anchor[0] and row.mac != anchor[1]:
+                return ChainReport(False, count, row.sequence, "entry differs from the anchored head")
             expected_prev, expected_seq, count = row.mac, expected_seq + 1, count + 1
+    if anchor is not None and count < anchor[0]:
+        return ChainReport(False, count, count + 1,
+                           f"entries {count + 1}..{anchor[0]} were deleted (the anchored head is {anchor[0]})")
     return ChainReport(True, count)

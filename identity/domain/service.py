@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -101,7 +103,20 @@ class IdentityCore:
     protector: Callable[[], Protector]  # fetched per use: a re-issued transform takes effect
     clock: Callable[[], datetime] = _now
 
+    _heads: threading.local = field(default_factory=threading.local)
+
     # -- helpers ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Tx]:
+        """A database transaction; once it commits, the newest audit head it wrote is
+        anchored outside the database (Vault), so truncating the chain is detectable."""
+        self._heads.pending = None
+        with self.db.transaction() as tx:
+            yield tx
+        head, self._heads.pending = self._heads.pending, None
+        if head is not None:
+            self.keys.anchor_audit(*head)
 
     def _replayed(self, tx: Tx, request_id: str, operation: str, fingerprint: str) -> dict | None:
         stored = tx.claim_request(request_id, operation, fingerprint)
@@ -116,6 +131,7 @@ class IdentityCore:
         payload = audit.link(prev_mac, audit.canonical(sequence, at, action, customer_id, actor, attributes))
         mac = self.keys.audit_macs([payload])[0]
         tx.insert_audit(AuditRow(sequence, at, action, customer_id, actor, attributes, prev_mac, mac))
+        self._heads.pending = (sequence, mac)
         return sequence
 
     def _active_customer(self, tx: Tx, customer_id: str, lock: bool = True) -> CustomerRow:
@@ -133,7 +149,7 @@ class IdentityCore:
         fp = _fingerprint("create_customer", display_name, phone, email, asdict(consent), home_region)
         phone_lookup = self.keys.lookup_hash(f"phone:{phone}") if phone else None
         email_lookup = self.keys.lookup_hash(f"email:{email.lower()}") if email else None
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "create_customer", fp)
             if replay is not None:
                 return CustomerView(**replay)
@@ -156,7 +172,7 @@ class IdentityCore:
             return view
 
     def get_customer(self, customer_id: str, actor: str = "") -> CustomerView:
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             row = tx.customer(customer_id)
             if row is None:
                 raise CustomerNotFound(customer_id)
@@ -174,7 +190,7 @@ class IdentityCore:
                     store_ids: Sequence[str] = (), actor: str = "") -> EnrolmentResult:
         fp = _fingerprint("enrol_walks", customer_id, [hashlib.sha256(w.keypoints.tobytes()).hexdigest()
                                                        for w in walks], list(store_ids))
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "enrol_walks", fp)
             if replay is not None:
                 return EnrolmentResult(replay["accepted"], [Rejection(**r) for r in replay["rejected"]],
@@ -240,7 +256,7 @@ class IdentityCore:
     def rotate_key(self, request_id: str, customer_id: str, actor: str = "") -> int:
         """New key version; data keys and fields re-wrapped inside Vault. Old versions keep
         decrypting meanwhile, so nothing stops during a rotation."""
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "rotate_key", _fingerprint("rotate_key", customer_id))
             if replay is not None:
                 return int(replay["version"])
@@ -261,7 +277,7 @@ class IdentityCore:
     # -- consent and erasure ------------------------------------------------------------------
 
     def withdraw_consent(self, request_id: str, customer_id: str, actor: str = "") -> int:
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "withdraw_consent", _fingerprint("withdraw", customer_id))
             if replay is not None:
                 return int(replay["count"])
@@ -277,7 +293,7 @@ class IdentityCore:
         """Right to erasure: templates out of the index, the customer's key destroyed (every
         ciphertext under it unreadable), personal columns wiped, payment tokens dropped;
         the audit chain keeps only the random customer id, which nothing links to a person."""
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "erase", _fingerprint("erase", customer_id))
             if replay is not None:
                 return replay["erased_at"], int(replay["count"])
@@ -303,7 +319,7 @@ class IdentityCore:
             raise InvalidArgument("gateway_token looks like a card number; send the gateway's token",
                                   field_violations=[("gateway_token", "must be a gateway token, never a PAN")])
         fp = _fingerprint("add_payment_method", customer_id, kind, gateway, token, last4, brand, upi_handle_masked)
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "add_payment_method", fp)
             if replay is not None:
                 return str(replay["payment_method_id"])
@@ -317,7 +333,7 @@ class IdentityCore:
             return pm_id
 
     def charge_profile(self, customer_id: str, actor: str = "") -> ChargeProfile:
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             self._active_customer(tx, customer_id, lock=False)
             pm = tx.default_payment_method(customer_id)
             if pm is None:
@@ -331,7 +347,7 @@ class IdentityCore:
     def append_audit(self, request_id: str, action: str, customer_id: str, attributes: dict[str, str],
                      actor: str = "") -> int:
         fp = _fingerprint("append_audit", action, customer_id, attributes)
-        with self.db.transaction() as tx:
+        with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "append_audit", fp)
             if replay is not None:
                 return int(replay["sequence"])
@@ -340,7 +356,7 @@ class IdentityCore:
             return sequence
 
     def verify_audit(self) -> audit.ChainReport:
-        return audit.verify(self.db.audit_rows(), self.keys.audit_macs)
+        return audit.verify(self.db.audit_rows(), self.keys.audit_macs, self.keys.audit_anchor())
 
 
 @dataclass(frozen=True)
