@@ -15,7 +15,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _address(settings: config.Settings, service: str) -> str:
+def service_address(settings: config.Settings, service: str) -> str:
     """The running local stack's address for the service, else the configured one."""
     state = stack.StackState.load(stack.state_path(settings))
     if state is not None:
@@ -33,7 +33,7 @@ def audit_verify(timeout: float = typer.Option(120.0, help="Seconds before givin
 
     settings = config.load()
     channel = open_sync_channel(settings, identity="operator", service="identity",
-                                address=_address(settings, "identity"))
+                                address=service_address(settings, "identity"))
     try:
         with console.status("verifying the audit chain"):
             report = identity_pb2_grpc.IdentityServiceStub(channel).VerifyAuditChain(

@@ -3,7 +3,6 @@ enrol walks), beside a GetCustomer read measured in the same run as the baseline
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -51,7 +50,3 @@ def run(channel, customers: int, walks_per_customer: int, progress=lambda i: Non
         progress(i + 1)
     return [Latencies("CreateCustomer", create_s), Latencies(f"EnrollWalks ({walks_per_customer} walks)", enrol_s),
             Latencies("GetCustomer (baseline)", read_s)]
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)

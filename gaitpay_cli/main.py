@@ -180,12 +180,12 @@ def bench_identity(
     from rich.progress import Progress
 
     from gaitpay_cli import bench_identity as bench
-    from gaitpay_cli.admin_commands import _address
+    from gaitpay_cli.admin_commands import service_address
     from mesh.client import open_sync_channel
 
     settings = _settings()
     channel = open_sync_channel(settings, identity="operator", service="identity",
-                                address=_address(settings, "identity"))
+                                address=service_address(settings, "identity"))
     with Progress(console=console) as progress:
         task = progress.add_task("enrolling", total=customers)
         rows = bench.run(channel, customers, walks, lambda i: progress.update(task, completed=i))

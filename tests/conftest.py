@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import grpc
 import pytest
@@ -94,6 +94,19 @@ def service_process(settings: config.Settings) -> Iterator:
             proc.kill()
 
 
+def wait_until_answering(probe: Callable[[], object], timeout_s: float = 30.0) -> None:
+    """Call a readiness probe (mesh.dependencies) until it passes; its last error if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            probe()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Milvus (milvus-lite's server) on 127.0.0.1 for the session."""
@@ -104,16 +117,7 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     home = tmp_path_factory.mktemp("milvus-home")
     record, uri = stack.start_milvus(home)
-    probe = dependencies.milvus(uri, timeout_s=2)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            probe()
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    wait_until_answering(dependencies.milvus(uri, timeout_s=2))
     yield uri
     os.killpg(record.pgid or record.pid, signal.SIGTERM)
 
@@ -163,25 +167,15 @@ def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     {"postgres_dsn", "vault_addr", "root_token", "<service>_token"...}."""
     import signal
 
-    import hvac
-
     from gaitpay_cli import stack
-    from mesh import vault_provision
+    from mesh import dependencies, vault_provision
 
     home = tmp_path_factory.mktemp("backing")
     (home / "logs").mkdir()
     pg_record, dsn = stack.start_postgres(home)
     vault_record, addr, root = stack.start_vault(home)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if hvac.Client(url=addr, token=root, timeout=1).sys.is_initialized():
-                    break
-            except Exception:  # noqa: BLE001 - not listening yet
-                pass
-            assert time.monotonic() < deadline, "OpenBao did not start"
-            time.sleep(0.1)
+        wait_until_answering(dependencies.vault(addr, root, timeout_s=1))
         tokens = vault_provision.provision(addr, root).tokens
         yield {"postgres_dsn": dsn, "vault_addr": addr, "root_token": root,
                **{f"{name}_token": token for name, token in tokens.items()}}

@@ -4,11 +4,7 @@ and is refused everything else."""
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import time
 from pathlib import Path
-from typing import Iterator
 
 import hvac
 import pytest
@@ -20,24 +16,11 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
-def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, dict[str, str]]]:
-    from gaitpay_cli import stack
-
-    home = tmp_path_factory.mktemp("bao")
-    (home / "logs").mkdir()
-    record, addr, root = stack.start_vault(home)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if hvac.Client(url=addr, token=root, timeout=1).sys.is_initialized():
-                break
-        except Exception:  # noqa: BLE001 - not listening yet
-            pass
-        assert time.monotonic() < deadline, "OpenBao did not start"
-        time.sleep(0.1)
-    tokens = vault_provision.provision(addr, root).tokens
-    yield addr, root, tokens
-    os.killpg(record.pgid or record.pid, signal.SIGTERM)
+def vault(backing_services: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    """The session's provisioned OpenBao (tests/conftest.py): address, root token, service tokens."""
+    tokens = {k.removesuffix("_token"): v for k, v in backing_services.items()
+              if k.endswith("_token") and k != "root_token"}
+    return backing_services["vault_addr"], backing_services["root_token"], tokens
 
 
 def as_service(vault, service: str) -> hvac.Client:
