@@ -98,7 +98,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                context: grpc.aio.ServicerContext) -> identity_pb2.AddPaymentMethodResponse:
         pm_id = await self._run(self._core.add_payment_method, request.request_id, request.customer_id,
                                 _KINDS[request.kind], request.gateway, request.gateway_token, request.last4,
-                                request.brand, request.upi_handle_masked, actor=caller_identity(context) or "")
+                                request.brand, request.upi_handle_masked, actor=caller_identity(context) or "",
+                                gateway_customer=request.gateway_customer)
         return identity_pb2.AddPaymentMethodResponse(payment_method_id=pm_id)
 
     async def GetChargeProfile(self, request: identity_pb2.GetChargeProfileRequest,
@@ -109,7 +110,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             customer_id=p.customer_id, payment_method_id=p.payment_method_id, gateway=p.gateway,
             gateway_token=p.gateway_token,
             per_visit_limit=types_pb2.Money(currency_code="INR", minor_units=p.per_visit_limit_paise),
-            daily_limit=types_pb2.Money(currency_code="INR", minor_units=p.daily_limit_paise))
+            daily_limit=types_pb2.Money(currency_code="INR", minor_units=p.daily_limit_paise),
+            routes=[identity_pb2.ChargeRoute(payment_method_id=r.payment_method_id, gateway=r.gateway,
+                                             gateway_customer=r.gateway_customer, gateway_token=r.gateway_token)
+                    for r in p.routes])
 
     async def AppendAuditEvent(self, request: identity_pb2.AppendAuditEventRequest,
                                context: grpc.aio.ServicerContext) -> identity_pb2.AppendAuditEventResponse:

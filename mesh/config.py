@@ -132,6 +132,33 @@ class Settings:
     razorpay_base_url: str = setting(
         "GAITPAY_RAZORPAY_BASE_URL", "Razorpay API base URL (set by the local stack to the fake).", default=""
     )
+    stripe_webhook_secret: str = setting(
+        "GAITPAY_STRIPE_WEBHOOK_SECRET", "Signing secret of the Stripe webhook endpoint (whsec_...). Empty: the "
+        "payment service does not accept Stripe webhooks.", default=""
+    )
+    razorpay_webhook_secret: str = setting(
+        "GAITPAY_RAZORPAY_WEBHOOK_SECRET", "Secret of the Razorpay webhook. Empty: no Razorpay webhooks.", default=""
+    )
+    payment_webhook_addr: str = setting(
+        "GAITPAY_PAYMENT_WEBHOOK_ADDR", "host:port where the payment service receives gateway webhooks over HTTP "
+        "(/webhooks/stripe, /webhooks/razorpay).", default="127.0.0.1:50155"
+    )
+    gateway_timeout_s: float = setting(
+        "GAITPAY_GATEWAY_TIMEOUT_S", "Deadline of every call to a payment gateway; a charge that passes it "
+        "becomes UNKNOWN and the reconciler resolves it.", default=3.0
+    )
+    reconcile_interval_s: float = setting(
+        "GAITPAY_RECONCILE_INTERVAL_S", "How often the payment service resolves UNKNOWN payments against their "
+        "gateway (each is left alone for this long first, so requests in flight land).", default=5.0
+    )
+    confirmation_timeout_s: float = setting(
+        "GAITPAY_CONFIRMATION_TIMEOUT_S", "How long the shopper has to confirm a held charge in the app before "
+        "billing falls back to a payment link.", default=300.0
+    )
+    confirm_above_minor: int = setting(
+        "GAITPAY_CONFIRM_ABOVE_MINOR", "Bills above this (paise) are confirmed in the app, never auto-charged "
+        "(default Rs 5,000).", default=500_000
+    )
 
     @property
     def pki_dir(self) -> Path:

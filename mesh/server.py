@@ -48,6 +48,8 @@ class ServiceSpec:
     register: Register
     grpc_services: Sequence[str]
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
+    # Run once the gRPC server is serving (background loops, an HTTP listener for webhooks).
+    on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
 
 
 def caller_identity(context: grpc.aio.ServicerContext) -> str | None:
@@ -339,6 +341,8 @@ async def start(spec: ServiceSpec, settings: Settings, *, address: str | None = 
     if port == 0:
         raise OSError(f"{spec.name}: cannot bind {address}")
     await server.start()
+    for hook in spec.on_start:
+        await hook()
     for name in ["", *served]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics_port = settings.metrics_port_of(spec.name) if address == settings.address_of(spec.name) else None

@@ -1,27 +1,80 @@
-"""Composition root of the payment service.
-
-The contract's RPCs that this build does not implement yet answer UNIMPLEMENTED with the
-NOT_IMPLEMENTED reason (the generated servicer base raises NotImplementedError; the mesh
-guard maps it); the service still proves its dependencies answer before it reports SERVING."""
+"""Composition root of the payment service: PostgreSQL, Stripe and Razorpay wired to the
+payment core; the core to the gRPC layer, the webhook listener and the reconciler loop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
+import structlog
 
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
 from mesh import config, dependencies
+from mesh.errors import MeshError, Unavailable
 from mesh.server import ServiceSpec, serve_forever
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+log = structlog.get_logger("payment")
+
+
+def gateways(settings: config.Settings) -> dict:  # type: ignore[type-arg]
+    from payment.adapters.razorpay_gateway import RazorpayGateway
+    from payment.adapters.stripe_gateway import StripeGateway
+
+    found: dict = {}  # type: ignore[type-arg]
+    if settings.stripe_api_key:
+        found["stripe"] = StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s)
+    if settings.razorpay_key_id and settings.razorpay_key_secret:
+        found["razorpay"] = RazorpayGateway(settings.razorpay_key_id, settings.razorpay_key_secret,
+                                            settings.razorpay_base_url, settings.gateway_timeout_s)
+    return found
 
 
 def build(settings: config.Settings) -> ServiceSpec:
-    def register(server: grpc.aio.Server) -> None:
-        payment_pb2_grpc.add_PaymentServiceServicer_to_server(payment_pb2_grpc.PaymentServiceServicer(), server)
+    from payment.adapters.postgres_store import PostgresDatabase
+    from payment.adapters.webhooks_http import WebhookServer
+    from payment.domain.service import PaymentCore
+    from payment.grpc_api import PaymentServicer
 
-    return ServiceSpec(name="payment", register=register, grpc_services=[SERVICE_NAME])
+    if not settings.postgres_dsn:
+        raise Unavailable("payment needs PostgreSQL (GAITPAY_POSTGRES_DSN)")
+    found = gateways(settings)
+    if not found:
+        raise Unavailable("payment needs at least one gateway: set GAITPAY_STRIPE_API_KEY or GAITPAY_RAZORPAY_KEY_ID")
+    core = PaymentCore(PostgresDatabase(settings.postgres_dsn), found, unknown_grace_s=settings.reconcile_interval_s)
+    webhooks = WebhookServer(core.apply_event, settings.stripe_webhook_secret, settings.razorpay_webhook_secret)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def reconcile_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.reconcile_interval_s)
+            try:
+                report = await asyncio.to_thread(core.reconcile)
+            except MeshError as exc:
+                log.warning("reconcile.failed", why=exc.message)
+                continue
+            if report.examined:
+                log.info("reconcile.done", **report.__dict__)
+
+    async def on_start() -> None:
+        host, _, port = settings.payment_webhook_addr.rpartition(":")
+        await webhooks.start(host, int(port))
+        tasks.append(asyncio.get_running_loop().create_task(reconcile_forever()))
+        log.info("payment.ready", gateways=sorted(found), webhooks=settings.payment_webhook_addr)
+
+    async def on_stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await webhooks.stop()
+
+    def register(server: grpc.aio.Server) -> None:
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(core), server)
+
+    return ServiceSpec(name="payment", register=register, grpc_services=[SERVICE_NAME],
+                       on_start=[on_start], on_stop=[on_stop])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -12,34 +12,18 @@ from typing import Iterator, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, PaymentMethodRow, TemplateRow)
 from identity.domain import audit
-from mesh.errors import AlreadyExists, Unavailable
+from mesh import postgres
+from mesh.errors import AlreadyExists
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-_MIGRATION_LOCK = 0x6761_6974_6964  # "gaitid"
 _AUDIT_LOCK = 0x6761_6974_6175  # serialises appends to the chain
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:
-    applied: list[str] = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS identity")
-        conn.execute("CREATE TABLE IF NOT EXISTS identity.schema_migrations "
-                     "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-        done = {r[0] for r in conn.execute("SELECT version FROM identity.schema_migrations")}
-        for path in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-            version = int(path.name[:4])
-            if version in done:
-                continue
-            conn.execute(path.read_text())
-            conn.execute("INSERT INTO identity.schema_migrations (version, name) VALUES (%s, %s)",
-                         (version, path.stem))
-            applied.append(path.stem)
-    return applied
+    return postgres.migrate(conn, "identity", MIGRATIONS)
 
 
 class PostgresTx:
@@ -137,17 +121,17 @@ class PostgresTx:
                         (row.customer_id,))
         self._c.execute(
             "INSERT INTO identity.payment_methods (payment_method_id, customer_id, kind, gateway, gateway_token, "
-            "last4, brand, upi_handle_masked, per_visit_limit_paise, daily_limit_paise) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            "last4, brand, upi_handle_masked, per_visit_limit_paise, daily_limit_paise, gateway_customer) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
             (row.payment_method_id, row.customer_id, row.kind, row.gateway, row.gateway_token, row.last4, row.brand,
-             row.upi_handle_masked, row.per_visit_limit_paise, row.daily_limit_paise))
+             row.upi_handle_masked, row.per_visit_limit_paise, row.daily_limit_paise, row.gateway_customer))
 
-    def default_payment_method(self, customer_id: str) -> PaymentMethodRow | None:
-        row = self._one("SELECT payment_method_id::text, customer_id::text, kind, gateway, gateway_token, last4, "
-                        "brand, upi_handle_masked, per_visit_limit_paise, daily_limit_paise "
-                        "FROM identity.payment_methods WHERE customer_id = %s AND is_default "
-                        "AND removed_at IS NULL", (customer_id,))
-        return PaymentMethodRow(**row) if row else None
+    def active_payment_methods(self, customer_id: str) -> list[PaymentMethodRow]:
+        rows = self._all("SELECT payment_method_id::text, customer_id::text, kind, gateway, gateway_token, last4, "
+                         "brand, upi_handle_masked, per_visit_limit_paise, daily_limit_paise, gateway_customer "
+                         "FROM identity.payment_methods WHERE customer_id = %s AND removed_at IS NULL "
+                         "ORDER BY is_default DESC, created_at DESC", (customer_id,))
+        return [PaymentMethodRow(**r) for r in rows]
 
     def erase_customer(self, customer_id: str, at: datetime) -> int:
         """Personal columns wiped, lookups freed, tokens dropped, consent closed; returns the
@@ -157,7 +141,8 @@ class PostgresTx:
             "phone_lookup = NULL, email_ct = '', email_lookup = NULL, erased_at = %s "
             "WHERE customer_id = %s AND status <> 'erased'", (at, customer_id)).rowcount
         n += self._c.execute(
-            "UPDATE identity.payment_methods SET gateway_token = '', last4 = '', brand = '', upi_handle_masked = '', "
+            "UPDATE identity.payment_methods SET gateway_token = '', gateway_customer = '', last4 = '', brand = '', "
+            "upi_handle_masked = '', "
             "is_default = false, removed_at = COALESCE(removed_at, %s) WHERE customer_id = %s AND gateway_token <> ''",
             (at, customer_id)).rowcount
         self.withdraw_consent(customer_id, at)
@@ -177,13 +162,7 @@ class PostgresTx:
 
 class PostgresDatabase:
     def __init__(self, dsn: str, min_size: int = 1, max_size: int = 8, timeout_s: float = 5.0) -> None:
-        self._pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
-                                    kwargs={"connect_timeout": int(max(1, timeout_s)),
-                                            "options": "-c statement_timeout=10000"})
-        try:
-            self._pool.open(wait=True, timeout=timeout_s)
-        except Exception as exc:  # noqa: BLE001 - a clear message, not a pool traceback
-            raise Unavailable("postgres unreachable") from exc
+        self._pool = postgres.open_pool(dsn, min_size=min_size, max_size=max_size, timeout_s=timeout_s)
         with self._pool.connection() as conn:
             self.applied = migrate(conn)
 

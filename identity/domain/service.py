@@ -80,6 +80,8 @@ class ChargeProfile:
     gateway_token: str
     per_visit_limit_paise: int
     daily_limit_paise: int
+    # Every active method, the default first: the payment router fails over along these.
+    routes: tuple[PaymentMethodRow, ...] = ()
 
 
 def phone_hint(phone: str) -> str:
@@ -314,11 +316,12 @@ class IdentityCore:
 
     def add_payment_method(self, request_id: str, customer_id: str, kind: str, gateway: str, token: str,
                            last4: str = "", brand: str = "", upi_handle_masked: str = "",
-                           actor: str = "") -> str:
+                           actor: str = "", gateway_customer: str = "") -> str:
         if token.isdigit() and len(token) >= 12:
             raise InvalidArgument("gateway_token looks like a card number; send the gateway's token",
                                   field_violations=[("gateway_token", "must be a gateway token, never a PAN")])
-        fp = _fingerprint("add_payment_method", customer_id, kind, gateway, token, last4, brand, upi_handle_masked)
+        fp = _fingerprint("add_payment_method", customer_id, kind, gateway, token, last4, brand, upi_handle_masked,
+                          gateway_customer)
         with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "add_payment_method", fp)
             if replay is not None:
@@ -326,7 +329,7 @@ class IdentityCore:
             self._active_customer(tx, customer_id)
             pm_id = str(uuid.uuid4())
             tx.insert_payment_method(PaymentMethodRow(pm_id, customer_id, kind, gateway, token, last4, brand,
-                                                      upi_handle_masked, 1_000_000, 2_500_000))
+                                                      upi_handle_masked, 1_000_000, 2_500_000, gateway_customer))
             self._audit(tx, "payment_method.added", customer_id, actor,
                         {"kind": kind, "gateway": gateway, "last4": last4, "brand": brand})
             self._remember(tx, request_id, _PaymentMethod(pm_id))
@@ -335,12 +338,13 @@ class IdentityCore:
     def charge_profile(self, customer_id: str, actor: str = "") -> ChargeProfile:
         with self._transaction() as tx:
             self._active_customer(tx, customer_id, lock=False)
-            pm = tx.default_payment_method(customer_id)
-            if pm is None:
+            methods = tx.active_payment_methods(customer_id)
+            if not methods:
                 raise NoPaymentMethod(customer_id)
+            pm = methods[0]
             self._audit(tx, "data_access.charge_profile", customer_id, actor, {"payment_method": pm.payment_method_id})
         return ChargeProfile(customer_id, pm.payment_method_id, pm.gateway, pm.gateway_token,
-                             pm.per_visit_limit_paise, pm.daily_limit_paise)
+                             pm.per_visit_limit_paise, pm.daily_limit_paise, tuple(methods))
 
     # -- audit -------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_STATE_PAID: _ClassVar[SessionState]
     SESSION_STATE_STAFF_CHECKOUT: _ClassVar[SessionState]
     SESSION_STATE_CANCELLED: _ClassVar[SessionState]
+    SESSION_STATE_PAYMENT_LINK: _ClassVar[SessionState]
 STORE_EVENT_KIND_UNSPECIFIED: StoreEventKind
 STORE_EVENT_KIND_ENTRY: StoreEventKind
 STORE_EVENT_KIND_EXIT: StoreEventKind
@@ -42,6 +43,7 @@ SESSION_STATE_CHARGING: SessionState
 SESSION_STATE_PAID: SessionState
 SESSION_STATE_STAFF_CHECKOUT: SessionState
 SESSION_STATE_CANCELLED: SessionState
+SESSION_STATE_PAYMENT_LINK: SessionState
 
 class StoreEvent(_message.Message):
     __slots__ = ("event_id", "kind", "store_id", "camera_id", "track_id", "occurred_at", "customer_id", "identification_confidence", "false_match_probability", "zone")
@@ -112,7 +114,7 @@ class Bill(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[CartLine, _Mapping]]] = ..., subtotal: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., discount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., tax: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_types_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "store_id", "customer_id", "state", "bill", "entered_at", "exited_at", "payment_id")
+    __slots__ = ("session_id", "store_id", "customer_id", "state", "bill", "entered_at", "exited_at", "payment_id", "decision_reason", "confirmation_deadline", "false_match_probability")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +123,9 @@ class Session(_message.Message):
     ENTERED_AT_FIELD_NUMBER: _ClassVar[int]
     EXITED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATION_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    FALSE_MATCH_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     store_id: str
     customer_id: str
@@ -129,7 +134,10 @@ class Session(_message.Message):
     entered_at: _timestamp_pb2.Timestamp
     exited_at: _timestamp_pb2.Timestamp
     payment_id: str
-    def __init__(self, session_id: _Optional[str] = ..., store_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., bill: _Optional[_Union[Bill, _Mapping]] = ..., entered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exited_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payment_id: _Optional[str] = ...) -> None: ...
+    decision_reason: str
+    confirmation_deadline: _timestamp_pb2.Timestamp
+    false_match_probability: float
+    def __init__(self, session_id: _Optional[str] = ..., store_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., bill: _Optional[_Union[Bill, _Mapping]] = ..., entered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exited_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payment_id: _Optional[str] = ..., decision_reason: _Optional[str] = ..., confirmation_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., false_match_probability: _Optional[float] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("store_id", "session_id")
@@ -222,3 +230,47 @@ class ConfirmChargeResponse(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     session: Session
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class CatalogueItem(_message.Message):
+    __slots__ = ("sku", "name", "unit_price", "gst_rate_bp", "discount_bp")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    GST_RATE_BP_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_BP_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    name: str
+    unit_price: _types_pb2.Money
+    gst_rate_bp: int
+    discount_bp: int
+    def __init__(self, sku: _Optional[str] = ..., name: _Optional[str] = ..., unit_price: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., gst_rate_bp: _Optional[int] = ..., discount_bp: _Optional[int] = ...) -> None: ...
+
+class UpsertCatalogueRequest(_message.Message):
+    __slots__ = ("request_id", "store_id", "items")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    store_id: str
+    items: _containers.RepeatedCompositeFieldContainer[CatalogueItem]
+    def __init__(self, request_id: _Optional[str] = ..., store_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[CatalogueItem, _Mapping]]] = ...) -> None: ...
+
+class UpsertCatalogueResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: int
+    def __init__(self, items: _Optional[int] = ...) -> None: ...
+
+class AnonymiseCustomerRequest(_message.Message):
+    __slots__ = ("request_id", "customer_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    customer_id: str
+    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
+class AnonymiseCustomerResponse(_message.Message):
+    __slots__ = ("sessions_anonymised",)
+    SESSIONS_ANONYMISED_FIELD_NUMBER: _ClassVar[int]
+    sessions_anonymised: int
+    def __init__(self, sessions_anonymised: _Optional[int] = ...) -> None: ...

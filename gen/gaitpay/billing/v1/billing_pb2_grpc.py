@@ -66,6 +66,16 @@ class BillingServiceStub:
                 request_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeResponse.FromString,
                 _registered_method=True)
+        self.UpsertCatalogue = channel.unary_unary(
+                '/gaitpay.billing.v1.BillingService/UpsertCatalogue',
+                request_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueResponse.FromString,
+                _registered_method=True)
+        self.AnonymiseCustomer = channel.unary_unary(
+                '/gaitpay.billing.v1.BillingService/AnonymiseCustomer',
+                request_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -116,6 +126,20 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertCatalogue(self, request, context):
+        """The retailer's catalogue: prices, GST rates and discounts per SKU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnonymiseCustomer(self, request, context):
+        """Erasure: sessions keep their bills but lose the customer link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +172,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ConfirmCharge,
                     request_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeRequest.FromString,
                     response_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeResponse.SerializeToString,
+            ),
+            'UpsertCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertCatalogue,
+                    request_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueRequest.FromString,
+                    response_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueResponse.SerializeToString,
+            ),
+            'AnonymiseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnonymiseCustomer,
+                    request_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.FromString,
+                    response_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +348,60 @@ class BillingService:
             '/gaitpay.billing.v1.BillingService/ConfirmCharge',
             gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeRequest.SerializeToString,
             gaitpay_dot_billing_dot_v1_dot_billing__pb2.ConfirmChargeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.billing.v1.BillingService/UpsertCatalogue',
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueRequest.SerializeToString,
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.UpsertCatalogueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnonymiseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.billing.v1.BillingService/AnonymiseCustomer',
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.SerializeToString,
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

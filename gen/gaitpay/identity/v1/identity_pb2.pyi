@@ -170,7 +170,7 @@ class EraseCustomerResponse(_message.Message):
     def __init__(self, erased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transactions_anonymised: _Optional[int] = ...) -> None: ...
 
 class AddPaymentMethodRequest(_message.Message):
-    __slots__ = ("request_id", "customer_id", "kind", "gateway", "gateway_token", "last4", "brand", "upi_handle_masked")
+    __slots__ = ("request_id", "customer_id", "kind", "gateway", "gateway_token", "last4", "brand", "upi_handle_masked", "gateway_customer")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class AddPaymentMethodRequest(_message.Message):
     LAST4_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
     UPI_HANDLE_MASKED_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     customer_id: str
     kind: PaymentMethodKind
@@ -187,7 +188,8 @@ class AddPaymentMethodRequest(_message.Message):
     last4: str
     brand: str
     upi_handle_masked: str
-    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[_Union[PaymentMethodKind, str]] = ..., gateway: _Optional[str] = ..., gateway_token: _Optional[str] = ..., last4: _Optional[str] = ..., brand: _Optional[str] = ..., upi_handle_masked: _Optional[str] = ...) -> None: ...
+    gateway_customer: str
+    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., kind: _Optional[_Union[PaymentMethodKind, str]] = ..., gateway: _Optional[str] = ..., gateway_token: _Optional[str] = ..., last4: _Optional[str] = ..., brand: _Optional[str] = ..., upi_handle_masked: _Optional[str] = ..., gateway_customer: _Optional[str] = ...) -> None: ...
 
 class AddPaymentMethodResponse(_message.Message):
     __slots__ = ("payment_method_id",)
@@ -202,20 +204,34 @@ class GetChargeProfileRequest(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
 
 class GetChargeProfileResponse(_message.Message):
-    __slots__ = ("customer_id", "payment_method_id", "gateway", "gateway_token", "per_visit_limit", "daily_limit")
+    __slots__ = ("customer_id", "payment_method_id", "gateway", "gateway_token", "per_visit_limit", "daily_limit", "routes")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_METHOD_ID_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PER_VISIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
     DAILY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     payment_method_id: str
     gateway: str
     gateway_token: str
     per_visit_limit: _types_pb2.Money
     daily_limit: _types_pb2.Money
-    def __init__(self, customer_id: _Optional[str] = ..., payment_method_id: _Optional[str] = ..., gateway: _Optional[str] = ..., gateway_token: _Optional[str] = ..., per_visit_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., daily_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ...) -> None: ...
+    routes: _containers.RepeatedCompositeFieldContainer[ChargeRoute]
+    def __init__(self, customer_id: _Optional[str] = ..., payment_method_id: _Optional[str] = ..., gateway: _Optional[str] = ..., gateway_token: _Optional[str] = ..., per_visit_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., daily_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[ChargeRoute, _Mapping]]] = ...) -> None: ...
+
+class ChargeRoute(_message.Message):
+    __slots__ = ("payment_method_id", "gateway", "gateway_customer", "gateway_token")
+    PAYMENT_METHOD_ID_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    payment_method_id: str
+    gateway: str
+    gateway_customer: str
+    gateway_token: str
+    def __init__(self, payment_method_id: _Optional[str] = ..., gateway: _Optional[str] = ..., gateway_customer: _Optional[str] = ..., gateway_token: _Optional[str] = ...) -> None: ...
 
 class AppendAuditEventRequest(_message.Message):
     __slots__ = ("request_id", "action", "customer_id", "attributes")

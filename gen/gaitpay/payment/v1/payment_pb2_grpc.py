@@ -52,6 +52,21 @@ class PaymentServiceStub:
                 request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentResponse.FromString,
                 _registered_method=True)
+        self.ReconcilePayments = channel.unary_unary(
+                '/gaitpay.payment.v1.PaymentService/ReconcilePayments',
+                request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsResponse.FromString,
+                _registered_method=True)
+        self.GetLedgerBalance = channel.unary_unary(
+                '/gaitpay.payment.v1.PaymentService/GetLedgerBalance',
+                request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceResponse.FromString,
+                _registered_method=True)
+        self.AnonymiseCustomer = channel.unary_unary(
+                '/gaitpay.payment.v1.PaymentService/AnonymiseCustomer',
+                request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -81,6 +96,28 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReconcilePayments(self, request, context):
+        """Resolve payments whose outcome is UNKNOWN against their gateway now (the reconciler
+        also runs on its own timer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLedgerBalance(self, request, context):
+        """Totals of the double-entry ledger per account, and whether debits equal credits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnonymiseCustomer(self, request, context):
+        """Erasure: payments keep their amounts (tax records) but lose the customer link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +135,21 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.RefundPayment,
                     request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentRequest.FromString,
                     response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentResponse.SerializeToString,
+            ),
+            'ReconcilePayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcilePayments,
+                    request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsRequest.FromString,
+                    response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsResponse.SerializeToString,
+            ),
+            'GetLedgerBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLedgerBalance,
+                    request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceRequest.FromString,
+                    response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceResponse.SerializeToString,
+            ),
+            'AnonymiseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnonymiseCustomer,
+                    request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.FromString,
+                    response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +236,87 @@ class PaymentService:
             '/gaitpay.payment.v1.PaymentService/RefundPayment',
             gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentRequest.SerializeToString,
             gaitpay_dot_payment_dot_v1_dot_payment__pb2.RefundPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcilePayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.payment.v1.PaymentService/ReconcilePayments',
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsRequest.SerializeToString,
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.ReconcilePaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLedgerBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.payment.v1.PaymentService/GetLedgerBalance',
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceRequest.SerializeToString,
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.GetLedgerBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnonymiseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.payment.v1.PaymentService/AnonymiseCustomer',
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.SerializeToString,
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

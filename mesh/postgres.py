@@ -1,0 +1,44 @@
+"""What every service's PostgreSQL adapter shares: a psycopg 3 pool with deadlines, and
+versioned migrations (<service>/migrations/NNNN_*.sql) applied at start in the service's own
+schema under an advisory lock, so several replicas starting at once migrate exactly once."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from mesh.errors import Unavailable
+
+
+def migrate(conn: psycopg.Connection, schema: str, folder: Path) -> list[str]:
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"gaitpay-migrate-{schema}".encode()),))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations "
+                     "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        done = {r[0] for r in conn.execute(f"SELECT version FROM {schema}.schema_migrations")}
+        for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            version = int(path.name[:4])
+            if version in done:
+                continue
+            conn.execute(path.read_text())
+            conn.execute(f"INSERT INTO {schema}.schema_migrations (version, name) VALUES (%s, %s)",
+                         (version, path.stem))
+            applied.append(path.stem)
+    return applied
+
+
+def open_pool(dsn: str, min_size: int = 1, max_size: int = 8, timeout_s: float = 5.0,
+              statement_timeout_ms: int = 10_000) -> ConnectionPool:
+    pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
+                          kwargs={"connect_timeout": int(max(1, timeout_s)),
+                                  "options": f"-c statement_timeout={statement_timeout_ms}"})
+    try:
+        pool.open(wait=True, timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - a clear message, not a pool traceback
+        raise Unavailable("postgres unreachable") from exc
+    return pool
