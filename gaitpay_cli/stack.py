@@ -266,7 +266,8 @@ def start_vault(home: Path) -> tuple[Record, str, str]:
 def start_localstripe(home: Path) -> tuple[Record, str]:
     port = free_port()
     log = home / "logs" / "localstripe.log"
-    pid = _spawn([sys.executable, "-m", "gaitpay_cli.localstripe_server", "--port", str(port)], log)
+    pid = _spawn([sys.executable, "-m", "gaitpay_cli.localstripe_server", "--port", str(port),
+                  "--state", str(home / "localstripe.pickle")], log)
     return Record("stripe", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}"
 
 
@@ -419,6 +420,7 @@ def _start_components(settings: config.Settings, state: StackState, env: dict[st
         probe = component_probe(record.name, env)
         _wait(lambda: _probe_ok(probe), record.name, record, timeout_s)
         report(record.name, record.address, time.monotonic() - t0)
+    _configure_local_webhooks(settings, env)
     if not settings.vault_addr:  # our dev server: policies, keys, transform, a token per service
         from mesh import vault_provision
 
@@ -427,6 +429,35 @@ def _start_components(settings: config.Settings, state: StackState, env: dict[st
             env[f"GAITPAY_VAULT_TOKEN_{service.upper()}"] = token
         state.env = env
         state.save(path)
+
+
+def _configure_local_webhooks(settings: config.Settings, env: dict[str, str]) -> None:
+    """Point localstripe and the fake Razorpay at the payment service's webhook listener,
+    each with a fresh signing secret (real gateways are configured in their dashboards)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    webhook_port = free_port(config.port_of(settings.payment_webhook_addr))
+    env["GAITPAY_PAYMENT_WEBHOOK_ADDR"] = f"127.0.0.1:{webhook_port}"
+    base = f"http://127.0.0.1:{webhook_port}/webhooks"
+
+    def post(url: str, body: dict[str, str], form: bool = False) -> None:
+        data = (urllib.parse.urlencode(body) if form else json.dumps(body)).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded" if form else "application/json"}
+        if form:
+            headers["Authorization"] = "Bearer " + env["GAITPAY_STRIPE_API_KEY"]
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=5):
+            pass
+
+    if env.get("GAITPAY_STRIPE_API_BASE") and not settings.stripe_api_key:
+        env["GAITPAY_STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)
+        post(env["GAITPAY_STRIPE_API_BASE"] + "/_config/webhooks/gaitpay",
+             {"url": base + "/stripe", "secret": env["GAITPAY_STRIPE_WEBHOOK_SECRET"]}, form=True)
+    if env.get("GAITPAY_RAZORPAY_BASE_URL") and not settings.razorpay_key_id:
+        env["GAITPAY_RAZORPAY_WEBHOOK_SECRET"] = secrets.token_hex(16)
+        post(env["GAITPAY_RAZORPAY_BASE_URL"] + "/_fake/webhooks",
+             {"url": base + "/razorpay", "secret": env["GAITPAY_RAZORPAY_WEBHOOK_SECRET"]})
 
 
 def _start_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,

@@ -19,10 +19,10 @@ ALLOWED_CALLERS: Mapping[str, frozenset[str]] = {
     "matcher": frozenset({"edge", "identity", OPERATOR}),
     # Matcher appends identification audit events; billing reads charge profiles.
     "identity": frozenset({"matcher", "billing", GATEWAY, OPERATOR}),
-    # Edge streams store events; partners come through the gateway.
-    "billing": frozenset({"edge", GATEWAY, OPERATOR}),
-    # Only billing charges; partners refund through the gateway.
-    "payment": frozenset({"billing", GATEWAY, OPERATOR}),
+    # Edge streams store events; partners come through the gateway; identity erases.
+    "billing": frozenset({"edge", "identity", GATEWAY, OPERATOR}),
+    # Only billing charges; partners refund through the gateway; identity erases.
+    "payment": frozenset({"billing", "identity", GATEWAY, OPERATOR}),
 }
 
 # Narrower rules for single RPCs ("package.Service/Method"), within the service's callers:
@@ -32,6 +32,16 @@ METHOD_CALLERS: Mapping[str, frozenset[str]] = {
     "gaitpay.matcher.v1.MatcherService/ExportHotCache": frozenset({"edge", OPERATOR}),
     "gaitpay.matcher.v1.MatcherService/UpsertTemplates": frozenset({"identity", OPERATOR}),
     "gaitpay.matcher.v1.MatcherService/RemoveTemplates": frozenset({"identity", OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/Charge": frozenset({"billing", OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/GetPayment": frozenset({"billing", GATEWAY, OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/RefundPayment": frozenset({"billing", GATEWAY, OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/ReconcilePayments": frozenset({OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/GetLedgerBalance": frozenset({GATEWAY, OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/AnonymiseCustomer": frozenset({"identity", OPERATOR}),
+    "gaitpay.billing.v1.BillingService/StreamStoreEvents": frozenset({"edge", OPERATOR}),
+    "gaitpay.billing.v1.BillingService/AnonymiseCustomer": frozenset({"identity", OPERATOR}),
+    "gaitpay.billing.v1.BillingService/UpsertCatalogue": frozenset({GATEWAY, OPERATOR}),
+    "gaitpay.billing.v1.BillingService/ConfirmCharge": frozenset({GATEWAY, OPERATOR}),
 }
 
 # Infrastructure RPCs every mesh identity may call (health probes, reflection).

@@ -182,3 +182,43 @@ def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     finally:
         os.killpg(vault_record.pgid or vault_record.pid, signal.SIGTERM)
         stack.stop_postgres(home, pg_record)
+
+
+class LocalGateways:
+    """localstripe and the fake Razorpay, started alone for payment tests."""
+
+    def __init__(self, stripe_base: str, stripe_key: str, razorpay_base: str, key_id: str, key_secret: str) -> None:
+        self.stripe_base, self.stripe_key = stripe_base, stripe_key
+        self.razorpay_base, self.key_id, self.key_secret = razorpay_base, key_id, key_secret
+
+    def razorpay_fault(self, mode: str, seconds: float = 0.0) -> None:
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(self.razorpay_base + "/_fake/faults",
+                                         data=json.dumps({"mode": mode, "seconds": seconds}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+
+@pytest.fixture(scope="session")
+def local_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateways]:
+    import secrets
+    import signal
+
+    from gaitpay_cli import stack
+    from mesh import dependencies
+
+    home = tmp_path_factory.mktemp("gateways")
+    (home / "logs").mkdir()
+    key_id, key_secret = "rzp_test_" + secrets.token_hex(7), secrets.token_hex(12)
+    stripe_record, stripe_base = stack.start_localstripe(home)
+    razorpay_record, razorpay_base = stack.start_razorpay(home, key_id, key_secret)
+    try:
+        wait_until_answering(dependencies.http(stripe_base + "/v1/balance", timeout_s=1))
+        wait_until_answering(dependencies.http(razorpay_base + "/v1/health", timeout_s=1))
+        yield LocalGateways(stripe_base, "sk_test_" + secrets.token_hex(8), razorpay_base, key_id, key_secret)
+    finally:
+        for record in (stripe_record, razorpay_record):
+            os.killpg(record.pgid or record.pid, signal.SIGTERM)

@@ -24,8 +24,9 @@ class StripeGateway:
         try:
             intent = self._client.v1.payment_intents.create(
                 params={"amount": amount_minor, "currency": currency.lower(), "customer": route.customer_reference,
-                        "payment_method": route.token, "description": description,
-                        "metadata": {"idempotency_key": idempotency_key}},
+                        "payment_method": route.token,
+                        # metadata, not description: localstripe refuses description on intents
+                        "metadata": {"idempotency_key": idempotency_key, "description": description}},
                 options={"idempotency_key": idempotency_key})
         except stripe.StripeError as exc:
             # Nothing is confirmed yet, whatever went wrong: safe to fail over.

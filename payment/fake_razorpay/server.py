@@ -9,8 +9,9 @@ and webhooks signed with `X-Razorpay-Signature` (HMAC-SHA256 hex of the raw body
 `X-Razorpay-Event-Id`.
 
 Not Razorpay, for tests and the demo (under /_fake, no auth): fault injection
-(`unavailable`: every API call answers 503 SERVER_ERROR; `slow`: the call is carried out, then
-answered late, so a client deadline expires after the money moved), webhook configuration, and
+(`unavailable`: every API call answers 503 SERVER_ERROR; `slow`: a call that moves money
+(payments, refunds) is carried out, then answered late, so a client deadline expires after
+the money moved), webhook configuration, and
 raising a dispute. A token made from a card number ending 0341 or a VPA starting "fail" declines.
 """
 
@@ -82,7 +83,7 @@ class FakeRazorpay:
         if self.fault == "unavailable":
             return _error(503, "SERVER_ERROR", "The server is temporarily unavailable", reason="server_error")
         response = await handler(request)
-        if self.fault == "slow":
+        if self.fault == "slow" and request.method == "POST" and request.path.startswith("/v1/payments/"):
             await asyncio.sleep(self.slow_s)
         return response
 
