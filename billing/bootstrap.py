@@ -1,27 +1,69 @@
-"""Composition root of the billing service.
-
-The contract's RPCs that this build does not implement yet answer UNIMPLEMENTED with the
-NOT_IMPLEMENTED reason (the generated servicer base raises NotImplementedError; the mesh
-guard maps it); the service still proves its dependencies answer before it reports SERVING."""
+"""Composition root of the billing service: PostgreSQL, identity and payment wired to the
+billing core; the core to the gRPC layer and the sweeper loop (confirmation timeouts,
+sessions left charging)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
+import structlog
 
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from mesh import config, dependencies
+from mesh.errors import MeshError, Unavailable
 from mesh.server import ServiceSpec, serve_forever
 
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
+log = structlog.get_logger("billing")
 
 
 def build(settings: config.Settings) -> ServiceSpec:
-    def register(server: grpc.aio.Server) -> None:
-        billing_pb2_grpc.add_BillingServiceServicer_to_server(billing_pb2_grpc.BillingServiceServicer(), server)
+    from billing.adapters.mesh_clients import IdentityProfiles, PaymentClient
+    from billing.adapters.postgres_store import PostgresDatabase
+    from billing.domain.risk import RiskPolicy
+    from billing.domain.service import BillingCore
+    from billing.grpc_api import BillingServicer
+    from mesh.client import open_sync_channel
 
-    return ServiceSpec(name="billing", register=register, grpc_services=[SERVICE_NAME])
+    if not settings.postgres_dsn:
+        raise Unavailable("billing needs PostgreSQL (GAITPAY_POSTGRES_DSN)")
+    identity = IdentityProfiles(open_sync_channel(settings, identity="billing", service="identity"),
+                                settings.default_deadline_s)
+    # A charge may walk two gateways with a retry each: its deadline covers that walk.
+    payments = PaymentClient(open_sync_channel(settings, identity="billing", service="payment"),
+                             max(settings.default_deadline_s, 4 * settings.gateway_timeout_s + 2))
+    core = BillingCore(PostgresDatabase(settings.postgres_dsn), payments, identity,
+                       RiskPolicy(confirm_above_minor=settings.confirm_above_minor),
+                       confirmation_timeout_s=settings.confirmation_timeout_s)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                counts = await asyncio.to_thread(core.sweep)
+            except MeshError as exc:
+                log.warning("sweep.failed", why=exc.message)
+                continue
+            if counts["payment_links"] or counts["retried"]:
+                log.info("sweep.done", **counts)
+
+    async def on_start() -> None:
+        tasks.append(asyncio.get_running_loop().create_task(sweep_forever()))
+
+    async def on_stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def register(server: grpc.aio.Server) -> None:
+        billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
+
+    return ServiceSpec(name="billing", register=register, grpc_services=[SERVICE_NAME],
+                       on_start=[on_start], on_stop=[on_stop])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

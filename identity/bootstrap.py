@@ -33,6 +33,7 @@ class CachedTransform:
 def build(settings: config.Settings) -> ServiceSpec:
     from identity.adapters.matcher_templates import MatcherTemplates
     from identity.adapters.postgres_store import PostgresDatabase
+    from identity.adapters.transaction_records import MeshTransactionRecords
     from identity.adapters.vault_keys import VaultKeys
     from identity.adapters.walk_embedder import GaitWalkEmbedder
     from identity.domain.service import IdentityCore
@@ -46,8 +47,11 @@ def build(settings: config.Settings) -> ServiceSpec:
     embedder = GaitWalkEmbedder()
     matcher = MatcherTemplates(open_sync_channel(settings, identity="identity", service="matcher"),
                                timeout_s=settings.default_deadline_s)
+    records = MeshTransactionRecords(open_sync_channel(settings, identity="identity", service="billing"),
+                                     open_sync_channel(settings, identity="identity", service="payment"),
+                                     timeout_s=settings.default_deadline_s)
     core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder,
-                        protector=CachedTransform(keys, embedder.dim))
+                        protector=CachedTransform(keys, embedder.dim), transactions=records)
 
     def register(server: grpc.aio.Server) -> None:
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(core), server)

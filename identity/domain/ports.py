@@ -140,6 +140,12 @@ class WalkEmbedder(Protocol):
     def embed(self, keypoints: np.ndarray, fps: float) -> WalkEmbedding: ...  # raises UnusableWalk
 
 
+class TransactionRecords(Protocol):
+    """Billing's sessions and payment's payments: kept for tax law, unlinked at erasure."""
+
+    def anonymise(self, request_id: str, customer_id: str) -> int: ...
+
+
 class TemplateIndex(Protocol):
     """The matcher's search index (protected vectors only)."""
 

@@ -20,7 +20,7 @@ from identity.domain import audit
 from identity.domain.errors import (ConsentRequired, CustomerErased, CustomerNotFound, DuplicateCustomer,
                                     NoPaymentMethod, PoorWalks)
 from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, Envelope, Keys, PaymentMethodRow,
-                                   Protector, TemplateIndex, TemplateRow, Tx, WalkEmbedder)
+                                   Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx, WalkEmbedder)
 from mesh.errors import InvalidArgument
 
 BIOMETRIC_PURPOSE = "gait_identification"
@@ -104,6 +104,8 @@ class IdentityCore:
     embedder: WalkEmbedder
     protector: Callable[[], Protector]  # fetched per use: a re-issued transform takes effect
     clock: Callable[[], datetime] = _now
+    # Billing and payment records of the customer; None where they are not deployed.
+    transactions: TransactionRecords | None = None
 
     _heads: threading.local = field(default_factory=threading.local)
 
@@ -303,10 +305,13 @@ class IdentityCore:
             if row is None:
                 raise CustomerNotFound(customer_id)
             at = self.clock()
+            # First, and idempotent: if billing or payment can't be reached the erasure fails
+            # whole and is retried, rather than leaving transactions linked to the person.
+            linked = self.transactions.anonymise(request_id, customer_id) if self.transactions else 0
             self.index.remove(request_id, customer_id)
             self.keys.destroy(customer_id)
             templates = tx.delete_templates(customer_id)
-            anonymised = tx.erase_customer(customer_id, at)
+            anonymised = tx.erase_customer(customer_id, at) + linked
             self._audit(tx, "customer.erased", customer_id, actor,
                         {"templates_destroyed": str(templates), "records_anonymised": str(anonymised)})
             self._remember(tx, request_id, _Erased(at.isoformat(), anonymised))

@@ -1,0 +1,69 @@
+"""Identity (charge profiles) and payment (charges), reached over gRPC with mTLS as billing,
+each call with a deadline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Sequence
+
+import grpc
+
+from billing.domain.model import ChargeProfile, PaymentOutcome, Route, Session
+from billing.domain.service import payment_key
+from gaitpay.common.v1 import types_pb2
+from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
+from mesh.errors import FailedPrecondition, MeshError, Unavailable, error_info, status_from_rpc_error
+
+_PAYMENT_STATES = {payment_pb2.PAYMENT_STATE_CAPTURED: "captured", payment_pb2.PAYMENT_STATE_DECLINED: "declined",
+                   payment_pb2.PAYMENT_STATE_REQUIRES_ACTION: "requires_action",
+                   payment_pb2.PAYMENT_STATE_UNKNOWN: "unknown", payment_pb2.PAYMENT_STATE_PENDING: "pending",
+                   payment_pb2.PAYMENT_STATE_FAILED: "failed"}
+
+
+class IdentityProfiles:
+    def __init__(self, channel: grpc.Channel, timeout_s: float) -> None:
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._timeout = timeout_s
+
+    def charge_profile(self, customer_id: str) -> ChargeProfile:
+        try:
+            answer = self._stub.GetChargeProfile(identity_pb2.GetChargeProfileRequest(customer_id=customer_id),
+                                                 timeout=self._timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise FailedPrecondition(f"customer cannot be charged: {exc.details()}") from None
+            raise Unavailable(f"identity unavailable: {code.name}") from None
+        routes = tuple(Route(r.gateway, r.gateway_customer, r.gateway_token) for r in answer.routes
+                       if r.gateway_customer and r.gateway_token)
+        if not routes:
+            raise FailedPrecondition("customer has no chargeable payment method")
+        return ChargeProfile(routes, answer.per_visit_limit.minor_units, answer.daily_limit.minor_units)
+
+
+class PaymentClient:
+    def __init__(self, channel: grpc.Channel, timeout_s: float) -> None:
+        self._stub = payment_pb2_grpc.PaymentServiceStub(channel)
+        self._timeout = timeout_s
+
+    def charge(self, session: Session, amount_minor: int, routes: Sequence[Route]) -> PaymentOutcome:
+        assert session.customer_id
+        request = payment_pb2.ChargeRequest(
+            request_id=str(uuid.uuid4()), idempotency_key=payment_key(session.session_id),
+            session_id=session.session_id, customer_id=session.customer_id, store_id=session.store_id,
+            amount=types_pb2.Money(currency_code="INR", minor_units=amount_minor),
+            routes=[payment_pb2.PaymentRoute(gateway=r.gateway, customer_reference=r.customer_reference, token=r.token)
+                    for r in routes])
+        try:
+            payment = self._stub.Charge(request, timeout=self._timeout).payment
+        except grpc.RpcError as exc:
+            info = error_info(status_from_rpc_error(exc))
+            # Timed out or unreachable: payment may have captured; asking again with the same
+            # key later is safe, charging anew is not.
+            return PaymentOutcome("", "unknown", info.reason if info else exc.code().name)
+        return PaymentOutcome(payment.payment_id, _PAYMENT_STATES.get(payment.state, "unknown"),
+                              payment.failure_reason)
+
+
+__all__ = ["IdentityProfiles", "PaymentClient", "MeshError"]
