@@ -226,3 +226,80 @@ def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles
     console.print(f"up: median {result['up_seconds_median']:.2f} s (min {result['up_seconds_min']:.2f}, "
                   f"max {result['up_seconds_max']:.2f}); whole stack RSS {result['rss_mib_median']:.0f} MiB, "
                   f"PSS {result['pss_mib_median']:.0f} MiB")
+
+
+@app.command()
+def demo(
+    customers: int = typer.Option(20, min=1, max=2000, help="Synthetic customers to enrol."),
+    visits: int = typer.Option(40, min=1, max=20000, help="Store visits to simulate."),
+    seed: int = typer.Option(7, help="Seed of the walkers, the visit plan and the baskets."),
+    report: Optional[str] = typer.Option(None, help="Write the summary and every visit to this JSON file."),
+    stranger_share: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of visits by people never enrolled."),
+    keep_up: bool = typer.Option(False, help="Leave the stack running afterwards (to look around)."),
+) -> None:
+    """The main job: bring the local stack up, enrol customers, simulate store visits with a
+    gateway outage and an edge link cut, and print what happened (and write it to --report)."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import grpc
+
+    from gaitpay_cli import demo as demo_run
+    from mesh.telemetry import setup_tracing
+
+    settings = _settings()
+    started_here = False
+    state = stack.running_state(settings)
+    if state is None:
+        console.print(f"starting the GaitPay stack from [bold]{settings.home}[/bold]")
+        with _stack_errors("demo: up failed"):
+            state = stack.up(settings, lambda name, address, seconds: console.print(
+                f"  [green]✓[/green] {name:<10} {address:<24} ready"))
+        started_here = True
+    env = {k: v for k, v in state.env.items()}
+    if not env.get("GAITPAY_RAZORPAY_BASE_URL") or not env.get("GAITPAY_STRIPE_API_BASE"):
+        err.print("gaitpay demo needs the local gateways (localstripe and the fake Razorpay): it injects an "
+                  "outage into them. Unset GAITPAY_STRIPE_API_KEY / GAITPAY_RAZORPAY_KEY_ID.")
+        raise typer.Exit(2)
+    client_settings = config.load(environ=env)
+    setup_tracing(client_settings, "demo")
+    options = demo_run.DemoOptions(customers=customers, visits=visits, seed=seed, stranger_share=stranger_share,
+                                   report=Path(report) if report else None)
+    try:
+        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            tasks: dict[str, int] = {}
+
+            def show(what: str, done: int, total: int) -> None:
+                if what not in tasks:
+                    tasks[what] = progress.add_task(what, total=total)
+                progress.update(tasks[what], completed=done)
+
+            summary, visited = demo_run.Demo(client_settings, env, options, show).run()
+    except grpc.RpcError as exc:
+        err.print(f"[red]gaitpay demo:[/red] a service refused a call: {exc.code().name}: {exc.details()} "
+                  f"(logs under {settings.home / 'logs'})")
+        raise typer.Exit(1) from None
+    finally:
+        from opentelemetry import trace
+
+        provider = trace.get_tracer_provider()
+        if hasattr(provider, "force_flush"):
+            provider.force_flush()
+        if started_here and not keep_up:
+            stack.down(settings, stack.running_state(settings))
+    table = Table(title=f"gaitpay demo: {customers} customers, {visits} visits, seed {seed}", show_header=False)
+    table.add_column("figure")
+    table.add_column("value")
+    for name, value in demo_run.iter_rows(summary):
+        table.add_row(name, value)
+    console.print(table)
+    if options.report:
+        demo_run.write_report(options.report, options, summary, visited)
+        console.print(f"report written to {options.report}")
+    if started_here and not keep_up:
+        console.print("stack stopped (--keep-up leaves it running; then the trace above opens with gaitpay trace)")
+    ok = summary.false_charges == 0 and summary.double_charges == 0 and summary.lost_charges == 0 \
+        and summary.ledger_balanced
+    raise typer.Exit(0 if ok else 1)

@@ -49,6 +49,7 @@ def decision_to_proto(decision: Decision) -> matcher_pb2.TrackDecision:
         alternatives=[matcher_pb2.Candidate(customer_id=c, similarity=s) for c, s in decision.alternatives],
         windows_used=decision.windows_used,
         reason=decision.reason,
+        probable_customer_id=decision.probable_customer_id,
     )
 
 

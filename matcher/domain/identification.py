@@ -43,6 +43,7 @@ class Decision:
     confidence: float = 0.0
     false_match_probability: float = 1.0
     alternatives: tuple[tuple[str, float], ...] = ()
+    probable_customer_id: str = ""
 
 
 class TemplateIndex(Protocol):
@@ -122,6 +123,7 @@ class Identifier:
             windows_used=outcome.windows, reason=outcome.reason, customer_id=outcome.customer_id,
             confidence=1.0 - outcome.false_match_probability if outcome.customer_id else 0.0,
             false_match_probability=outcome.false_match_probability, alternatives=outcome.alternatives,
+            probable_customer_id=outcome.probable_customer_id,
         )
 
     def _evidence(self, track: TrackKey) -> TrackEvidence:

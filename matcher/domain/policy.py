@@ -51,6 +51,10 @@ class PolicyConfig:
     min_windows: int = 2
     max_windows: int = 12
     stranger_sigmas: float = 3.0
+    # A track that ends its window budget unidentified but whose best candidate is this likely
+    # (false-match probability at most this, with the margin) names that candidate as
+    # "probable": never charged automatically, only asked to confirm in the app.
+    probable_false_match: float = 0.1
 
 
 @dataclass
@@ -89,6 +93,7 @@ class Outcome:
     windows: int
     reason: str
     alternatives: tuple[tuple[str, float], ...]
+    probable_customer_id: str = ""
 
 
 def _upper_tail(z: float) -> float:
@@ -119,8 +124,10 @@ def decide(evidence: TrackEvidence, gallery_size: int, scores: ScoreModel, cfg: 
         return Outcome(Verdict.STRANGER, "", best_mean, runner_up_mean, fmp, n,
                        f"stranger: {facts}; below the genuine floor {genuine_floor:.3f}", alternatives)
     if n >= cfg.max_windows:
+        probable = best if fmp <= cfg.probable_false_match and margin >= cfg.margin else ""
         return Outcome(Verdict.STRANGER, "", best_mean, runner_up_mean, fmp, n,
-                       f"stranger: no identification within {cfg.max_windows} windows; {facts}", alternatives)
+                       f"stranger: no identification within {cfg.max_windows} windows; {facts}"
+                       + ("; a probable candidate may confirm in the app" if probable else ""), alternatives, probable)
     why = "too few windows" if n < cfg.min_windows else (
         "false-match probability above the bound" if fmp > cfg.max_false_match else "margin too small")
     return Outcome(Verdict.PENDING, "", best_mean, runner_up_mean, fmp, n, f"pending ({why}): {facts}", alternatives)

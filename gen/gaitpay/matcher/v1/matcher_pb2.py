@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/matcher/v1/matcher.proto\x12\x12gaitpay.matcher.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"b\n\x08TrackRef\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\tcamera_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x08track_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\xd8\x02\n\x0eKeypointWindow\x12\x33\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRefB\x06\xbaH\x03\xc8\x01\x01\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\tkeypoints\x18\x05 \x01(\x0b\x32!.gaitpay.common.v1.KeypointTensorH\x00\x12\x35\n\x08\x66\x65\x61tures\x18\x06 \x01(\x0b\x32!.gaitpay.matcher.v1.FeatureVectorH\x00\x12 \n\x07quality\x18\x07 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\x42\x10\n\x07payload\x12\x05\xbaH\x02\x08\x01\"L\n\rFeatureVector\x12\x1b\n\x06values\x18\x01 \x03(\x02\x42\x0b\xbaH\x08\x92\x01\x05\x08\x08\x10\x80\x08\x12\x1e\n\rmodel_version\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\"K\n\x15StreamIdentifyRequest\x12\x32\n\x06window\x18\x01 \x01(\x0b\x32\".gaitpay.matcher.v1.KeypointWindow\"4\n\tCandidate\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\"\xac\x02\n\rTrackDecision\x12+\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRef\x12\x17\n\x0fwindow_sequence\x18\x02 \x01(\x04\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.gaitpay.matcher.v1.DecisionState\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x1f\n\x17\x66\x61lse_match_probability\x18\x06 \x01(\x01\x12\x33\n\x0c\x61lternatives\x18\x07 \x03(\x0b\x32\x1d.gaitpay.matcher.v1.Candidate\x12\x14\n\x0cwindows_used\x18\x08 \x01(\r\x12\x0e\n\x06reason\x18\t \x01(\t\"v\n\nTrackError\x12+\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRef\x12\x17\n\x0fwindow_sequence\x18\x02 \x01(\x04\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\x8a\x01\n\x16StreamIdentifyResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32!.gaitpay.matcher.v1.TrackDecisionH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.gaitpay.matcher.v1.TrackErrorH\x00\x42\x08\n\x06result\"a\n\x0fIdentifyRequest\x12:\n\x06window\x18\x01 \x01(\x0b\x32\".gaitpay.matcher.v1.KeypointWindowB\x06\xbaH\x03\xc8\x01\x01\x12\x12\n\nall_stores\x18\x02 \x01(\x08\"G\n\x10IdentifyResponse\x12\x33\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32!.gaitpay.matcher.v1.TrackDecision\"\x92\x01\n\x11ProtectedTemplate\x12\x1e\n\x0btemplate_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x06values\x18\x02 \x03(\x02\x42\x0b\xbaH\x08\x92\x01\x05\x08\x08\x10\x80\x08\x12\x1e\n\rmodel_version\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12 \n\x07quality\x18\x04 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\"\xb9\x01\n\x16UpsertTemplatesRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\tstore_ids\x18\x03 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\x07\x12\x44\n\ttemplates\x18\x04 \x03(\x0b\x32%.gaitpay.matcher.v1.ProtectedTemplateB\n\xbaH\x07\x92\x01\x04\x08\x01\x10@\")\n\x17UpsertTemplatesResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\"U\n\x16RemoveTemplatesRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"*\n\x17RemoveTemplatesResponse\x12\x0f\n\x07removed\x18\x01 \x01(\r\"}\n\x15\x45xportHotCacheRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12 \n\rmax_customers\x18\x02 \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06\x12%\n\x14recipient_public_key\x18\x03 \x01(\x0c\x42\x07\xbaH\x04z\x02h \"\x93\x01\n\x16\x45xportHotCacheResponse\x12\x18\n\x10sealed_templates\x18\x01 \x01(\x0c\x12\x11\n\tcustomers\x18\x02 \x01(\r\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x65phemeral_public_key\x18\x04 \x01(\x0c\"\x85\x01\n\x08HotCache\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12\x37\n\tcustomers\x18\x02 \x03(\x0b\x32$.gaitpay.matcher.v1.HotCacheCustomer\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x10HotCacheCustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x38\n\ttemplates\x18\x02 \x03(\x0b\x32%.gaitpay.matcher.v1.ProtectedTemplate\x12\x17\n\x0fidentifications\x18\x03 \x01(\r*\x87\x01\n\rDecisionState\x12\x1e\n\x1a\x44\x45\x43ISION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_STATE_PENDING\x10\x01\x12\x1d\n\x19\x44\x45\x43ISION_STATE_IDENTIFIED\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_STATE_STRANGER\x10\x03\x32\x95\x04\n\x0eMatcherService\x12k\n\x0eStreamIdentify\x12).gaitpay.matcher.v1.StreamIdentifyRequest\x1a*.gaitpay.matcher.v1.StreamIdentifyResponse(\x01\x30\x01\x12U\n\x08Identify\x12#.gaitpay.matcher.v1.IdentifyRequest\x1a$.gaitpay.matcher.v1.IdentifyResponse\x12j\n\x0fUpsertTemplates\x12*.gaitpay.matcher.v1.UpsertTemplatesRequest\x1a+.gaitpay.matcher.v1.UpsertTemplatesResponse\x12j\n\x0fRemoveTemplates\x12*.gaitpay.matcher.v1.RemoveTemplatesRequest\x1a+.gaitpay.matcher.v1.RemoveTemplatesResponse\x12g\n\x0e\x45xportHotCache\x12).gaitpay.matcher.v1.ExportHotCacheRequest\x1a*.gaitpay.matcher.v1.ExportHotCacheResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/matcher/v1/matcher.proto\x12\x12gaitpay.matcher.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"b\n\x08TrackRef\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\tcamera_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x08track_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\xd8\x02\n\x0eKeypointWindow\x12\x33\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRefB\x06\xbaH\x03\xc8\x01\x01\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\tkeypoints\x18\x05 \x01(\x0b\x32!.gaitpay.common.v1.KeypointTensorH\x00\x12\x35\n\x08\x66\x65\x61tures\x18\x06 \x01(\x0b\x32!.gaitpay.matcher.v1.FeatureVectorH\x00\x12 \n\x07quality\x18\x07 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\x42\x10\n\x07payload\x12\x05\xbaH\x02\x08\x01\"L\n\rFeatureVector\x12\x1b\n\x06values\x18\x01 \x03(\x02\x42\x0b\xbaH\x08\x92\x01\x05\x08\x08\x10\x80\x08\x12\x1e\n\rmodel_version\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\"K\n\x15StreamIdentifyRequest\x12\x32\n\x06window\x18\x01 \x01(\x0b\x32\".gaitpay.matcher.v1.KeypointWindow\"4\n\tCandidate\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\"\xca\x02\n\rTrackDecision\x12+\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRef\x12\x17\n\x0fwindow_sequence\x18\x02 \x01(\x04\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.gaitpay.matcher.v1.DecisionState\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12\x1f\n\x17\x66\x61lse_match_probability\x18\x06 \x01(\x01\x12\x33\n\x0c\x61lternatives\x18\x07 \x03(\x0b\x32\x1d.gaitpay.matcher.v1.Candidate\x12\x14\n\x0cwindows_used\x18\x08 \x01(\r\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x1c\n\x14probable_customer_id\x18\n \x01(\t\"v\n\nTrackError\x12+\n\x05track\x18\x01 \x01(\x0b\x32\x1c.gaitpay.matcher.v1.TrackRef\x12\x17\n\x0fwindow_sequence\x18\x02 \x01(\x04\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\x8a\x01\n\x16StreamIdentifyResponse\x12\x35\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32!.gaitpay.matcher.v1.TrackDecisionH\x00\x12/\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.gaitpay.matcher.v1.TrackErrorH\x00\x42\x08\n\x06result\"a\n\x0fIdentifyRequest\x12:\n\x06window\x18\x01 \x01(\x0b\x32\".gaitpay.matcher.v1.KeypointWindowB\x06\xbaH\x03\xc8\x01\x01\x12\x12\n\nall_stores\x18\x02 \x01(\x08\"G\n\x10IdentifyResponse\x12\x33\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32!.gaitpay.matcher.v1.TrackDecision\"\x92\x01\n\x11ProtectedTemplate\x12\x1e\n\x0btemplate_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x06values\x18\x02 \x03(\x02\x42\x0b\xbaH\x08\x92\x01\x05\x08\x08\x10\x80\x08\x12\x1e\n\rmodel_version\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12 \n\x07quality\x18\x04 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\"\xb9\x01\n\x16UpsertTemplatesRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\tstore_ids\x18\x03 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\x07\x12\x44\n\ttemplates\x18\x04 \x03(\x0b\x32%.gaitpay.matcher.v1.ProtectedTemplateB\n\xbaH\x07\x92\x01\x04\x08\x01\x10@\")\n\x17UpsertTemplatesResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\"U\n\x16RemoveTemplatesRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"*\n\x17RemoveTemplatesResponse\x12\x0f\n\x07removed\x18\x01 \x01(\r\"}\n\x15\x45xportHotCacheRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12 \n\rmax_customers\x18\x02 \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06\x12%\n\x14recipient_public_key\x18\x03 \x01(\x0c\x42\x07\xbaH\x04z\x02h \"\x93\x01\n\x16\x45xportHotCacheResponse\x12\x18\n\x10sealed_templates\x18\x01 \x01(\x0c\x12\x11\n\tcustomers\x18\x02 \x01(\r\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x65phemeral_public_key\x18\x04 \x01(\x0c\"\x85\x01\n\x08HotCache\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12\x37\n\tcustomers\x18\x02 \x03(\x0b\x32$.gaitpay.matcher.v1.HotCacheCustomer\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x10HotCacheCustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x38\n\ttemplates\x18\x02 \x03(\x0b\x32%.gaitpay.matcher.v1.ProtectedTemplate\x12\x17\n\x0fidentifications\x18\x03 \x01(\r*\x87\x01\n\rDecisionState\x12\x1e\n\x1a\x44\x45\x43ISION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_STATE_PENDING\x10\x01\x12\x1d\n\x19\x44\x45\x43ISION_STATE_IDENTIFIED\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_STATE_STRANGER\x10\x03\x32\x95\x04\n\x0eMatcherService\x12k\n\x0eStreamIdentify\x12).gaitpay.matcher.v1.StreamIdentifyRequest\x1a*.gaitpay.matcher.v1.StreamIdentifyResponse(\x01\x30\x01\x12U\n\x08Identify\x12#.gaitpay.matcher.v1.IdentifyRequest\x1a$.gaitpay.matcher.v1.IdentifyResponse\x12j\n\x0fUpsertTemplates\x12*.gaitpay.matcher.v1.UpsertTemplatesRequest\x1a+.gaitpay.matcher.v1.UpsertTemplatesResponse\x12j\n\x0fRemoveTemplates\x12*.gaitpay.matcher.v1.RemoveTemplatesRequest\x1a+.gaitpay.matcher.v1.RemoveTemplatesResponse\x12g\n\x0e\x45xportHotCache\x12).gaitpay.matcher.v1.ExportHotCacheRequest\x1a*.gaitpay.matcher.v1.ExportHotCacheResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -80,8 +80,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTHOTCACHEREQUEST'].fields_by_name['max_customers']._serialized_options = b'\272H\006*\004\030\240\215\006'
   _globals['_EXPORTHOTCACHEREQUEST'].fields_by_name['recipient_public_key']._loaded_options = None
   _globals['_EXPORTHOTCACHEREQUEST'].fields_by_name['recipient_public_key']._serialized_options = b'\272H\004z\002h '
-  _globals['_DECISIONSTATE']._serialized_start=2615
-  _globals['_DECISIONSTATE']._serialized_end=2750
+  _globals['_DECISIONSTATE']._serialized_start=2645
+  _globals['_DECISIONSTATE']._serialized_end=2780
   _globals['_TRACKREF']._serialized_start=174
   _globals['_TRACKREF']._serialized_end=272
   _globals['_KEYPOINTWINDOW']._serialized_start=275
@@ -93,33 +93,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE']._serialized_start=776
   _globals['_CANDIDATE']._serialized_end=828
   _globals['_TRACKDECISION']._serialized_start=831
-  _globals['_TRACKDECISION']._serialized_end=1131
-  _globals['_TRACKERROR']._serialized_start=1133
-  _globals['_TRACKERROR']._serialized_end=1251
-  _globals['_STREAMIDENTIFYRESPONSE']._serialized_start=1254
-  _globals['_STREAMIDENTIFYRESPONSE']._serialized_end=1392
-  _globals['_IDENTIFYREQUEST']._serialized_start=1394
-  _globals['_IDENTIFYREQUEST']._serialized_end=1491
-  _globals['_IDENTIFYRESPONSE']._serialized_start=1493
-  _globals['_IDENTIFYRESPONSE']._serialized_end=1564
-  _globals['_PROTECTEDTEMPLATE']._serialized_start=1567
-  _globals['_PROTECTEDTEMPLATE']._serialized_end=1713
-  _globals['_UPSERTTEMPLATESREQUEST']._serialized_start=1716
-  _globals['_UPSERTTEMPLATESREQUEST']._serialized_end=1901
-  _globals['_UPSERTTEMPLATESRESPONSE']._serialized_start=1903
-  _globals['_UPSERTTEMPLATESRESPONSE']._serialized_end=1944
-  _globals['_REMOVETEMPLATESREQUEST']._serialized_start=1946
-  _globals['_REMOVETEMPLATESREQUEST']._serialized_end=2031
-  _globals['_REMOVETEMPLATESRESPONSE']._serialized_start=2033
-  _globals['_REMOVETEMPLATESRESPONSE']._serialized_end=2075
-  _globals['_EXPORTHOTCACHEREQUEST']._serialized_start=2077
-  _globals['_EXPORTHOTCACHEREQUEST']._serialized_end=2202
-  _globals['_EXPORTHOTCACHERESPONSE']._serialized_start=2205
-  _globals['_EXPORTHOTCACHERESPONSE']._serialized_end=2352
-  _globals['_HOTCACHE']._serialized_start=2355
-  _globals['_HOTCACHE']._serialized_end=2488
-  _globals['_HOTCACHECUSTOMER']._serialized_start=2490
-  _globals['_HOTCACHECUSTOMER']._serialized_end=2612
-  _globals['_MATCHERSERVICE']._serialized_start=2753
-  _globals['_MATCHERSERVICE']._serialized_end=3286
+  _globals['_TRACKDECISION']._serialized_end=1161
+  _globals['_TRACKERROR']._serialized_start=1163
+  _globals['_TRACKERROR']._serialized_end=1281
+  _globals['_STREAMIDENTIFYRESPONSE']._serialized_start=1284
+  _globals['_STREAMIDENTIFYRESPONSE']._serialized_end=1422
+  _globals['_IDENTIFYREQUEST']._serialized_start=1424
+  _globals['_IDENTIFYREQUEST']._serialized_end=1521
+  _globals['_IDENTIFYRESPONSE']._serialized_start=1523
+  _globals['_IDENTIFYRESPONSE']._serialized_end=1594
+  _globals['_PROTECTEDTEMPLATE']._serialized_start=1597
+  _globals['_PROTECTEDTEMPLATE']._serialized_end=1743
+  _globals['_UPSERTTEMPLATESREQUEST']._serialized_start=1746
+  _globals['_UPSERTTEMPLATESREQUEST']._serialized_end=1931
+  _globals['_UPSERTTEMPLATESRESPONSE']._serialized_start=1933
+  _globals['_UPSERTTEMPLATESRESPONSE']._serialized_end=1974
+  _globals['_REMOVETEMPLATESREQUEST']._serialized_start=1976
+  _globals['_REMOVETEMPLATESREQUEST']._serialized_end=2061
+  _globals['_REMOVETEMPLATESRESPONSE']._serialized_start=2063
+  _globals['_REMOVETEMPLATESRESPONSE']._serialized_end=2105
+  _globals['_EXPORTHOTCACHEREQUEST']._serialized_start=2107
+  _globals['_EXPORTHOTCACHEREQUEST']._serialized_end=2232
+  _globals['_EXPORTHOTCACHERESPONSE']._serialized_start=2235
+  _globals['_EXPORTHOTCACHERESPONSE']._serialized_end=2382
+  _globals['_HOTCACHE']._serialized_start=2385
+  _globals['_HOTCACHE']._serialized_end=2518
+  _globals['_HOTCACHECUSTOMER']._serialized_start=2520
+  _globals['_HOTCACHECUSTOMER']._serialized_end=2642
+  _globals['_MATCHERSERVICE']._serialized_start=2783
+  _globals['_MATCHERSERVICE']._serialized_end=3316
 # @@protoc_insertion_point(module_scope)

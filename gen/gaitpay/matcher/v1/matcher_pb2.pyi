@@ -75,7 +75,7 @@ class Candidate(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., similarity: _Optional[float] = ...) -> None: ...
 
 class TrackDecision(_message.Message):
-    __slots__ = ("track", "window_sequence", "state", "customer_id", "confidence", "false_match_probability", "alternatives", "windows_used", "reason")
+    __slots__ = ("track", "window_sequence", "state", "customer_id", "confidence", "false_match_probability", "alternatives", "windows_used", "reason", "probable_customer_id")
     TRACK_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class TrackDecision(_message.Message):
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_USED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PROBABLE_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     track: TrackRef
     window_sequence: int
     state: DecisionState
@@ -94,7 +95,8 @@ class TrackDecision(_message.Message):
     alternatives: _containers.RepeatedCompositeFieldContainer[Candidate]
     windows_used: int
     reason: str
-    def __init__(self, track: _Optional[_Union[TrackRef, _Mapping]] = ..., window_sequence: _Optional[int] = ..., state: _Optional[_Union[DecisionState, str]] = ..., customer_id: _Optional[str] = ..., confidence: _Optional[float] = ..., false_match_probability: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., windows_used: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    probable_customer_id: str
+    def __init__(self, track: _Optional[_Union[TrackRef, _Mapping]] = ..., window_sequence: _Optional[int] = ..., state: _Optional[_Union[DecisionState, str]] = ..., customer_id: _Optional[str] = ..., confidence: _Optional[float] = ..., false_match_probability: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., windows_used: _Optional[int] = ..., reason: _Optional[str] = ..., probable_customer_id: _Optional[str] = ...) -> None: ...
 
 class TrackError(_message.Message):
     __slots__ = ("track", "window_sequence", "status")
