@@ -4,8 +4,6 @@ each call with a deadline."""
 from __future__ import annotations
 
 import uuid
-from typing import Sequence
-
 import grpc
 
 from billing.domain.model import ChargeProfile, PaymentOutcome, Route, Session
@@ -39,7 +37,8 @@ class IdentityProfiles:
                        if r.gateway_customer and r.gateway_token)
         if not routes:
             raise FailedPrecondition("customer has no chargeable payment method")
-        return ChargeProfile(routes, answer.per_visit_limit.minor_units, answer.daily_limit.minor_units)
+        return ChargeProfile(routes, answer.per_visit_limit.minor_units, answer.daily_limit.minor_units,
+                             answer.payment_method_id)
 
 
 class PaymentClient:
@@ -47,18 +46,22 @@ class PaymentClient:
         self._stub = payment_pb2_grpc.PaymentServiceStub(channel)
         self._timeout = timeout_s
 
-    def charge(self, session: Session, amount_minor: int, routes: Sequence[Route]) -> PaymentOutcome:
+    def charge(self, session: Session, amount_minor: int, profile: ChargeProfile) -> PaymentOutcome:
         assert session.customer_id
         request = payment_pb2.ChargeRequest(
             request_id=str(uuid.uuid4()), idempotency_key=payment_key(session.session_id),
             session_id=session.session_id, customer_id=session.customer_id, store_id=session.store_id,
             amount=types_pb2.Money(currency_code="INR", minor_units=amount_minor),
+            payment_method_id=profile.payment_method_id,
             routes=[payment_pb2.PaymentRoute(gateway=r.gateway, customer_reference=r.customer_reference, token=r.token)
-                    for r in routes])
+                    for r in profile.routes])
         try:
             payment = self._stub.Charge(request, timeout=self._timeout).payment
         except grpc.RpcError as exc:
             info = error_info(status_from_rpc_error(exc))
+            if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+                              grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.PERMISSION_DENIED):
+                return PaymentOutcome("", "rejected", info.reason if info else exc.code().name)
             # Timed out or unreachable: payment may have captured; asking again with the same
             # key later is safe, charging anew is not.
             return PaymentOutcome("", "unknown", info.reason if info else exc.code().name)

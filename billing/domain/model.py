@@ -57,6 +57,7 @@ class ChargeProfile:
     routes: tuple[Route, ...]
     per_visit_limit_minor: int
     daily_limit_minor: int
+    payment_method_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class Database(Protocol):
 
 
 class Payments(Protocol):
-    def charge(self, session: Session, amount_minor: int, routes: Sequence[Route]) -> PaymentOutcome: ...
+    def charge(self, session: Session, amount_minor: int, profile: ChargeProfile) -> PaymentOutcome: ...
 
 
 class Profiles(Protocol):

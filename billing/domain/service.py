@@ -141,11 +141,13 @@ class BillingCore:
             return self._finish(session.session_id, model.STAFF, "no_payment_method", "")
         except MeshError:
             return session  # identity unreachable: the sweeper tries again
-        outcome = self._payments.charge(session, session.bill.total, profile.routes)
+        outcome = self._payments.charge(session, session.bill.total, profile)
         if outcome.state == "captured":
             return self._finish(session.session_id, model.PAID, session.decision_reason, outcome.payment_id)
         if outcome.state in ("declined", "requires_action"):
             return self._finish(session.session_id, model.STAFF, "payment_declined", outcome.payment_id)
+        if outcome.state == "rejected":  # payment refused the request itself: asking again won't help
+            return self._finish(session.session_id, model.STAFF, "payment_rejected", outcome.payment_id)
         # unknown, pending or failed: the same key is asked again later; never a second charge.
         with self._db.transaction() as tx:
             current = tx.session(session.session_id, lock=True)
