@@ -1,5 +1,5 @@
 # GaitPay. Two commands on a fresh machine:
-#   make demo   set up .venv and run the main job (today: the whole local stack up, status, down)
+#   make demo   set up .venv and run the main job (gaitpay demo: enrol, visit, charge, summarise)
 #   make test   set up .venv and run every check and the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -36,10 +36,11 @@ breaking: gen
 test: venv check-gen lint-proto breaking
 	$(PY) -m pytest -q
 
-# Until `gaitpay demo` exists: the whole stack up, its status, and down again (always).
+# The main job: the whole stack up, customers enrolled, store visits with injected faults,
+# a summary and build/demo-report.json; the stack goes down again afterwards.
 demo: venv
-	$(VENV)/bin/gaitpay up
-	$(VENV)/bin/gaitpay status; rc=$$?; $(VENV)/bin/gaitpay down; exit $$rc
+	mkdir -p build
+	$(VENV)/bin/gaitpay demo --report build/demo-report.json
 
 up: venv
 	$(VENV)/bin/gaitpay up

@@ -62,6 +62,7 @@ class Visit:
     payment_id: str = ""
     gateway: str = ""
     exit_to_capture_ms: float | None = None
+    confirm_to_capture_ms: float | None = None
     app_answer: str = ""
     replayed_events: int = 0
     duplicates_acknowledged: int = 0
@@ -107,6 +108,9 @@ class Summary:
     exit_to_capture_ms_p50: float | None = None
     exit_to_capture_ms_p99: float | None = None
     exit_to_capture_samples: int = 0
+    confirm_to_capture_ms_p50: float | None = None
+    confirm_to_capture_ms_p99: float | None = None
+    confirm_to_capture_samples: int = 0
     edge_link_cuts: int = 0
     events_replayed: int = 0
     duplicate_events_acknowledged: int = 0
@@ -266,6 +270,7 @@ class Demo:
             # The shopper's app: the person asked approves only if they really were there.
             approve = session.customer_id == visit.customer_id
             visit.app_answer = "approved" if approve else "declined"
+            confirmed_at = datetime.now(timezone.utc)
             self.billing.ConfirmCharge(billing_pb2.ConfirmChargeRequest(
                 request_id=_rid(), session_id=session_id, customer_id=session.customer_id, approve=approve), timeout=30)
             session = self._wait(visit, session_id, {S.SESSION_STATE_CHARGING})
@@ -276,9 +281,13 @@ class Demo:
             payment = self.payment.GetPayment(payment_pb2.GetPaymentRequest(payment_id=session.payment_id),
                                               timeout=10).payment
             visit.gateway = payment.gateway
-            if not visit.app_answer and payment.HasField("captured_at"):
-                visit.exit_to_capture_ms = (payment.captured_at.ToDatetime(tzinfo=timezone.utc)
-                                            - session.exited_at.ToDatetime(tzinfo=timezone.utc)).total_seconds() * 1000
+            if payment.HasField("captured_at"):
+                captured = payment.captured_at.ToDatetime(tzinfo=timezone.utc)
+                if visit.app_answer:
+                    visit.confirm_to_capture_ms = (captured - confirmed_at).total_seconds() * 1000
+                else:
+                    visit.exit_to_capture_ms = (captured - session.exited_at.ToDatetime(tzinfo=timezone.utc)
+                                                ).total_seconds() * 1000
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -397,6 +406,11 @@ class Demo:
             s.exit_to_capture_samples = len(samples)
             s.exit_to_capture_ms_p50 = round(statistics.median(samples), 1)
             s.exit_to_capture_ms_p99 = round(float(np.percentile(samples, 99)), 1)
+        confirmed = sorted(v.confirm_to_capture_ms for v in visits if v.confirm_to_capture_ms is not None)
+        if confirmed:
+            s.confirm_to_capture_samples = len(confirmed)
+            s.confirm_to_capture_ms_p50 = round(statistics.median(confirmed), 1)
+            s.confirm_to_capture_ms_p99 = round(float(np.percentile(confirmed, 99)), 1)
         paid = [v for v in visits if v.final_state == "PAID"]
         s.sample_trace_id = (paid[0] if paid else visits[0]).trace_id if visits else ""
         return s
@@ -439,6 +453,9 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "exit to captured (auto-charged)", (
         f"p50 {summary.exit_to_capture_ms_p50} ms, p99 {summary.exit_to_capture_ms_p99} ms "
         f"({summary.exit_to_capture_samples} payments)" if summary.exit_to_capture_samples else "no auto-charges")
+    yield "app approval to captured", (
+        f"p50 {summary.confirm_to_capture_ms_p50} ms, p99 {summary.confirm_to_capture_ms_p99} ms "
+        f"({summary.confirm_to_capture_samples} payments)" if summary.confirm_to_capture_samples else "none")
     yield "faults injected", (f"Razorpay outage over {summary.razorpay_outage_visits} visits; "
                               f"{summary.edge_link_cuts} edge link cuts, {summary.events_replayed} events replayed, "
                               f"{summary.duplicate_events_acknowledged} acknowledged as duplicates")

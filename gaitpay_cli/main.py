@@ -230,8 +230,8 @@ def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles
 
 @app.command()
 def demo(
-    customers: int = typer.Option(20, min=1, max=2000, help="Synthetic customers to enrol."),
-    visits: int = typer.Option(40, min=1, max=20000, help="Store visits to simulate."),
+    customers: int = typer.Option(40, min=1, max=2000, help="Synthetic customers to enrol."),
+    visits: int = typer.Option(120, min=1, max=20000, help="Store visits to simulate."),
     seed: int = typer.Option(7, help="Seed of the walkers, the visit plan and the baskets."),
     report: Optional[str] = typer.Option(None, help="Write the summary and every visit to this JSON file."),
     stranger_share: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of visits by people never enrolled."),
