@@ -19,7 +19,8 @@ FILES = [edge_pb2, matcher_pb2, identity_pb2, billing_pb2, payment_pb2]
 READ_ONLY_PREFIXES = ("Get", "List", "Verify", "Identify", "Export", "Stream")
 # The calls a partner retailer makes through the REST gateway.
 PARTNER_RPCS = {
-    "gaitpay.billing.v1.BillingService": {"GetSession", "ListSessions", "UpdateCart", "GetReceipt"},
+    "gaitpay.billing.v1.BillingService": {"GetSession", "ListSessions", "UpdateCart", "GetReceipt",
+                                          "UpsertCatalogue"},
     "gaitpay.payment.v1.PaymentService": {"GetPayment", "RefundPayment"},
 }
 

@@ -143,10 +143,12 @@ class RefundPaymentResponse(_message.Message):
     def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ..., refund_id: _Optional[str] = ...) -> None: ...
 
 class ReconcilePaymentsRequest(_message.Message):
-    __slots__ = ("older_than_s",)
+    __slots__ = ("older_than_s", "request_id")
     OLDER_THAN_S_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     older_than_s: int
-    def __init__(self, older_than_s: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, older_than_s: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ReconcilePaymentsResponse(_message.Message):
     __slots__ = ("examined", "captured", "not_captured", "still_unknown")
