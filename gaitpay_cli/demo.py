@@ -118,6 +118,7 @@ class Summary:
     enrolment_s: float = 0.0
     visits_s: float = 0.0
     sample_trace_id: str = ""
+    outbox_by_channel: dict[str, int] = field(default_factory=dict)
 
 
 def _now_ts() -> Any:
@@ -289,6 +290,14 @@ class Demo:
                     visit.exit_to_capture_ms = (captured - session.exited_at.ToDatetime(tzinfo=timezone.utc)
                                                 ).total_seconds() * 1000
 
+    def outbox_counts(self, tracks: list[str]) -> dict[str, int]:
+        """The local notification outbox (receipts by email, app pushes, payment-link SMS,
+        staff notices), read straight from the stack's PostgreSQL: locally nothing sends them."""
+        import psycopg
+
+        with psycopg.connect(self.env["GAITPAY_POSTGRES_DSN"], connect_timeout=5) as conn:
+            return {channel: n for channel, n in conn.execute(_outbox_sql(), (tracks,)).fetchall()}
+
     # -- faults ----------------------------------------------------------------------------------
 
     def razorpay_fault(self, mode: str) -> None:
@@ -411,9 +420,15 @@ class Demo:
             s.confirm_to_capture_samples = len(confirmed)
             s.confirm_to_capture_ms_p50 = round(statistics.median(confirmed), 1)
             s.confirm_to_capture_ms_p99 = round(float(np.percentile(confirmed, 99)), 1)
+        s.outbox_by_channel = self.outbox_counts([v.track_id for v in visits])
         paid = [v for v in visits if v.final_state == "PAID"]
         s.sample_trace_id = (paid[0] if paid else visits[0]).trace_id if visits else ""
         return s
+
+
+def _outbox_sql() -> str:
+    return ("SELECT o.channel, count(*) AS n FROM billing.outbox o JOIN billing.sessions s USING (session_id) "
+            "WHERE s.track_id = ANY(%s) GROUP BY o.channel")
 
 
 def _walk_message(walk: Any) -> identity_pb2.Walk:
@@ -459,5 +474,6 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "faults injected", (f"Razorpay outage over {summary.razorpay_outage_visits} visits; "
                               f"{summary.edge_link_cuts} edge link cuts, {summary.events_replayed} events replayed, "
                               f"{summary.duplicate_events_acknowledged} acknowledged as duplicates")
+    yield "notifications in the outbox", ", ".join(f"{n} {c}" for c, n in sorted(summary.outbox_by_channel.items()))
     yield "time", f"enrolment {summary.enrolment_s} s, visits {summary.visits_s} s"
     yield "one visit's trace", f"gaitpay trace {summary.sample_trace_id}"

@@ -5,12 +5,17 @@ schema under an advisory lock, so several replicas starting at once migrate exac
 from __future__ import annotations
 
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Generic, Iterator, TypeVar
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from mesh.errors import Unavailable
+
+TxT = TypeVar("TxT")
 
 
 def migrate(conn: psycopg.Connection, schema: str, folder: Path) -> list[str]:
@@ -42,3 +47,39 @@ def open_pool(dsn: str, min_size: int = 1, max_size: int = 8, timeout_s: float =
     except Exception as exc:  # noqa: BLE001 - a clear message, not a pool traceback
         raise Unavailable("postgres unreachable") from exc
     return pool
+
+
+class Rows:
+    """Row helpers over one connection, for the transaction objects of each adapter."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._c = conn
+
+    def _one(self, sql: str, args: tuple = ()) -> dict | None:  # type: ignore[type-arg]
+        with self._c.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple = ()) -> list[dict]:  # type: ignore[type-arg]
+        with self._c.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, args).fetchall()
+
+
+class PooledDatabase(Generic[TxT]):
+    """A service's database: a pool, its schema migrated at start, transactions that hand
+    out the adapter's transaction object."""
+
+    def __init__(self, dsn: str, schema: str, migrations: Path, tx: Callable[[psycopg.Connection], TxT],
+                 max_size: int = 8, timeout_s: float = 5.0) -> None:
+        self._tx = tx
+        self._pool = open_pool(dsn, max_size=max_size, timeout_s=timeout_s)
+        with self._pool.connection() as conn:
+            self.applied = migrate(conn, schema, migrations)
+
+    @contextmanager
+    def transaction(self) -> Iterator[TxT]:
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                yield self._tx(conn)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
@@ -27,18 +26,7 @@ def _session(row: dict[str, Any]) -> Session:
     return Session(**row, lines=lines)
 
 
-class PostgresTx:
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._c = conn
-
-    def _one(self, sql: str, args: tuple = ()) -> dict | None:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchone()
-
-    def _all(self, sql: str, args: tuple = ()) -> list[dict]:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchall()
-
+class PostgresTx(postgres.Rows):
     def record_event(self, event: StoreEvent) -> str | None:
         row = self._one("INSERT INTO billing.events (event_id, kind, store_id, occurred_at) VALUES (%s,%s,%s,%s) "
                         "ON CONFLICT DO NOTHING RETURNING event_id",
@@ -152,22 +140,7 @@ class PostgresTx:
         return n
 
 
-class PostgresDatabase:
+class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
     def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
-        self._pool = postgres.open_pool(dsn, max_size=max_size, timeout_s=timeout_s)
-        with self._pool.connection() as conn:
-            self.applied = postgres.migrate(conn, "billing", MIGRATIONS)
+        super().__init__(dsn, "billing", MIGRATIONS, PostgresTx, max_size, timeout_s)
 
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresTx]:
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                yield PostgresTx(conn)
-
-    def outbox(self, limit: int = 50) -> list[dict]:
-        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute("SELECT notification_id, session_id::text, channel, subject, created_at "
-                               "FROM billing.outbox ORDER BY notification_id DESC LIMIT %s", (limit,)).fetchall()
-
-    def close(self) -> None:
-        self._pool.close()

@@ -26,18 +26,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     return postgres.migrate(conn, "identity", MIGRATIONS)
 
 
-class PostgresTx:
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._c = conn
-
-    def _one(self, sql: str, args: tuple = ()) -> dict | None:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchone()
-
-    def _all(self, sql: str, args: tuple = ()) -> list[dict]:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchall()
-
+class PostgresTx(postgres.Rows):
     def claim_request(self, request_id: str, operation: str, fingerprint: str) -> bytes | None:
         # A concurrent duplicate blocks on the primary key until the first commits, then sees its row.
         inserted = self._one("INSERT INTO identity.idempotency (request_id, operation, fingerprint) "

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
@@ -25,18 +24,7 @@ def _payment(row: dict[str, Any]) -> Payment:
                       "attempts": tuple(Attempt(**a) for a in row["attempts"])})
 
 
-class PostgresTx:
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._c = conn
-
-    def _one(self, sql: str, args: tuple = ()) -> dict | None:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchone()
-
-    def _all(self, sql: str, args: tuple = ()) -> list[dict]:
-        with self._c.cursor(row_factory=dict_row) as cur:
-            return cur.execute(sql, args).fetchall()
-
+class PostgresTx(postgres.Rows):
     def claim_payment(self, payment: Payment) -> tuple[Payment, bool]:
         # A concurrent claim of the same key waits on the unique index until the first
         # commits, then finds its row: exactly one caller ever talks to the gateways.
@@ -149,17 +137,6 @@ class PostgresTx:
                                (customer_id,)).rowcount
 
 
-class PostgresDatabase:
+class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
     def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
-        self._pool = postgres.open_pool(dsn, max_size=max_size, timeout_s=timeout_s)
-        with self._pool.connection() as conn:
-            self.applied = postgres.migrate(conn, "payment", MIGRATIONS)
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresTx]:
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                yield PostgresTx(conn)
-
-    def close(self) -> None:
-        self._pool.close()
+        super().__init__(dsn, "payment", MIGRATIONS, PostgresTx, max_size, timeout_s)
