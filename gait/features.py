@@ -95,7 +95,12 @@ def temporal(n: Normalised, cycles: GaitCycles) -> dict[str, float]:
     if cycles.cycles == 0:
         return {"cycle_s": float("nan"), "cadence_spm": float("nan"), "symmetry": float("nan"),
                 "stance_ratio": float("nan")}
-    cycle_s = float(np.median(cycles.cycle_frames)) / n.fps
+    # A missed strike shows up as a gap of two cycles; with few cycles the median can land on
+    # it. Fold each gap by its whole multiple of the shortest one (which the peak finder's
+    # minimum distance and prominence keep from being spurious) before taking the median.
+    frames = cycles.cycle_frames
+    multiples = np.maximum(1.0, np.round(frames / frames.min()))
+    cycle_s = float(np.median(frames / multiples)) / n.fps
     symmetry = float("nan")
     if len(cycles.left_strikes) and len(cycles.right_strikes):
         # Right strikes should fall half-way between left ones for a symmetric walker.

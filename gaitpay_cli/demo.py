@@ -477,3 +477,56 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "notifications in the outbox", ", ".join(f"{n} {c}" for c, n in sorted(summary.outbox_by_channel.items()))
     yield "time", f"enrolment {summary.enrolment_s} s, visits {summary.visits_s} s"
     yield "one visit's trace", f"gaitpay trace {summary.sample_trace_id}"
+
+
+def bench_checkout(demo: Demo, customers: int, sessions: int,
+                   progress: Callable[[str, int, int], None]) -> dict[str, list[float]]:
+    """The checkout path alone, apart from the gait model: sessions whose identification
+    met the bound (as the matcher would report it) are exited and auto-charged. Exit to
+    captured is read from the services' own timestamps; a GetSession read in the same run is
+    the baseline."""
+    from payment import sandbox
+
+    env, ids = demo.env, []
+    demo.seed_catalogue()
+    for p in range(customers):
+        progress("customers", p, customers)
+        consent = identity_pb2.Consent(policy_version="bench", purposes=["payment"], retention_days=30,
+                                       jurisdiction="IN-DPDP")
+        consent.given_at.GetCurrentTime()
+        customer = demo.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
+            request_id=_rid(), display_name=f"Bench {p}", consent=consent), timeout=30).customer
+        email = f"bench{p}.{demo.run_id}@demo.gaitpay.example"
+        token = sandbox.stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email) if p % 2 \
+            else sandbox.razorpay_token(env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
+                                        env["GAITPAY_RAZORPAY_BASE_URL"], email)
+        demo.identity.AddPaymentMethod(identity_pb2.AddPaymentMethodRequest(
+            request_id=_rid(), customer_id=customer.customer_id, kind=identity_pb2.PAYMENT_METHOD_KIND_CARD,
+            gateway=token.gateway, gateway_token=token.token, gateway_customer=token.customer_reference), timeout=10)
+        ids.append(customer.customer_id)
+    out: dict[str, list[float]] = {"exit_to_captured_ms": [], "exit_to_paid_seen_ms": [], "get_session_ms": []}
+    for i in range(sessions):
+        progress("checkouts", i, sessions)
+        visit = Visit(i, i, ids[i % customers], STORES[i % 2], f"b-{_rid()[:8]}")
+        session_id = demo._send([demo._event(visit, S.STORE_EVENT_KIND_ENTRY), demo._event(
+            visit, S.STORE_EVENT_KIND_IDENTIFIED, customer_id=visit.customer_id, false_match_probability=1e-6)]
+        )[0].session_id
+        demo.billing.UpdateCart(billing_pb2.UpdateCartRequest(
+            request_id=_rid(), store_id=visit.store_id, session_id=session_id,
+            changes=[billing_pb2.CartChange(sku=CATALOGUE[i % 9][0], quantity_delta=1 + i % 3)]), timeout=10)
+        t0 = time.perf_counter()
+        demo._send([demo._event(visit, S.STORE_EVENT_KIND_EXIT)])
+        session = demo._wait(visit, session_id, {S.SESSION_STATE_OPEN, S.SESSION_STATE_CHARGING})
+        out["exit_to_paid_seen_ms"].append((time.perf_counter() - t0) * 1000)
+        t1 = time.perf_counter()
+        demo._session(visit, session_id)
+        out["get_session_ms"].append((time.perf_counter() - t1) * 1000)
+        if session.state != S.SESSION_STATE_PAID:
+            raise RuntimeError(f"session {session_id} ended {billing_pb2.SessionState.Name(session.state)} "
+                               f"({session.decision_reason})")
+        payment = demo.payment.GetPayment(payment_pb2.GetPaymentRequest(payment_id=session.payment_id),
+                                          timeout=10).payment
+        out["exit_to_captured_ms"].append((payment.captured_at.ToDatetime(tzinfo=timezone.utc)
+                                           - session.exited_at.ToDatetime(tzinfo=timezone.utc)).total_seconds() * 1000)
+    progress("checkouts", sessions, sessions)
+    return out

@@ -199,6 +199,47 @@ def bench_identity(
     console.print(table)
 
 
+@bench_app.command("checkout")
+def bench_checkout(
+    customers: int = typer.Option(10, min=1, help="Customers with a saved card (half Stripe, half Razorpay)."),
+    sessions: int = typer.Option(100, min=1, help="Auto-charged checkouts to time."),
+) -> None:
+    """Exit-to-captured latency of auto-charged sessions through the running stack (billing,
+    identity, payment, the local gateways), beside a GetSession read in the same run."""
+    import statistics
+
+    from rich.progress import Progress
+
+    from gaitpay_cli import demo as demo_run
+
+    settings = _settings()
+    state = stack.running_state(settings)
+    if state is None:
+        err.print("no running stack under this GAITPAY_HOME: `gaitpay up` first")
+        raise typer.Exit(1)
+    client_settings = config.load(environ=dict(state.env))
+    with Progress(console=console) as progress:
+        tasks: dict[str, int] = {}
+
+        def show(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(what, total=total)
+            progress.update(tasks[what], completed=done)
+
+        demo = demo_run.Demo(client_settings, dict(state.env), demo_run.DemoOptions(), show)
+        result = demo_run.bench_checkout(demo, customers, sessions, show)
+    table = Table(title=f"checkout: {sessions} auto-charged sessions, {customers} customers")
+    for column in ("measure", "p50 ms", "p99 ms", "x baseline p50"):
+        table.add_column(column)
+    base = statistics.median(result["get_session_ms"])
+    import numpy as np
+
+    for name, values in result.items():
+        table.add_row(name, f"{statistics.median(values):.1f}", f"{float(np.percentile(values, 99)):.1f}",
+                      f"{statistics.median(values) / base:.1f}")
+    console.print(table)
+
+
 @bench_app.command("stack")
 def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
     """Time `gaitpay up` and measure the memory of the whole running stack."""
