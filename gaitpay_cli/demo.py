@@ -176,7 +176,7 @@ class Demo:
             saved = [sandbox.stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email),
                      sandbox.razorpay_token(env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
                                             env["GAITPAY_RAZORPAY_BASE_URL"], email)]
-            if p % 2:  # the last one added is the default: half prefer Razorpay
+            if self.rng.random() < 0.5:  # the last one added is the default: about half prefer Razorpay
                 saved.reverse()
             for token in saved:
                 self.identity.AddPaymentMethod(identity_pb2.AddPaymentMethodRequest(

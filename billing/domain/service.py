@@ -130,6 +130,10 @@ class BillingCore:
                 current = replace(current, state=model.PAID, decision_reason=decision.reason)
             else:
                 current = replace(current, state=model.STAFF, decision_reason=decision.reason)
+                tx.enqueue_notification(current.session_id, None, "staff",
+                                        f"Assisted checkout: {decision.reason.replace('_', ' ')}",
+                                        f"Session {current.session_id} at {current.store_id}: "
+                                        f"{rupees(current.bill.total)}.")
             tx.save_session(current)
             return current
 
