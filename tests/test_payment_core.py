@@ -301,3 +301,21 @@ def test_webhooks_apply_once_in_any_order(db, stripe_gw, razorpay_gw, local_gate
     declined_late = GatewayEvent("razorpay", f"evt_{uuid.uuid4().hex}", "declined", order)
     core.apply_event(declined_late)
     assert core.get(payment.payment_id).state == State.PARTIALLY_REFUNDED  # never moves back
+
+
+def test_a_dispute_moves_the_money_to_the_disputed_account_once(db, stripe_gw, good_routes):
+    core = core_with(db, [stripe_gw])
+    payment = core.charge(command([good_routes["stripe"]], amount=30_000))
+    core.refund(str(uuid.uuid4()), payment.payment_id, 5_000)
+    dispute = GatewayEvent("stripe", f"evt_{uuid.uuid4().hex}", "disputed", payment.gateway_reference,
+                           payment.gateway_reference, 30_000, f"dp_{uuid.uuid4().hex[:8]}")
+    assert core.apply_event(dispute) == "applied"
+    assert core.apply_event(dispute) == "duplicate"
+    assert core.get(payment.payment_id).state == State.DISPUTED
+    lines = ledger_lines(db, payment.payment_id)
+    disputed = [r for r in lines if r["account"] == "disputed:store-test"]
+    # Only what was still captured (30,000 - 5,000 refunded) can be clawed back.
+    assert [r["debit_minor"] for r in disputed] == [25_000]
+    with pytest.raises(FailedPrecondition):  # a disputed payment is not refunded on top
+        core.refund(str(uuid.uuid4()), payment.payment_id, 100)
+    assert core.ledger_balance().balanced
