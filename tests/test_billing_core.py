@@ -1,0 +1,85 @@
+"""The billing core on a real PostgreSQL with stand-ins for identity and payment (unit
+scope): the confirmation timeout and its payment-link fallback, and the sweeper's retry of
+a charge whose outcome was unknown, with the same idempotency key."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from billing.adapters.postgres_store import PostgresDatabase
+from billing.domain import model
+from billing.domain.bill import Item
+from billing.domain.model import ChargeProfile, PaymentOutcome, Route, StoreEvent
+from billing.domain.service import BillingCore, payment_key
+from mesh.errors import FailedPrecondition
+
+pytestmark = pytest.mark.stack
+
+
+class Profiles:
+    def charge_profile(self, customer_id: str) -> ChargeProfile:
+        return ChargeProfile((Route("stripe", "cus_x", "pm_x"),), 1_000_000, 2_500_000, "pm-1")
+
+
+class Payments:
+    """Answers 'unknown' until told otherwise, remembering every key it was asked for."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.answer = "unknown"
+
+    def charge(self, session, amount_minor, profile) -> PaymentOutcome:  # type: ignore[no-untyped-def]
+        self.keys.append(payment_key(session.session_id))
+        return PaymentOutcome("pay-1" if self.answer == "captured" else "", self.answer)
+
+
+@pytest.fixture(scope="module")
+def db(backing_services):
+    database = PostgresDatabase(backing_services["postgres_dsn"])
+    yield database
+    database.close()
+
+
+def visit(core: BillingCore, fmp: float) -> str:
+    track, customer, now = str(uuid.uuid4()), str(uuid.uuid4()), datetime.now(timezone.utc)
+    for kind in ("entry", "identified"):
+        result = core.record_event(StoreEvent(str(uuid.uuid4()), kind, "store-core", "door", track, now, customer, fmp))
+    core.upsert_catalogue(str(uuid.uuid4()), "store-core", [Item("TEA", "Tea", 10_000, 500)])
+    core.update_cart(str(uuid.uuid4()), "store-core", result.session_id, [("TEA", 1)])
+    exited = core.record_event(StoreEvent(str(uuid.uuid4()), "exit", "store-core", "door", track, now))
+    assert exited.settle
+    return exited.session_id
+
+
+def test_an_unanswered_confirmation_falls_back_to_a_payment_link(db):
+    core = BillingCore(db, Payments(), Profiles(), confirmation_timeout_s=300)
+    session_id = visit(core, fmp=0.05)
+    held = core.settle(session_id)
+    assert held.state == model.AWAITING and held.confirmation_deadline is not None
+    assert core.sweep(datetime.now(timezone.utc))["payment_links"] == 0  # not yet
+    swept = core.sweep(held.confirmation_deadline + timedelta(seconds=1))
+    assert swept["payment_links"] >= 1
+    after = core.get_session(session_id)
+    assert after.state == model.PAYMENT_LINK and after.decision_reason == "confirmation_timeout"
+    with db.transaction() as tx:
+        channels = [r["channel"] for r in tx._all("SELECT channel FROM billing.outbox WHERE session_id = %s "
+                                                  "ORDER BY notification_id", (session_id,))]
+    assert channels == ["push", "sms"]
+    with pytest.raises(FailedPrecondition):
+        core.confirm(str(uuid.uuid4()), session_id, after.customer_id or "", True)
+
+
+def test_an_unknown_charge_is_asked_again_with_the_same_key_until_it_settles(db):
+    payments = Payments()
+    core = BillingCore(db, payments, Profiles())
+    session_id = visit(core, fmp=1e-6)
+    assert core.settle(session_id).state == model.CHARGING  # the payment's outcome is unknown
+    assert core.settle(session_id).state == model.CHARGING
+    payments.answer = "captured"
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    core.sweep(later)
+    assert core.get_session(session_id).state == model.PAID
+    assert set(payments.keys) == {payment_key(session_id)} and len(payments.keys) >= 3
