@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from mesh.errors import Unavailable
+from mesh.errors import AlreadyExists, Unavailable
 
 TxT = TypeVar("TxT")
 
@@ -50,10 +50,34 @@ def open_pool(dsn: str, min_size: int = 1, max_size: int = 8, timeout_s: float =
 
 
 class Rows:
-    """Row helpers over one connection, for the transaction objects of each adapter."""
+    """Row helpers over one connection, for the transaction objects of each adapter, and
+    request-id idempotency over the service's table of (request_id, operation, fingerprint,
+    response)."""
+
+    REQUESTS_TABLE = ""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self._c = conn
+
+    def claim_request(self, request_id: str, operation: str, fingerprint: str) -> bytes | None:
+        """None: this request is new. Otherwise the first outcome to replay (the same id with
+        another request is refused). A concurrent duplicate blocks on the primary key until
+        the first commits, then sees its row."""
+        table = self.REQUESTS_TABLE
+        inserted = self._one(f"INSERT INTO {table} (request_id, operation, fingerprint) VALUES (%s, %s, %s) "
+                             "ON CONFLICT DO NOTHING RETURNING request_id", (request_id, operation, fingerprint))
+        if inserted is not None:
+            return None
+        row = self._one(f"SELECT operation, fingerprint, response FROM {table} WHERE request_id = %s", (request_id,))
+        assert row is not None
+        if row["operation"] != operation or row["fingerprint"] != fingerprint:
+            raise AlreadyExists("request_id was already used for a different request",
+                                metadata={"request_id": request_id})
+        return bytes(row["response"] or b"")
+
+    def save_response(self, request_id: str, response: bytes) -> None:
+        self._c.execute(f"UPDATE {self.REQUESTS_TABLE} SET response = %s WHERE request_id = %s",
+                        (response, request_id))
 
     def _one(self, sql: str, args: tuple = ()) -> dict | None:  # type: ignore[type-arg]
         with self._c.cursor(row_factory=dict_row) as cur:

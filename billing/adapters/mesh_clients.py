@@ -4,6 +4,7 @@ each call with a deadline."""
 from __future__ import annotations
 
 import uuid
+
 import grpc
 
 from billing.domain.model import ChargeProfile, PaymentOutcome, Route, Session
@@ -11,7 +12,7 @@ from billing.domain.service import payment_key
 from gaitpay.common.v1 import types_pb2
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
-from mesh.errors import FailedPrecondition, MeshError, Unavailable, error_info, status_from_rpc_error
+from mesh.errors import FailedPrecondition, Unavailable, error_info, status_from_rpc_error
 
 _PAYMENT_STATES = {payment_pb2.PAYMENT_STATE_CAPTURED: "captured", payment_pb2.PAYMENT_STATE_DECLINED: "declined",
                    payment_pb2.PAYMENT_STATE_REQUIRES_ACTION: "requires_action",
@@ -67,6 +68,3 @@ class PaymentClient:
             return PaymentOutcome("", "unknown", info.reason if info else exc.code().name)
         return PaymentOutcome(payment.payment_id, _PAYMENT_STATES.get(payment.state, "unknown"),
                               payment.failure_reason)
-
-
-__all__ = ["IdentityProfiles", "PaymentClient", "MeshError"]

@@ -7,14 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-import psycopg
-from psycopg.rows import dict_row
 
-from billing.domain import model
 from billing.domain.bill import Item, Line
 from billing.domain.model import Session, StoreEvent
 from mesh import postgres
-from mesh.errors import AlreadyExists
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _COLUMNS = ("session_id::text, store_id, track_id, customer_id::text, false_match_probability, state, "
@@ -27,6 +23,8 @@ def _session(row: dict[str, Any]) -> Session:
 
 
 class PostgresTx(postgres.Rows):
+    REQUESTS_TABLE = "billing.requests"
+
     def record_event(self, event: StoreEvent) -> str | None:
         row = self._one("INSERT INTO billing.events (event_id, kind, store_id, occurred_at) VALUES (%s,%s,%s,%s) "
                         "ON CONFLICT DO NOTHING RETURNING event_id",
@@ -90,22 +88,6 @@ class PostgresTx(postgres.Rows):
                 "discount_bp = EXCLUDED.discount_bp",
                 [(store_id, i.sku, i.name, i.unit_price_minor, i.gst_rate_bp, i.discount_bp) for i in items])
         return len(items)
-
-    def claim_request(self, request_id: str, operation: str, fingerprint: str) -> bytes | None:
-        inserted = self._one("INSERT INTO billing.requests (request_id, operation, fingerprint) VALUES (%s,%s,%s) "
-                             "ON CONFLICT DO NOTHING RETURNING request_id", (request_id, operation, fingerprint))
-        if inserted is not None:
-            return None
-        row = self._one("SELECT operation, fingerprint, response FROM billing.requests WHERE request_id = %s",
-                        (request_id,))
-        assert row is not None
-        if row["operation"] != operation or row["fingerprint"] != fingerprint:
-            raise AlreadyExists("request_id was already used for a different request",
-                                metadata={"request_id": request_id})
-        return bytes(row["response"] or b"")
-
-    def save_response(self, request_id: str, response: bytes) -> None:
-        self._c.execute("UPDATE billing.requests SET response = %s WHERE request_id = %s", (response, request_id))
 
     def sessions(self, store_id: str, after: str, limit: int) -> list[Session]:
         rows = self._all(f"SELECT {_COLUMNS} FROM billing.sessions WHERE store_id = %s AND session_id::text > %s "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.domain.bill import Bill, Item, Line
+from billing.domain.bill import Bill, Line
 
 OPEN, AWAITING, CHARGING, PAID, STAFF, CANCELLED, PAYMENT_LINK = (
     "open", "awaiting_confirmation", "charging", "paid", "staff_checkout", "cancelled", "payment_link")
@@ -65,6 +65,3 @@ class PaymentOutcome:
     payment_id: str
     state: str  # captured, declined, unknown, pending, failed, requires_action
     reason: str = ""
-
-
-__all__ = ["Item", "Line", "Bill", "StoreEvent", "Session", "Route", "ChargeProfile", "PaymentOutcome"]

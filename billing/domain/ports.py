@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol, Sequence
 
 from billing.domain.bill import Item
-from billing.domain.model import ChargeProfile, PaymentOutcome, Route, Session, StoreEvent
+from billing.domain.model import ChargeProfile, PaymentOutcome, Session, StoreEvent
 
 
 class Tx(Protocol):

@@ -7,28 +7,23 @@ It knows nothing of gRPC or SQL; the database, identity and payment come in thro
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 from billing.domain import model
-from billing.domain.bill import Line, rupees
+from billing.domain.bill import Item, Line, rupees
 from billing.domain.model import Session, StoreEvent
 from billing.domain.ports import Database, Payments, Profiles
 from billing.domain.receipt import render_receipt
 from billing.domain.risk import ExitFacts, RiskPolicy, decide
-from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MeshError, NotFound
+from mesh.errors import FailedPrecondition, InvalidArgument, MeshError, NotFound
+from mesh.idempotency import request_fingerprint
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
 
 
 def payment_key(session_id: str) -> str:
@@ -184,7 +179,7 @@ class BillingCore:
     # -- confirmations and the sweeper ----------------------------------------------------------
 
     def confirm(self, request_id: str, session_id: str, customer_id: str, approve: bool) -> Session:
-        fingerprint = _fingerprint("confirm", session_id, customer_id, approve)
+        fingerprint = request_fingerprint("confirm", session_id, customer_id, approve)
         with self._db.transaction() as tx:
             replayed = tx.claim_request(request_id, "confirm", fingerprint)
             current = tx.session(session_id, lock=True)
@@ -222,7 +217,7 @@ class BillingCore:
 
     def update_cart(self, request_id: str, store_id: str, session_id: str,
                     changes: Sequence[tuple[str, int]]) -> Session:
-        fingerprint = _fingerprint("cart", store_id, session_id, list(changes))
+        fingerprint = request_fingerprint("cart", store_id, session_id, list(changes))
         with self._db.transaction() as tx:
             replayed = tx.claim_request(request_id, "cart", fingerprint)
             session = tx.session(session_id, lock=True)
@@ -252,9 +247,9 @@ class BillingCore:
             tx.save_response(request_id, b"")
             return session
 
-    def upsert_catalogue(self, request_id: str, store_id: str, items: Sequence[model.Item]) -> int:
+    def upsert_catalogue(self, request_id: str, store_id: str, items: Sequence[Item]) -> int:
         with self._db.transaction() as tx:
-            fingerprint = _fingerprint("catalogue", store_id, [i.__dict__ for i in items])
+            fingerprint = request_fingerprint("catalogue", store_id, [i.__dict__ for i in items])
             if tx.claim_request(request_id, "catalogue", fingerprint) is not None:
                 return len(items)
             n = tx.upsert_items(store_id, items)
@@ -285,6 +280,3 @@ class BillingCore:
     def anonymise_customer(self, customer_id: str) -> int:
         with self._db.transaction() as tx:
             return tx.anonymise_customer(customer_id)
-
-
-__all__ = ["BillingCore", "EventResult", "payment_key", "AlreadyExists"]

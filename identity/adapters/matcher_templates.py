@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from mesh.errors import MeshError, Unavailable, status_from_rpc_error
+from mesh.errors import MeshError, Unavailable
 
 
 class MatcherTemplates:

@@ -5,45 +5,22 @@ several replicas starting at once migrate exactly once."""
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import psycopg
 from psycopg.rows import dict_row
 
 from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, PaymentMethodRow, TemplateRow)
 from identity.domain import audit
 from mesh import postgres
-from mesh.errors import AlreadyExists
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _AUDIT_LOCK = 0x6761_6974_6175  # serialises appends to the chain
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
-    return postgres.migrate(conn, "identity", MIGRATIONS)
-
-
 class PostgresTx(postgres.Rows):
-    def claim_request(self, request_id: str, operation: str, fingerprint: str) -> bytes | None:
-        # A concurrent duplicate blocks on the primary key until the first commits, then sees its row.
-        inserted = self._one("INSERT INTO identity.idempotency (request_id, operation, fingerprint) "
-                             "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING request_id",
-                             (request_id, operation, fingerprint))
-        if inserted is not None:
-            return None
-        row = self._one("SELECT operation, fingerprint, response FROM identity.idempotency WHERE request_id = %s",
-                        (request_id,))
-        assert row is not None
-        if row["operation"] != operation or row["fingerprint"] != fingerprint:
-            raise AlreadyExists("request_id was already used for a different request",
-                                metadata={"request_id": request_id})
-        return bytes(row["response"])
-
-    def save_response(self, request_id: str, response: bytes) -> None:
-        self._c.execute("UPDATE identity.idempotency SET response = %s WHERE request_id = %s", (response, request_id))
+    REQUESTS_TABLE = "identity.idempotency"
 
     def insert_customer(self, row: CustomerRow) -> None:
         self._c.execute(
@@ -149,17 +126,9 @@ class PostgresTx(postgres.Rows):
                          row.prev_mac, row.mac))
 
 
-class PostgresDatabase:
-    def __init__(self, dsn: str, min_size: int = 1, max_size: int = 8, timeout_s: float = 5.0) -> None:
-        self._pool = postgres.open_pool(dsn, min_size=min_size, max_size=max_size, timeout_s=timeout_s)
-        with self._pool.connection() as conn:
-            self.applied = migrate(conn)
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresTx]:
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                yield PostgresTx(conn)
+class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
+    def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
+        super().__init__(dsn, "identity", MIGRATIONS, PostgresTx, max_size, timeout_s)
 
     def audit_rows(self, batch: int = 1000) -> Iterator[list[AuditRow]]:
         last = 0
@@ -172,6 +141,3 @@ class PostgresDatabase:
                 return
             yield [AuditRow(**r) for r in rows]
             last = rows[-1]["sequence"]
-
-    def close(self) -> None:
-        self._pool.close()

@@ -22,6 +22,7 @@ from identity.domain.errors import (ConsentRequired, CustomerErased, CustomerNot
 from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, Envelope, Keys, PaymentMethodRow,
                                    Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx, WalkEmbedder)
 from mesh.errors import InvalidArgument
+from mesh.idempotency import request_fingerprint
 
 BIOMETRIC_PURPOSE = "gait_identification"
 MIN_WALK_QUALITY = 0.35  # below this a walk has too few clean cycles to be a template
@@ -88,10 +89,6 @@ def phone_hint(phone: str) -> str:
     return f"{phone[:3]}{'*' * max(0, len(phone) - 7)}{phone[-4:]}" if phone else ""
 
 
-def _fingerprint(operation: str, *parts: object) -> str:
-    return hashlib.sha256(json.dumps([operation, *parts], default=str, sort_keys=True).encode()).hexdigest()
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -150,7 +147,7 @@ class IdentityCore:
 
     def create_customer(self, request_id: str, display_name: str, phone: str, email: str,
                         consent: ConsentInput, home_region: str = "", actor: str = "") -> CustomerView:
-        fp = _fingerprint("create_customer", display_name, phone, email, asdict(consent), home_region)
+        fp = request_fingerprint("create_customer", display_name, phone, email, asdict(consent), home_region)
         phone_lookup = self.keys.lookup_hash(f"phone:{phone}") if phone else None
         email_lookup = self.keys.lookup_hash(f"email:{email.lower()}") if email else None
         with self._transaction() as tx:
@@ -192,8 +189,8 @@ class IdentityCore:
 
     def enrol_walks(self, request_id: str, customer_id: str, walks: Sequence[WalkInput],
                     store_ids: Sequence[str] = (), actor: str = "") -> EnrolmentResult:
-        fp = _fingerprint("enrol_walks", customer_id, [hashlib.sha256(w.keypoints.tobytes()).hexdigest()
-                                                       for w in walks], list(store_ids))
+        walk_digests = [hashlib.sha256(w.keypoints.tobytes()).hexdigest() for w in walks]
+        fp = request_fingerprint("enrol_walks", customer_id, walk_digests, list(store_ids))
         with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "enrol_walks", fp)
             if replay is not None:
@@ -261,7 +258,8 @@ class IdentityCore:
         """New key version; data keys and fields re-wrapped inside Vault. Old versions keep
         decrypting meanwhile, so nothing stops during a rotation."""
         with self._transaction() as tx:
-            replay = self._replayed(tx, request_id, "rotate_key", _fingerprint("rotate_key", customer_id))
+            replay = self._replayed(tx, request_id, "rotate_key",
+                                    request_fingerprint("rotate_key", customer_id))
             if replay is not None:
                 return int(replay["version"])
             row = self._active_customer(tx, customer_id)
@@ -282,7 +280,8 @@ class IdentityCore:
 
     def withdraw_consent(self, request_id: str, customer_id: str, actor: str = "") -> int:
         with self._transaction() as tx:
-            replay = self._replayed(tx, request_id, "withdraw_consent", _fingerprint("withdraw", customer_id))
+            replay = self._replayed(tx, request_id, "withdraw_consent",
+                                    request_fingerprint("withdraw", customer_id))
             if replay is not None:
                 return int(replay["count"])
             self._active_customer(tx, customer_id)
@@ -298,7 +297,7 @@ class IdentityCore:
         ciphertext under it unreadable), personal columns wiped, payment tokens dropped;
         the audit chain keeps only the random customer id, which nothing links to a person."""
         with self._transaction() as tx:
-            replay = self._replayed(tx, request_id, "erase", _fingerprint("erase", customer_id))
+            replay = self._replayed(tx, request_id, "erase", request_fingerprint("erase", customer_id))
             if replay is not None:
                 return replay["erased_at"], int(replay["count"])
             row = tx.customer(customer_id, lock=True)
@@ -325,8 +324,8 @@ class IdentityCore:
         if token.isdigit() and len(token) >= 12:
             raise InvalidArgument("gateway_token looks like a card number; send the gateway's token",
                                   field_violations=[("gateway_token", "must be a gateway token, never a PAN")])
-        fp = _fingerprint("add_payment_method", customer_id, kind, gateway, token, last4, brand, upi_handle_masked,
-                          gateway_customer)
+        fp = request_fingerprint("add_payment_method", customer_id, kind, gateway, token, last4, brand,
+                                 upi_handle_masked, gateway_customer)
         with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "add_payment_method", fp)
             if replay is not None:
@@ -355,7 +354,7 @@ class IdentityCore:
 
     def append_audit(self, request_id: str, action: str, customer_id: str, attributes: dict[str, str],
                      actor: str = "") -> int:
-        fp = _fingerprint("append_audit", action, customer_id, attributes)
+        fp = request_fingerprint("append_audit", action, customer_id, attributes)
         with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "append_audit", fp)
             if replay is not None:

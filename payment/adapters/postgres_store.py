@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-import psycopg
-from psycopg.rows import dict_row
 
 from mesh import postgres
 from payment.domain.model import Attempt, LedgerBalance, LedgerLine, Payment, Refund, State

@@ -22,7 +22,3 @@ def refund(gateway: str, store_id: str, amount: int) -> list[LedgerLine]:
 
 def dispute(gateway: str, store_id: str, amount: int) -> list[LedgerLine]:
     return [LedgerLine(f"disputed:{store_id}", debit_minor=amount), LedgerLine(f"clearing:{gateway}", credit_minor=amount)]
-
-
-def is_balanced(lines: list[LedgerLine]) -> bool:
-    return bool(lines) and sum(l.debit_minor for l in lines) == sum(l.credit_minor for l in lines)

@@ -7,17 +7,16 @@ It knows nothing of gRPC, HTTP or SQL; gateways and the database come in through
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import grpc
 
 from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MeshError, NotFound, Unavailable
+from mesh.idempotency import request_fingerprint
 from payment.domain import ledger
 from payment.domain.errors import GatewayDeclined, OutcomeUnknown, TechnicalFailure
 from payment.domain.model import (CAPTURED_STATES, UNSETTLED_STATES, Attempt, GatewayEvent, LedgerBalance, Payment,
@@ -61,10 +60,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
-
-
 class PaymentCore:
     def __init__(self, db: Database, gateways: Mapping[str, Gateway], routing: RoutingConfig = RoutingConfig(),
                  sleep: Callable[[float], None] = time.sleep, unknown_grace_s: float = 5.0) -> None:
@@ -88,7 +83,7 @@ class PaymentCore:
             raise InvalidArgument("amount must be positive", field_violations=[("amount", "must be > 0")])
         if cmd.currency != "INR":
             raise InvalidArgument("only INR is charged", field_violations=[("amount.currency_code", "must be INR")])
-        fingerprint = _fingerprint(cmd.session_id, cmd.customer_id, cmd.store_id, cmd.amount_minor, cmd.currency)
+        fingerprint = request_fingerprint(cmd.session_id, cmd.customer_id, cmd.store_id, cmd.amount_minor, cmd.currency)
         claim = Payment(payment_id=str(uuid.uuid4()), idempotency_key=cmd.idempotency_key, fingerprint=fingerprint,
                         session_id=cmd.session_id, customer_id=cmd.customer_id, store_id=cmd.store_id,
                         amount_minor=cmd.amount_minor, currency=cmd.currency, state=State.PROCESSING)
@@ -210,7 +205,7 @@ class PaymentCore:
     def refund(self, request_id: str, payment_id: str, amount_minor: int, reason: str = "") -> tuple[Payment, Refund]:
         if amount_minor <= 0:
             raise InvalidArgument("refund amount must be positive", field_violations=[("amount", "must be > 0")])
-        fingerprint = _fingerprint("refund", payment_id, amount_minor)
+        fingerprint = request_fingerprint("refund", payment_id, amount_minor)
         with self._db.transaction() as tx:
             earlier = tx.refund_for_request(request_id)
             if earlier is not None:
@@ -349,7 +344,3 @@ class PaymentCore:
     def anonymise_customer(self, customer_id: str) -> int:
         with self._db.transaction() as tx:
             return tx.anonymise_customer(customer_id)
-
-
-def routes_from(pairs: Sequence[tuple[str, str, str]]) -> tuple[Route, ...]:
-    return tuple(Route(g, c, t) for g, c, t in pairs)
