@@ -14,8 +14,8 @@ from typing import Sequence
 
 from billing.domain import model
 from billing.domain.bill import Item, Line, rupees
-from billing.domain.model import Session, StoreEvent
-from billing.domain.ports import Database, Payments, Profiles
+from billing.domain.model import ChargeProfile, Session, StoreEvent
+from billing.domain.ports import Database, Payments, Profiles, Tx
 from billing.domain.receipt import render_receipt
 from billing.domain.risk import ExitFacts, RiskPolicy, decide
 from mesh.errors import FailedPrecondition, InvalidArgument, MeshError, NotFound
@@ -37,6 +37,11 @@ class EventResult:
     session_id: str
     duplicate: bool
     settle: bool  # the session reached its exit and awaits its charge decision
+
+
+def _notify_staff(tx: Tx, session: Session, reason: str) -> None:
+    tx.enqueue_notification(session.session_id, None, "staff", f"Assisted checkout: {reason.replace('_', ' ')}",
+                            f"Session {session.session_id} at {session.store_id}: {rupees(session.bill.total)}.")
 
 
 class BillingCore:
@@ -84,14 +89,16 @@ class BillingCore:
 
     def settle(self, session_id: str) -> Session:
         """Decide and, where the policy allows, charge. Safe to call again at any time."""
-        session = self.get_session(session_id)
+        session, profile = self.get_session(session_id), None
         if session.state == model.OPEN and session.exited_at is not None:
-            session = self._decide(session)
+            session, profile = self._decide(session)
         if session.state == model.CHARGING:
-            session = self._charge(session)
+            session = self._charge(session, profile)
         return session
 
-    def _decide(self, session: Session) -> Session:
+    def _decide(self, session: Session) -> tuple[Session, ChargeProfile | None]:
+        """The risk decision, with the charge profile it read (the charge right after reuses
+        it rather than asking identity, and writing its data-access audit entry, twice)."""
         profile, spent, facts_reason = None, 0, ""
         if session.customer_id and not session.active_elsewhere:
             try:
@@ -102,7 +109,7 @@ class BillingCore:
             current = tx.session(session.session_id, lock=True)
             assert current is not None
             if current.state != model.OPEN:
-                return current
+                return current, profile
             if current.customer_id:
                 spent = tx.spent_today_minor(current.customer_id)
             decision = decide(self._policy, ExitFacts(
@@ -125,21 +132,19 @@ class BillingCore:
                 current = replace(current, state=model.PAID, decision_reason=decision.reason)
             else:
                 current = replace(current, state=model.STAFF, decision_reason=decision.reason)
-                tx.enqueue_notification(current.session_id, None, "staff",
-                                        f"Assisted checkout: {decision.reason.replace('_', ' ')}",
-                                        f"Session {current.session_id} at {current.store_id}: "
-                                        f"{rupees(current.bill.total)}.")
+                _notify_staff(tx, current, decision.reason)
             tx.save_session(current)
-            return current
+            return current, profile
 
-    def _charge(self, session: Session) -> Session:
+    def _charge(self, session: Session, profile: ChargeProfile | None = None) -> Session:
         assert session.customer_id
-        try:
-            profile = self._profiles.charge_profile(session.customer_id)
-        except FailedPrecondition:
-            return self._finish(session.session_id, model.STAFF, "no_payment_method", "")
-        except MeshError:
-            return session  # identity unreachable: the sweeper tries again
+        if profile is None:
+            try:
+                profile = self._profiles.charge_profile(session.customer_id)
+            except FailedPrecondition:
+                return self._finish(session.session_id, model.STAFF, "no_payment_method", "")
+            except MeshError:
+                return session  # identity unreachable: the sweeper tries again
         outcome = self._payments.charge(session, session.bill.total, profile)
         if outcome.state == "captured":
             return self._finish(session.session_id, model.PAID, session.decision_reason, outcome.payment_id)
@@ -170,10 +175,7 @@ class BillingCore:
                 tx.enqueue_notification(current.session_id, current.customer_id, "email",
                                         f"Your GaitPay receipt: {rupees(current.bill.total)}", document.decode())
             elif state == model.STAFF:
-                tx.enqueue_notification(current.session_id, None, "staff",
-                                        f"Assisted checkout: {reason.replace('_', ' ')}",
-                                        f"Session {current.session_id} at {current.store_id}: "
-                                        f"{rupees(current.bill.total)}.")
+                _notify_staff(tx, current, reason)
             return current
 
     # -- confirmations and the sweeper ----------------------------------------------------------
