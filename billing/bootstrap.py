@@ -5,18 +5,15 @@ sessions left charging)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import grpc
-import structlog
 
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from mesh import config, dependencies
-from mesh.errors import MeshError, Unavailable
-from mesh.server import ServiceSpec, serve_forever
+from mesh.errors import Unavailable
+from mesh.server import Periodic, ServiceSpec, serve_forever
 
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
-log = structlog.get_logger("billing")
 
 
 def build(settings: config.Settings) -> ServiceSpec:
@@ -37,33 +34,16 @@ def build(settings: config.Settings) -> ServiceSpec:
     core = BillingCore(PostgresDatabase(settings.postgres_dsn), payments, identity,
                        RiskPolicy(confirm_above_minor=settings.confirm_above_minor),
                        confirmation_timeout_s=settings.confirmation_timeout_s)
-    tasks: list[asyncio.Task[None]] = []
-
-    async def sweep_forever() -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            try:
-                counts = await asyncio.to_thread(core.sweep)
-            except MeshError as exc:
-                log.warning("sweep.failed", why=exc.message)
-                continue
-            if counts["payment_links"] or counts["retried"]:
-                log.info("sweep.done", **counts)
-
-    async def on_start() -> None:
-        tasks.append(asyncio.get_running_loop().create_task(sweep_forever()))
-
-    async def on_stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # Confirmations past their deadline fall back to payment links; sessions left charging
+    # (an UNKNOWN payment, a crash) are settled again.
+    sweeper = Periodic("sweep", 2.0, core.sweep,
+                       lambda counts: counts if counts["payment_links"] or counts["retried"] else None)
 
     def register(server: grpc.aio.Server) -> None:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
 
     return ServiceSpec(name="billing", register=register, grpc_services=[SERVICE_NAME],
-                       on_start=[on_start], on_stop=[on_stop])
+                       on_start=[sweeper.start], on_stop=[sweeper.stop])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -52,6 +52,39 @@ class ServiceSpec:
     on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
 
 
+class Periodic:
+    """A blocking job run on a worker thread every interval while the service serves (the
+    reconciler, the sweeper). A MeshError is logged and the next round tries again; `report`
+    turns a result into fields worth logging, or None when the round found nothing.
+    `start` and `stop` are the service's on_start / on_stop hooks."""
+
+    def __init__(self, name: str, interval_s: float, job: Callable[[], Any],
+                 report: Callable[[Any], dict[str, Any] | None] = lambda result: None) -> None:
+        self._name, self._interval, self._job, self._report = name, interval_s, job, report
+        self._task: asyncio.Task[None] | None = None
+
+    async def _forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                result = await asyncio.to_thread(self._job)
+            except MeshError as exc:
+                log.warning(f"{self._name}.failed", why=exc.message)
+                continue
+            fields = self._report(result)
+            if fields:
+                log.info(f"{self._name}.done", **fields)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def caller_identity(context: grpc.aio.ServicerContext) -> str | None:
     """The mesh identity in the peer's client certificate (SPIFFE URI SAN, else CN)."""
     auth = context.auth_context() or {}

@@ -4,15 +4,14 @@ payment core; the core to the gRPC layer, the webhook listener and the reconcile
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import grpc
 import structlog
 
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
 from mesh import config, dependencies
-from mesh.errors import MeshError, Unavailable
-from mesh.server import ServiceSpec, serve_forever
+from mesh.errors import Unavailable
+from mesh.server import Periodic, ServiceSpec, serve_forever
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 log = structlog.get_logger("payment")
@@ -44,30 +43,17 @@ def build(settings: config.Settings) -> ServiceSpec:
         raise Unavailable("payment needs at least one gateway: set GAITPAY_STRIPE_API_KEY or GAITPAY_RAZORPAY_KEY_ID")
     core = PaymentCore(PostgresDatabase(settings.postgres_dsn), found, unknown_grace_s=settings.reconcile_interval_s)
     webhooks = WebhookServer(core.apply_event, settings.stripe_webhook_secret, settings.razorpay_webhook_secret)
-    tasks: list[asyncio.Task[None]] = []
-
-    async def reconcile_forever() -> None:
-        while True:
-            await asyncio.sleep(settings.reconcile_interval_s)
-            try:
-                report = await asyncio.to_thread(core.reconcile)
-            except MeshError as exc:
-                log.warning("reconcile.failed", why=exc.message)
-                continue
-            if report.examined:
-                log.info("reconcile.done", **report.__dict__)
+    reconciler = Periodic("reconcile", settings.reconcile_interval_s, core.reconcile,
+                          lambda report: report.__dict__ if report.examined else None)
 
     async def on_start() -> None:
         host, _, port = settings.payment_webhook_addr.rpartition(":")
         await webhooks.start(host, int(port))
-        tasks.append(asyncio.get_running_loop().create_task(reconcile_forever()))
+        await reconciler.start()
         log.info("payment.ready", gateways=sorted(found), webhooks=settings.payment_webhook_addr)
 
     async def on_stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await reconciler.stop()
         await webhooks.stop()
 
     def register(server: grpc.aio.Server) -> None:
