@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+from gaitpay_cli.walk_messages import walk_message
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,7 @@ def run(channel, customers: int, walks_per_customer: int, progress=lambda i: Non
             request_id=str(uuid.uuid4()), display_name=f"Bench {i}", consent=consent), timeout=30).customer
         create_s.append(time.perf_counter() - t0)
         request = identity_pb2.EnrollWalksRequest(request_id=str(uuid.uuid4()), customer_id=customer.customer_id)
-        for walk in (w for w, lab in zip(walks, labels) if lab == i):
-            msg = request.walks.add(source="bench")
-            kp = walk.keypoints[:, :17]
-            msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
-            msg.keypoints.xyc.extend(kp.ravel().tolist())
+        request.walks.extend(walk_message(w, source="bench") for w, lab in zip(walks, labels) if lab == i)
         t0 = time.perf_counter()
         stub.EnrollWalks(request, timeout=60)
         enrol_s.append(time.perf_counter() - t0)

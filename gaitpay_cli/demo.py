@@ -22,15 +22,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import grpc
 import numpy as np
 
+from edge.adapters.matcher_link import keypoint_window
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from gaitpay.common.v1 import types_pb2
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
 from mesh import config
+from gaitpay_cli.walk_messages import walk_message
 from mesh.client import open_sync_channel
 
 STORES = ("demo-store-1", "demo-store-2")
@@ -41,7 +42,7 @@ CATALOGUE = [  # sku, name, price (paise), GST bp, discount bp
     ("COLA", "Cola 750 ml", 4_000, 2_800, 0), ("TEA-500", "Assam tea 500 g", 28_500, 500, 1_500),
     ("SHAMPOO", "Shampoo 340 ml", 32_500, 1_800, 0), ("EARBUDS", "Wireless earbuds", 649_900, 1_800, 1_000),
 ]
-CONFIRMING = {payment_pb2.PAYMENT_STATE_CAPTURED, payment_pb2.PAYMENT_STATE_PARTIALLY_REFUNDED,
+CAPTURED_STATES = {payment_pb2.PAYMENT_STATE_CAPTURED, payment_pb2.PAYMENT_STATE_PARTIALLY_REFUNDED,
               payment_pb2.PAYMENT_STATE_REFUNDED}
 S = billing_pb2
 
@@ -146,7 +147,6 @@ class Demo:
         self.payment = payment_pb2_grpc.PaymentServiceStub(ch("payment", "operator"))
         self.customers: dict[int, str] = {}
         self.run_id = uuid.uuid4().hex[:8]  # a second demo on a running stack enrols new people
-        self.person_of: dict[str, int] = {}
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -160,22 +160,18 @@ class Demo:
     def enrol(self, walks_by_person: dict[int, list[Any]]) -> None:
         from payment import sandbox
 
-        env = self.env
         for p in range(self.o.customers):
             self.progress("enrolling customers", p, self.o.customers)
             consent = identity_pb2.Consent(policy_version="2026-11", purposes=["gait_identification", "payment"],
                                            retention_days=365, jurisdiction="IN-DPDP")
             consent.given_at.GetCurrentTime()
+            email = f"shopper{p}.{self.run_id}@demo.gaitpay.example"
             customer = self.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
-                request_id=_rid(), display_name=f"Demo shopper {p}", email=f"shopper{p}.{self.run_id}@demo.gaitpay.example",
-                consent=consent), timeout=30).customer
+                request_id=_rid(), display_name=f"Demo shopper {p}", email=email, consent=consent), timeout=30).customer
             self.identity.EnrollWalks(identity_pb2.EnrollWalksRequest(
                 request_id=_rid(), customer_id=customer.customer_id, store_ids=list(STORES),
-                walks=[_walk_message(w) for w in walks_by_person[p][:self.o.enrol_walks]]), timeout=60)
-            email = f"shopper{p}.{self.run_id}@demo.gaitpay.example"
-            saved = [sandbox.stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email),
-                     sandbox.razorpay_token(env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
-                                            env["GAITPAY_RAZORPAY_BASE_URL"], email)]
+                walks=[walk_message(w) for w in walks_by_person[p][:self.o.enrol_walks]]), timeout=60)
+            saved = [sandbox.token_from_stack(self.env, gateway, email) for gateway in ("stripe", "razorpay")]
             if self.rng.random() < 0.5:  # the last one added is the default: about half prefer Razorpay
                 saved.reverse()
             for token in saved:
@@ -185,7 +181,6 @@ class Demo:
                     gateway_token=token.token, gateway_customer=token.customer_reference, last4=token.last4,
                     brand="Visa"), timeout=10)
             self.customers[p] = customer.customer_id
-            self.person_of[customer.customer_id] = p
 
     # -- one visit -----------------------------------------------------------------------------
 
@@ -200,12 +195,7 @@ class Demo:
     def _identify(self, visit: Visit, walks: list[Any]) -> matcher_pb2.TrackDecision | None:
         requests = []
         for seq, walk in enumerate(walks[:self.o.windows]):
-            window = matcher_pb2.KeypointWindow(
-                track=matcher_pb2.TrackRef(store_id=visit.store_id, camera_id="entrance", track_id=visit.track_id),
-                sequence=seq, quality=1.0)
-            kp = walk.keypoints[:, :17]
-            window.keypoints.frames, window.keypoints.joints, window.keypoints.fps = kp.shape[0], 17, walk.fps
-            window.keypoints.xyc.extend(kp.ravel().tolist())
+            window = keypoint_window(visit.store_id, "entrance", visit.track_id, seq, walk.keypoints[:, :17], walk.fps)
             requests.append(matcher_pb2.StreamIdentifyRequest(window=window))
         last = None
         for response in self.matcher_edge.StreamIdentify(iter(requests), timeout=60):
@@ -401,7 +391,7 @@ class Demo:
         for v in visits:
             if v.final_state == "PAID" and v.payment_id:
                 p = self.payment.GetPayment(payment_pb2.GetPaymentRequest(payment_id=v.payment_id), timeout=10).payment
-                if p.amount.minor_units != v.total_minor or p.state not in CONFIRMING:
+                if p.amount.minor_units != v.total_minor or p.state not in CAPTURED_STATES:
                     s.lost_charges += 1
                 s.failovers += any(a.gateway != p.gateway for a in p.attempts)
         balance = self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10)
@@ -429,14 +419,6 @@ class Demo:
 def _outbox_sql() -> str:
     return ("SELECT o.channel, count(*) AS n FROM billing.outbox o JOIN billing.sessions s USING (session_id) "
             "WHERE s.track_id = ANY(%s) GROUP BY o.channel")
-
-
-def _walk_message(walk: Any) -> identity_pb2.Walk:
-    kp = walk.keypoints[:, :17]
-    msg = identity_pb2.Walk(source="app")
-    msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
-    msg.keypoints.xyc.extend(kp.ravel().tolist())
-    return msg
 
 
 def write_report(path: Path, options: DemoOptions, summary: Summary, visits: list[Visit]) -> None:
@@ -487,7 +469,7 @@ def bench_checkout(demo: Demo, customers: int, sessions: int,
     the baseline."""
     from payment import sandbox
 
-    env, ids = demo.env, []
+    ids: list[str] = []
     demo.seed_catalogue()
     for p in range(customers):
         progress("customers", p, customers)
@@ -497,9 +479,7 @@ def bench_checkout(demo: Demo, customers: int, sessions: int,
         customer = demo.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
             request_id=_rid(), display_name=f"Bench {p}", consent=consent), timeout=30).customer
         email = f"bench{p}.{demo.run_id}@demo.gaitpay.example"
-        token = sandbox.stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email) if p % 2 \
-            else sandbox.razorpay_token(env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
-                                        env["GAITPAY_RAZORPAY_BASE_URL"], email)
+        token = sandbox.token_from_stack(demo.env, "stripe" if p % 2 else "razorpay", email)
         demo.identity.AddPaymentMethod(identity_pb2.AddPaymentMethodRequest(
             request_id=_rid(), customer_id=customer.customer_id, kind=identity_pb2.PAYMENT_METHOD_KIND_CARD,
             gateway=token.gateway, gateway_token=token.token, gateway_customer=token.customer_reference), timeout=10)

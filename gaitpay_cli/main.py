@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -36,6 +36,18 @@ def _stack_errors(command: str) -> Iterator[None]:
     except stack.StackError as exc:
         err.print(f"[red]gaitpay {command}:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+def _stage_bars(progress: Any, prefix: str = "") -> Callable[[str, int, int], None]:
+    """A progress callback (stage, done, total) that gives each stage its own bar."""
+    bars: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = progress.add_task(f"{prefix}{stage}", total=total)
+        progress.update(bars[stage], completed=done)
+
+    return report
 
 
 def _settings() -> config.Settings:
@@ -153,14 +165,7 @@ def bench_matcher(
     for n in [int(x) for x in customers.split(",") if x.strip()]:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console) as progress:
-            tasks: dict[str, int] = {}
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(f"{n:,}: {stage}", total=total)
-                progress.update(tasks[stage], completed=done)
-
-            results.append(bench.run(n, windows, report))
+            results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,}: ")))
     table = Table(title="matcher: window arrival -> decision (features windows, embedded Milvus, IVF_FLAT)")
     for c in ("customers", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus", "recall@5 exact",
               "exact search p50 / p99 ms"):
@@ -219,13 +224,7 @@ def bench_checkout(
         raise typer.Exit(1)
     client_settings = config.load(environ=dict(state.env))
     with Progress(console=console) as progress:
-        tasks: dict[str, int] = {}
-
-        def show(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = progress.add_task(what, total=total)
-            progress.update(tasks[what], completed=done)
-
+        show = _stage_bars(progress)
         demo = demo_run.Demo(client_settings, dict(state.env), demo_run.DemoOptions(), show)
         result = demo_run.bench_checkout(demo, customers, sessions, show)
     table = Table(title=f"checkout: {sessions} auto-charged sessions, {customers} customers")
@@ -310,14 +309,7 @@ def demo(
     try:
         with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
-            tasks: dict[str, int] = {}
-
-            def show(what: str, done: int, total: int) -> None:
-                if what not in tasks:
-                    tasks[what] = progress.add_task(what, total=total)
-                progress.update(tasks[what], completed=done)
-
-            summary, visited = demo_run.Demo(client_settings, env, options, show).run()
+            summary, visited = demo_run.Demo(client_settings, env, options, _stage_bars(progress)).run()
     except grpc.RpcError as exc:
         err.print(f"[red]gaitpay demo:[/red] a service refused a call: {exc.code().name}: {exc.details()} "
                   f"(logs under {settings.home / 'logs'})")

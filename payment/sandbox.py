@@ -6,6 +6,7 @@ card ending 0341 (or a VPA starting "fail") decline when charged."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import razorpay
 import stripe
@@ -42,3 +43,12 @@ def razorpay_token(key_id: str, key_secret: str, base_url: str, email: str, card
          "card": {"number": card, "expiry_month": 12, "expiry_year": 2035, "cvv": "123", "name": "Shopper"}}
     token = client.token.create(body, timeout=10)
     return SavedToken("razorpay", str(customer["id"]), str(token["id"]), "" if vpa else card[-4:])
+
+
+def token_from_stack(env: Mapping[str, str], gateway: str, email: str) -> SavedToken:
+    """A good card saved at one of the local stack's gateways (its environment, as in
+    HOME/stack.json, names their addresses and keys)."""
+    if gateway == "stripe":
+        return stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email)
+    return razorpay_token(env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
+                          env["GAITPAY_RAZORPAY_BASE_URL"], email)

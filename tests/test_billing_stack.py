@@ -52,10 +52,7 @@ def shop(local_stack):
                 request_id=rid(), display_name="Shopper", consent=consent()), timeout=30).customer
             for gateway in gateways:
                 email = f"{c.customer_id}@example.com"
-                token = sandbox.stripe_token(env["GAITPAY_STRIPE_API_KEY"], env["GAITPAY_STRIPE_API_BASE"], email) \
-                    if gateway == "stripe" else sandbox.razorpay_token(
-                        env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"],
-                        env["GAITPAY_RAZORPAY_BASE_URL"], email)
+                token = sandbox.token_from_stack(env, gateway, email)
                 self.identity.AddPaymentMethod(identity_pb2.AddPaymentMethodRequest(
                     request_id=rid(), customer_id=c.customer_id, kind=identity_pb2.PAYMENT_METHOD_KIND_CARD,
                     gateway=gateway, gateway_token=token.token, gateway_customer=token.customer_reference,

@@ -15,10 +15,10 @@ import pytest
 
 from gait.embedder import DEFAULT_MODEL, Embedder
 from gait.encoding import CHANNELS
-from gait.evaluation import Trial, summarise
+from gait.evaluation import summarise
 from gait.eval_suite import synthetic_trial
 from gait.synth.dataset import people, render_walk
-from gait.walk import Walk, save_npz
+from gait.walk import Walk
 
 torch = pytest.importorskip("torch")
 

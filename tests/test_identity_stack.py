@@ -18,6 +18,7 @@ from gait.embedder import Embedder
 from gait.synth.dataset import people, walks_of
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from gaitpay.matcher.v1 import matcher_pb2
+from gaitpay_cli.walk_messages import walk_message
 from mesh.errors import error_info
 
 pytestmark = pytest.mark.stack
@@ -32,14 +33,6 @@ def consent(purposes=("gait_identification", "payment")) -> identity_pb2.Consent
 
 def rid() -> str:
     return str(uuid.uuid4())
-
-
-def walk_message(walk) -> identity_pb2.Walk:
-    kp = walk.keypoints[:, :17]
-    msg = identity_pb2.Walk(source="app")
-    msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
-    msg.keypoints.xyc.extend(kp.ravel().tolist())
-    return msg
 
 
 def reason(exc: grpc.RpcError) -> str:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from opentelemetry import trace
 
 from edge.adapters.matcher_link import MatcherLink, keypoint_window

@@ -1,0 +1,15 @@
+"""A synthetic walk as the shopper app sends it to EnrollWalks: COCO-17 keypoints, packed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gaitpay.identity.v1 import identity_pb2
+
+
+def walk_message(walk: Any, source: str = "app") -> identity_pb2.Walk:
+    kp = walk.keypoints[:, :17]
+    msg = identity_pb2.Walk(source=source)
+    msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
+    msg.keypoints.xyc.extend(kp.ravel().tolist())
+    return msg
