@@ -6,7 +6,7 @@ six BlazePose foot points: left heel, right heel, left foot index, right foot in
 small toe, right small toe). Confidence 0 marks a missing keypoint; dropped frames,
 varying fps and any length are normal input, not errors.
 
-On disk (`gaitpay embed` input): an .npz with one array per walk named `seq_<id>`
+On disk (`gaitpay embed` input): an .npz with one array per walk named `seq_<id>` (or `track_<id>`)
 (float32 [T, 17 or 23, 3]) and a scalar array `fps` (shared by the walks in the file).
 """
 
@@ -37,7 +37,7 @@ BONES = [
     (J["left_shoulder"], J["left_hip"]), (J["right_shoulder"], J["right_hip"]),
 ]
 
-_NAME = re.compile(r"^seq_(.+)$")
+_NAME = re.compile(r"^(?:seq|track)_(.+)$")  # track_<id>: what `gaitpay edge extract` writes
 
 
 class WalkFormatError(ValueError):

@@ -24,6 +24,9 @@ from gaitpay_cli.admin_commands import audit_app, vault_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(vault_app, name="vault")
+from gaitpay_cli.edge_commands import edge_app  # noqa: E402
+
+app.add_typer(edge_app, name="edge")
 console = Console()
 err = Console(stderr=True)
 

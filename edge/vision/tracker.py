@@ -22,7 +22,7 @@ from edge.vision.smoothing import OneEuro
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    detect_every: int = 5  # frames between detector passes while people are tracked
+    detect_period_s: float = 0.3  # every detector tile is searched once in this time
     tile_fraction: float = 0.5  # tile side as a fraction of the frame height; 0 = whole frame only
     min_presence: float = 0.5  # landmark model's person-present score to keep following
     max_lost_frames: int = 15  # how long a lost track can still be picked up again
@@ -104,8 +104,7 @@ class PersonTracker:
         for track in list(self.tracks.values()):
             self._follow(track, image)
         posed = time.perf_counter()
-        if self._frame % self.config.detect_every == 0 or not any(t.active for t in self.tracks.values()):
-            self._discover(image)
+        self._discover(image)
         detected = time.perf_counter()
         self._drop_duplicates()
         self._expire()
@@ -166,7 +165,13 @@ class PersonTracker:
         height, width = image.shape[:2]
         if self._windows is None:
             self._windows = tiles(width, height, self.config.tile_fraction)
-        found = _merge([d for w in self._windows for d in self.detector.detect(image, w)])
+        # A share of the tiles each frame, in turn: every tile is searched once per
+        # `detect_period_s`, and each frame costs about the same.
+        every = max(1, round(self.config.detect_period_s * self.fps))
+        share = -(-len(self._windows) // every)
+        start = (self._frame * share) % len(self._windows)
+        windows = [self._windows[(start + i) % len(self._windows)] for i in range(share)]
+        found = _merge([d for w in windows for d in self.detector.detect(image, w)])
         for detection in found:
             if self._already_followed(detection):
                 continue

@@ -1,0 +1,271 @@
+"""The edge at work: cameras -> tracks -> gait windows to the matcher, line crossings and
+decisions to billing through the durable queue.
+
+Vision runs on one thread per camera (OpenCV and ONNX Runtime release the GIL); the links
+run on the asyncio loop. Nothing a camera sees waits for the network: events are written
+to the queue first, windows are dropped (and counted) while the matcher is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import grpc
+import numpy as np
+from google.protobuf import timestamp_pb2
+
+from edge.adapters.billing_link import EventForwarder
+from edge.adapters.event_queue import EventQueue
+from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from edge.domain.windows import CutWindow, WindowCutter, WindowSpec
+from edge.domain.zones import Line, foot_point
+from edge.vision.pose import LandmarkModel, PoseDetector
+from edge.vision.tracker import PersonTracker, TrackerConfig
+from gaitpay.billing.v1 import billing_pb2
+from gaitpay.matcher.v1 import matcher_pb2
+from mesh.config import Settings
+
+FINAL = (matcher_pb2.DECISION_STATE_IDENTIFIED, matcher_pb2.DECISION_STATE_STRANGER)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    camera_id: str
+    source: str  # a video file, an rtsp:// or http:// stream, or a local camera index ("0")
+    entry: Line | None = None
+    exit: Line | None = None
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    realtime: bool = False  # pace a file at its own frame rate, as a live camera would
+
+
+def open_source(source: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(int(source)) if source.isdigit() else cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise ValueError(f"cannot open video source {source!r}: not a readable file, stream or camera index")
+    return capture
+
+
+@dataclass
+class CameraReport:
+    camera_id: str
+    frames: int = 0
+    seconds: float = 0.0
+    tracks: int = 0
+    windows: int = 0
+    crossings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class EdgeReport:
+    cameras: list[CameraReport] = field(default_factory=list)
+    events_queued: int = 0
+    windows_sent: int = 0
+    windows_dropped_offline: int = 0
+    decisions: dict[str, str] = field(default_factory=dict)  # track id -> state (and customer)
+    queue_depth: int = 0
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+class EdgeRuntime:
+    def __init__(self, settings: Settings, cameras: list[CameraConfig], queue_path: Path, *,
+                 billing_address: str | None = None, matcher_address: str | None = None,
+                 window: WindowSpec | None = None, threads: int | None = None,
+                 on_event: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.cameras = cameras
+        self.queue = EventQueue(queue_path)
+        self.window = window or WindowSpec()
+        self.run_id = uuid.uuid4().hex[:8]
+        self.report = EdgeReport()
+        self._billing_address = billing_address
+        self._matcher_address = matcher_address
+        self._threads = threads
+        self._say = on_event or (lambda _line: None)
+        self._decided: set[str] = set()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _event(self, kind: int, camera_id: str, track_id: str, at: float, **extra) -> None:
+        tag = f"{self.settings.store_id}|{camera_id}|{track_id}|{kind}"
+        event_id = hashlib.sha256(tag.encode()).hexdigest()[:32]  # the same observation -> the same id
+        event = billing_pb2.StoreEvent(event_id=event_id, kind=kind, store_id=self.settings.store_id,
+                                       camera_id=camera_id, track_id=track_id, occurred_at=_timestamp(at), **extra)
+        if self.queue.put(event):
+            self.report.events_queued += 1
+            self._say(f"{billing_pb2.StoreEventKind.Name(kind).removeprefix('STORE_EVENT_KIND_').lower()} "
+                      f"{camera_id}/{track_id}" + (f" customer {extra['customer_id']}" if extra.get("customer_id") else ""))
+
+    def _on_decision(self, decision: matcher_pb2.TrackDecision) -> None:
+        track = decision.track.track_id
+        if decision.state not in FINAL or track in self._decided:
+            return
+        self._decided.add(track)
+        state = matcher_pb2.DecisionState.Name(decision.state).removeprefix("DECISION_STATE_").lower()
+        named = decision.customer_id or decision.probable_customer_id
+        self.report.decisions[track] = state + (f" {named}" if named else "")
+        self._say(f"decision {decision.track.camera_id}/{track}: {self.report.decisions[track]}")
+        if named:
+            self._event(billing_pb2.STORE_EVENT_KIND_IDENTIFIED, decision.track.camera_id, track, time.time(),
+                        customer_id=named, identification_confidence=decision.confidence,
+                        false_match_probability=decision.false_match_probability)
+
+    # -- vision (one thread per camera) -----------------------------------------------------
+
+    def _camera(self, camera: CameraConfig, post: Callable[[tuple], None], stop: threading.Event) -> None:
+        capture = open_source(camera.source)
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        tracker = PersonTracker(PoseDetector(threads=self._threads), LandmarkModel(threads=self._threads),
+                                fps, camera.tracker)
+        report = CameraReport(camera.camera_id)
+        self.report.cameras.append(report)
+        cutters: dict[int, WindowCutter] = {}
+        feet: dict[int, np.ndarray] = {}
+        lines = [line for line in (camera.entry, camera.exit) if line is not None]
+        started = time.perf_counter()
+        try:
+            while not stop.is_set():
+                ok, image = capture.read()
+                if not ok:
+                    break
+                height, width = image.shape[:2]
+                now = time.time()
+                for person in tracker.update(image):
+                    track_id = f"{camera.camera_id}-{self.run_id}-{person.track_id}"
+                    cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
+                    for window in cutter.add(report.frames, person.keypoints):
+                        post(("window", camera.camera_id, track_id, window, fps))
+                    point = foot_point(person.keypoints, width, height)
+                    if point is not None:
+                        before = feet.get(person.track_id)
+                        for line in lines:
+                            if before is not None and line.crossed(before, point):
+                                report.crossings[line.name] = report.crossings.get(line.name, 0) + 1
+                                post(("crossing", camera.camera_id, track_id, line.name, now))
+                        feet[person.track_id] = point
+                report.frames += 1
+                if camera.realtime:
+                    lag = report.frames / fps - (time.perf_counter() - started)
+                    if lag > 0:
+                        time.sleep(lag)
+        finally:
+            report.seconds = time.perf_counter() - started
+            report.tracks = len(tracker.close())
+            capture.release()
+            post(("done", camera.camera_id))
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, *, flush_s: float = 30.0) -> EdgeReport:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple] = asyncio.Queue()
+        stop_vision = threading.Event()
+        stop_links = asyncio.Event()
+        forwarder = EventForwarder(self.settings, self.queue, address=self._billing_address)
+        forward_task = asyncio.create_task(forwarder.run(stop_links, flush_s=flush_s))
+        link = _MatcherSession(self.settings, self._matcher_address, self._on_decision)
+
+        def post(item: tuple) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        threads = [threading.Thread(target=self._camera, args=(c, post, stop_vision), daemon=True,
+                                    name=f"camera-{c.camera_id}") for c in self.cameras]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                item = await inbox.get()
+                if item[0] == "done":
+                    running -= 1
+                elif item[0] == "crossing":
+                    _, camera_id, track_id, line, at = item
+                    kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" else billing_pb2.STORE_EVENT_KIND_EXIT
+                    self._event(kind, camera_id, track_id, at)
+                elif item[0] == "window":
+                    _, camera_id, track_id, window, fps = item
+                    if await link.send(self.settings.store_id, camera_id, track_id, window, fps):
+                        self.report.windows_sent += 1
+                    else:
+                        self.report.windows_dropped_offline += 1
+                    for report in self.report.cameras:
+                        if report.camera_id == camera_id:
+                            report.windows += 1
+        finally:
+            stop_vision.set()
+            await link.close()
+            stop_links.set()
+            await forward_task
+            await forwarder.close()
+            self.report.queue_depth = self.queue.depth()
+        return self.report
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+class _MatcherSession:
+    """The identification stream, reopened after a failure; reports whether a window went out."""
+
+    def __init__(self, settings: Settings, address: str | None,
+                 on_decision: Callable[[matcher_pb2.TrackDecision], None]) -> None:
+        self._settings = settings
+        self._address = address
+        self._on_decision = on_decision
+        self._link: MatcherLink | None = None
+        self._reader: asyncio.Task | None = None
+        self._retry_at = 0.0
+
+    async def _open(self) -> MatcherLink | None:
+        if self._link is not None and self._reader is not None and not self._reader.done():
+            return self._link
+        if time.monotonic() < self._retry_at:
+            return None
+        if self._link is not None:
+            await self._link.close()
+        self._link = MatcherLink(self._settings, address=self._address)
+        self._link.open()
+        self._reader = asyncio.create_task(self._read(self._link))
+        return self._link
+
+    async def _read(self, link: MatcherLink) -> None:
+        try:
+            async for response in link.responses():
+                if response.WhichOneof("result") == "decision":
+                    self._on_decision(response.decision)
+        except grpc.aio.AioRpcError:
+            self._retry_at = time.monotonic() + 1.0
+
+    async def send(self, store_id: str, camera_id: str, track_id: str, window: CutWindow, fps: float) -> bool:
+        link = await self._open()
+        if link is None:
+            return False
+        await link.send(keypoint_window(store_id, camera_id, track_id, window.sequence, window.keypoints[:, :17],
+                                        fps, quality=window.quality))
+        return True
+
+    async def close(self, wait_s: float = 10.0) -> None:
+        if self._link is None:
+            return
+        await self._link.finish()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, wait_s)
+            except asyncio.TimeoutError:
+                self._reader.cancel()
+        await self._link.close()
