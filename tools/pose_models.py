@@ -71,10 +71,15 @@ def agreement(tflite_path: Path, onnx_path: Path, trials: int = 3) -> dict[str, 
     return worst
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import onnx
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the .onnx files and MANIFEST.json")
+    out = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"source": WHEEL, "licence": "Apache-2.0 (MediaPipe)", "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -85,10 +90,10 @@ def main() -> int:
                 tflite_bytes = archive.read(member)
                 tflite_path = folder / f"{name}.tflite"
                 tflite_path.write_bytes(tflite_bytes)
-                onnx_path = OUT / f"{name}.onnx"
+                onnx_path = out / f"{name}.onnx"
                 onnx.save(convert(tflite_path), str(onnx_path))
                 worst = agreement(tflite_path, onnx_path)
-                print(f"{name}: {onnx_path.relative_to(ROOT)} "
+                print(f"{name}: {onnx_path} "
                       + ", ".join(f"{k} {v:.1e}" for k, v in sorted(worst.items())))
                 if max(worst.values()) > TOLERANCE:
                     print(f"{name}: ONNX disagrees with LiteRT beyond {TOLERANCE}", file=sys.stderr)
@@ -99,7 +104,7 @@ def main() -> int:
                     "onnx_sha256": _sha256(onnx_path.read_bytes()),
                     "max_relative_difference": worst,
                 }
-    (OUT / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return 0
 
 
