@@ -74,6 +74,7 @@ class EdgeReport:
     windows_dropped_offline: int = 0
     decisions: dict[str, str] = field(default_factory=dict)  # track id -> state (and customer)
     queue_depth: int = 0
+    billing_link_failures: int = 0
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -127,51 +128,59 @@ class EdgeRuntime:
 
     # -- vision (one thread per camera) -----------------------------------------------------
 
-    def _camera(self, camera: CameraConfig, post: Callable[[tuple], None], stop: threading.Event) -> None:
-        capture = open_source(camera.source)
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        tracker = PersonTracker(PoseDetector(threads=self._threads), LandmarkModel(threads=self._threads),
-                                fps, camera.tracker)
+    def _camera(self, camera: CameraConfig, capture: cv2.VideoCapture, post: Callable[[tuple], None],
+                stop: threading.Event) -> None:
         report = CameraReport(camera.camera_id)
         self.report.cameras.append(report)
+        started = time.perf_counter()
+        tracker: PersonTracker | None = None
+        try:
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            tracker = PersonTracker(PoseDetector(threads=self._threads), LandmarkModel(threads=self._threads),
+                                    fps, camera.tracker)
+            self._follow(camera, capture, tracker, fps, report, post, stop, started)
+        finally:
+            report.seconds = time.perf_counter() - started
+            report.tracks = len(tracker.close()) if tracker else 0
+            capture.release()
+            post(("done", camera.camera_id))
+
+    def _follow(self, camera: CameraConfig, capture: cv2.VideoCapture, tracker: PersonTracker, fps: float,
+                report: CameraReport, post: Callable[[tuple], None], stop: threading.Event, started: float) -> None:
         cutters: dict[int, WindowCutter] = {}
         feet: dict[int, np.ndarray] = {}
         lines = [line for line in (camera.entry, camera.exit) if line is not None]
-        started = time.perf_counter()
-        try:
-            while not stop.is_set():
-                ok, image = capture.read()
-                if not ok:
-                    break
-                height, width = image.shape[:2]
-                now = time.time()
-                for person in tracker.update(image):
-                    track_id = f"{camera.camera_id}-{self.run_id}-{person.track_id}"
-                    cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
-                    for window in cutter.add(report.frames, person.keypoints):
-                        post(("window", camera.camera_id, track_id, window, fps))
-                    point = foot_point(person.keypoints, width, height)
-                    if point is not None:
-                        before = feet.get(person.track_id)
-                        for line in lines:
-                            if before is not None and line.crossed(before, point):
-                                report.crossings[line.name] = report.crossings.get(line.name, 0) + 1
-                                post(("crossing", camera.camera_id, track_id, line.name, now))
-                        feet[person.track_id] = point
-                report.frames += 1
-                if camera.realtime:
-                    lag = report.frames / fps - (time.perf_counter() - started)
-                    if lag > 0:
-                        time.sleep(lag)
-        finally:
-            report.seconds = time.perf_counter() - started
-            report.tracks = len(tracker.close())
-            capture.release()
-            post(("done", camera.camera_id))
+        while not stop.is_set():
+            ok, image = capture.read()
+            if not ok:
+                return
+            height, width = image.shape[:2]
+            now = time.time()
+            for person in tracker.update(image):
+                track_id = f"{camera.camera_id}-{self.run_id}-{person.track_id}"
+                cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
+                for window in cutter.add(report.frames, person.keypoints):
+                    post(("window", camera.camera_id, track_id, window, fps))
+                point = foot_point(person.keypoints, width, height)
+                if point is not None:
+                    before = feet.get(person.track_id)
+                    for line in lines:
+                        if before is not None and line.crossed(before, point):
+                            report.crossings[line.name] = report.crossings.get(line.name, 0) + 1
+                            post(("crossing", camera.camera_id, track_id, line.name, now))
+                    feet[person.track_id] = point
+            report.frames += 1
+            if camera.realtime:
+                lag = report.frames / fps - (time.perf_counter() - started)
+                if lag > 0:
+                    time.sleep(lag)
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, *, flush_s: float = 30.0) -> EdgeReport:
+        """Until every source ends (a file) or forever (a live camera). A source that can't be
+        opened raises ValueError before anything starts."""
+        captures = [open_source(c.source) for c in self.cameras]
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[tuple] = asyncio.Queue()
         stop_vision = threading.Event()
@@ -183,8 +192,8 @@ class EdgeRuntime:
         def post(item: tuple) -> None:
             loop.call_soon_threadsafe(inbox.put_nowait, item)
 
-        threads = [threading.Thread(target=self._camera, args=(c, post, stop_vision), daemon=True,
-                                    name=f"camera-{c.camera_id}") for c in self.cameras]
+        threads = [threading.Thread(target=self._camera, args=(c, capture, post, stop_vision), daemon=True,
+                                    name=f"camera-{c.camera_id}") for c, capture in zip(self.cameras, captures)]
         for thread in threads:
             thread.start()
         running = len(threads)
@@ -213,6 +222,7 @@ class EdgeRuntime:
             await forward_task
             await forwarder.close()
             self.report.queue_depth = self.queue.depth()
+            self.report.billing_link_failures = forwarder.failures
         return self.report
 
     def close(self) -> None:

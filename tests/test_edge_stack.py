@@ -1,0 +1,144 @@
+"""The edge against the local stack, from a real video as if it were a camera: the walker is
+streamed to the matcher, decided, and reported to billing as entry and exit; the billing
+link is cut mid-stream and the edge restarted, and nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+
+from edge.domain.zones import Line
+from edge.runtime import CameraConfig, EdgeRuntime
+from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
+from tests.real_videos import sports2d_demo
+
+pytestmark = pytest.mark.stack
+
+
+class CuttableLink:
+    """A TCP relay on 127.0.0.1 in front of a service: `cut()` drops every connection and
+    refuses new ones, as a store's uplink failing; `restore()` brings it back."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self._target = (host, int(port))
+        self._up = threading.Event()
+        self._up.set()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._up.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self._target, timeout=5)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self._up.clear()
+        for s in self._sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sockets.clear()
+
+    def restore(self) -> None:
+        self._up.set()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+def test_a_walker_on_video_reaches_billing_once_through_a_cut_and_a_restart(local_stack, tmp_path) -> None:
+    settings = local_stack.settings()
+    link = CuttableLink(local_stack.rows["billing"]["address"])
+    queue_path = tmp_path / "edge-queue.sqlite3"
+    said: list[str] = []
+
+    def on_event(line: str) -> None:
+        said.append(line)
+        if line.startswith("entry"):
+            link.cut()  # the uplink fails right as the walker comes in
+
+    # She walks right to left: in across x = 0.75 of the frame, out across x = 0.25.
+    camera = CameraConfig("entrance", str(sports2d_demo()), entry=Line.parse("entry", "0.75,1,0.75,0"),
+                          exit=Line.parse("exit", "0.25,1,0.25,0"))
+    runtime = EdgeRuntime(settings, [camera], queue_path, billing_address=link.address,
+                          matcher_address=local_stack.rows["matcher"]["address"], on_event=on_event)
+    try:
+        report = asyncio.run(runtime.run(flush_s=1.0))
+    finally:
+        runtime.close()
+    entries = [s for s in said if s.startswith("entry")]
+    exits = [s for s in said if s.startswith("exit")]
+    assert len(entries) == 1 and len(exits) == 1, said
+    walker = entries[0].split()[1].split("/")[1]
+    assert exits[0].split()[1].endswith(walker), "entry and exit belong to one track"
+    assert report.windows_sent >= 3, "the walker's gait windows were streamed to the matcher"
+    assert walker in report.decisions, f"the matcher decided the walker's track: {report.decisions}"
+    assert report.billing_link_failures > 0
+    assert report.queue_depth >= 2, "the events seen during the cut stay queued when the edge stops"
+
+    # The edge restarts with the link back: it sends what it kept, in order, once.
+    link.restore()
+    restarted = EdgeRuntime(settings, [], queue_path, billing_address=link.address,
+                            matcher_address=local_stack.rows["matcher"]["address"])
+    try:
+        again = asyncio.run(restarted.run())
+        history = restarted.queue.history()
+    finally:
+        restarted.close()
+        link.close()
+    assert again.queue_depth == 0
+    walker_events = [(kind, dup, session) for _, kind, dup, session in history if session]
+    kinds = [kind for kind, _, _ in walker_events]
+    assert kinds.count(billing_pb2.STORE_EVENT_KIND_ENTRY) == 1
+    assert kinds.count(billing_pb2.STORE_EVENT_KIND_EXIT) == 1
+    assert len({e[0] for e in history}) == len(history) == report.events_queued
+    sessions = {session for _, _, session in walker_events}
+    assert len(sessions) == 1, "every event of the walker landed in one session"
+
+    stub = billing_pb2_grpc.BillingServiceStub(local_stack.channel("billing"))
+    session = stub.GetSession(billing_pb2.GetSessionRequest(store_id=settings.store_id, session_id=sessions.pop()),
+                              timeout=10).session
+    assert session.entered_at.seconds > 0 and session.exited_at.seconds > 0
+    # Not enrolled: she is a stranger, never charged; the exit sends the session to staff.
+    assert session.state == billing_pb2.SESSION_STATE_STAFF_CHECKOUT
+    assert not session.customer_id and not session.payment_id
+
+
+def test_an_unreadable_source_is_a_clear_error(local_stack, tmp_path) -> None:
+    done = local_stack.cli("edge", "run", "--source", str(tmp_path / "missing.mp4"))
+    assert done.returncode == 2
+    assert "cannot open video source" in done.stderr
+    bad_line = local_stack.cli("edge", "run", "--source", "x.mp4", "--entry-line", "0,0,2,2")
+    assert bad_line.returncode == 2 and "entry line" in bad_line.stderr
+
