@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import typer
@@ -339,3 +341,34 @@ def demo(
     ok = summary.false_charges == 0 and summary.double_charges == 0 and summary.lost_charges == 0 \
         and summary.ledger_balanced
     raise typer.Exit(0 if ok else 1)
+
+
+@bench_app.command("edge")
+def bench_edge(
+    runs: int = typer.Option(3, min=1, help="Runs per stream (medians are reported)."),
+    clip: Optional[Path] = typer.Option(None, help="The Sports2D demo clip (default: fetched from PyPI and cached)."),
+) -> None:
+    """Frames per second of one camera on a 1080p stream with one and with three people
+    (CPU, or the GPU where ONNX Runtime offers one), with stage timings, beside decoding alone."""
+    from rich.progress import Progress
+
+    from gaitpay_cli import bench_edge as bench
+
+    if clip is None:
+        from gaitpay_cli.real_videos import sports2d_demo
+
+        clip = sports2d_demo()
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("preparing the streams", total=None)
+        rows = bench.run(clip, runs, lambda text: progress.update(task, description=text))
+    table = Table(title=f"edge: one camera, 1920x1080, {runs} runs each (median)")
+    for column in ("people", "provider", "frames/s", "runs", "decode alone frames/s", "x decode",
+                   "decode ms", "detect ms", "pose ms", "track ms", "stream ms"):
+        table.add_column(column)
+    for r in rows:
+        s = r.stages_ms
+        table.add_row(str(r.people), r.providers.removesuffix("ExecutionProvider"), f"{r.median_fps:.1f}",
+                      "/".join(f"{v:.0f}" for v in r.fps), f"{statistics.median(r.decode_fps):.0f}",
+                      f"{r.median_fps / statistics.median(r.decode_fps):.2f}",
+                      *(f"{s[k]:.1f}" for k in ("decode", "detect", "pose", "track", "stream")))
+    console.print(table)

@@ -13,7 +13,7 @@ import pytest
 from edge.domain.zones import Line
 from edge.runtime import CameraConfig, EdgeRuntime
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
-from tests.real_videos import sports2d_demo
+from gaitpay_cli.real_videos import sports2d_demo
 
 pytestmark = pytest.mark.stack
 

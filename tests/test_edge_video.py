@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.vision.pose import LandmarkModel, PoseDetector
 from edge.vision.tracker import PersonTracker, TrackerConfig
-from tests.real_videos import opencv_vtest, sports2d_demo
+from gaitpay_cli.real_videos import opencv_vtest, sports2d_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 WOMAN_IN_VIEW = range(38, 208)  # frames where the walker is fully in view (shared/data/README.md)

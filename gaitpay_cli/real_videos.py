@@ -3,13 +3,14 @@ registries at set-up time (never from anywhere else) and cached under build/vide
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-CACHE = Path(__file__).resolve().parents[1] / "build" / "videos"
+CACHE = Path(os.environ.get("GAITPAY_VIDEO_CACHE") or Path(__file__).resolve().parents[1] / "build" / "videos")
 
 
 def sports2d_demo() -> Path:
