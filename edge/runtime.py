@@ -160,6 +160,7 @@ class EdgeRuntime:
                 track_id = f"{camera.camera_id}-{self.run_id}-{person.track_id}"
                 cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
                 for window in cutter.add(report.frames, person.keypoints):
+                    report.windows += 1
                     post(("window", camera.camera_id, track_id, window, fps))
                 point = foot_point(person.keypoints, width, height)
                 if point is not None:
@@ -212,9 +213,6 @@ class EdgeRuntime:
                         self.report.windows_sent += 1
                     else:
                         self.report.windows_dropped_offline += 1
-                    for report in self.report.cameras:
-                        if report.camera_id == camera_id:
-                            report.windows += 1
         finally:
             stop_vision.set()
             await link.close()

@@ -42,20 +42,25 @@ def available_providers() -> list[str]:
     return [p for p in PREFERRED_PROVIDERS if p in offered]
 
 
+def open_session(path: Path, providers: list[str] | None = None, threads: int | None = None):
+    """An ONNX Runtime session with every graph optimisation, on the best providers here
+    (or those given); the gait model and the edge's pose models open the same way."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=providers or available_providers())
+
+
 class Embedder:
     def __init__(self, model_path: Path | None = None, providers: list[str] | None = None,
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         self.model_path = Path(model_path or os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
         if not self.model_path.exists():
             raise FileNotFoundError(f"gait model {self.model_path} not found: run `gaitpay train` or restore it")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_path), options,
-                                            providers=providers or available_providers())
+        self.session = open_session(self.model_path, providers, threads)
         self.dim = int(self.session.get_outputs()[0].shape[1])
         card = self.model_path.with_name("model-card.json")
         self.version = json.loads(card.read_text()).get("version", "unknown") if card.exists() else "unknown"

@@ -284,8 +284,6 @@ def demo(
 ) -> None:
     """The main job: bring the local stack up, enrol customers, simulate store visits with a
     gateway outage and an edge link cut, and print what happened (and write it to --report)."""
-    from pathlib import Path
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     import grpc

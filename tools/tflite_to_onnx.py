@@ -134,7 +134,7 @@ def convert(path: Path) -> onnx.ModelProto:
         return constants[index]
 
     graph = _Graph()
-    emitted: set[int] = set()
+    emitted_names: set[str] = set()
 
     def constant_input(index: int, array: np.ndarray | None = None) -> str:
         name = tensor_name(index) + ("" if array is None else "_onnx")
@@ -143,15 +143,12 @@ def convert(path: Path) -> onnx.ModelProto:
             emitted_names.add(name)
         return name
 
-    emitted_names: set[str] = set()
-
     for op in operators:
         kind = op_name(op)
         if kind in folded_ops:
             continue
         ins = [op.Inputs(i) for i in range(op.InputsLength())]
         out = tensor_name(op.Outputs(0))
-        emitted.add(op.Outputs(0))
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             weight = value(ins[1])
             bias = constant_input(ins[2]) if len(ins) > 2 and ins[2] >= 0 else None

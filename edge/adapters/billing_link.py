@@ -30,7 +30,6 @@ class EventForwarder:
         self.deadline_s = deadline_s
         self.retry_s = retry_s
         self.online = False
-        self.sent = 0
         self.failures = 0
 
     async def drain_once(self) -> int:
@@ -48,7 +47,6 @@ class EventForwarder:
         async for ack in call:
             self.queue.ack(ack.event_id, duplicate=ack.duplicate, session_id=ack.session_id)
             acknowledged += 1
-        self.sent += len(pending)
         return acknowledged
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.05, flush_s: float = 30.0) -> None:

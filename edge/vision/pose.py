@@ -17,10 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gait.embedder import open_session
+
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 DETECTOR_MODEL = MODEL_DIR / "pose_detection.onnx"
 LANDMARK_MODEL = MODEL_DIR / "pose_landmark_full.onnx"
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -31,23 +32,10 @@ COCO_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27
 FEET_FROM_BLAZEPOSE = (29, 30, 31, 32, -1, -1)
 
 
-def available_providers() -> list[str]:
-    import onnxruntime as ort
-
-    offered = set(ort.get_available_providers())
-    return [p for p in PREFERRED_PROVIDERS if p in offered]
-
-
 def _session(path: Path, providers: list[str] | None, threads: int | None):
-    import onnxruntime as ort
-
     if not path.exists():
         raise FileNotFoundError(f"pose model {path} not found: run `python tools/pose_models.py`")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=providers or available_providers())
+    return open_session(path, providers, threads)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -172,14 +160,15 @@ class PoseDetector:
             return p @ inverse[:, :2].T + inverse[:, 2]
 
         found = []
-        for i in _weighted_nms(boxes, scores[keep], self.nms_iou):
+        for i in suppress_overlaps(boxes, scores[keep], self.nms_iou):
             corners = to_image(boxes[i].reshape(2, 2)).ravel()
             hip, edge = to_image(points[i, 0]), to_image(points[i, 1])
             found.append(Detection(float(scores[keep][i]), tuple(float(v) for v in corners), Region.from_alignment(hip, edge)))
         return found
 
 
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x0, y0, x1, y1) box with each of `others`."""
     x0 = np.maximum(box[0], others[:, 0])
     y0 = np.maximum(box[1], others[:, 1])
     x1 = np.minimum(box[2], others[:, 2])
@@ -189,16 +178,17 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(others) - inter, 1e-9)
 
 
-def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
-    """Indices of the best box of each overlapping group (the detector fires on several
-    neighbouring anchors for one person)."""
-    order = list(np.argsort(-scores))
+def suppress_overlaps(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Indices of the best box of each overlapping group, best first (greedy non-maximum
+    suppression: the detector fires on neighbouring anchors, and on overlapping tiles, for
+    one person)."""
+    order = list(np.argsort(-scores, kind="stable"))
     kept = []
     while order:
         best = order.pop(0)
         kept.append(int(best))
         if order:
-            overlaps = _iou(boxes[best], boxes[order])
+            overlaps = iou(boxes[best], boxes[order])
             order = [o for o, v in zip(order, overlaps) if v < threshold]
     return kept
 

@@ -11,12 +11,13 @@ frame, each tile upscaled to the detector's input, so a person 80 px tall is ~10
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 
-from edge.vision.pose import Detection, LandmarkModel, Pose, PoseDetector, Region, _iou
+from edge.vision.pose import Detection, LandmarkModel, Pose, PoseDetector, Region, iou, suppress_overlaps
 from edge.vision.smoothing import OneEuro
 
 
@@ -33,7 +34,6 @@ class TrackerConfig:
 class Track:
     track_id: int
     region: Region
-    started_frame: int
     smoother: OneEuro
     last_pose: Pose | None = None
     last_frame: int = -1
@@ -70,14 +70,13 @@ def tiles(width: int, height: int, fraction: float) -> list[tuple[int, int, int,
     return list(dict.fromkeys(windows))
 
 
-def _merge(detections: list[Detection], iou: float = 0.3) -> list[Detection]:
+def _merge(detections: list[Detection], threshold: float = 0.3) -> list[Detection]:
     """One detection per person across overlapping tiles (the most confident)."""
-    kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.score):
-        box = np.array(d.box)
-        if not kept or _iou(box, np.array([k.box for k in kept])).max() < iou:
-            kept.append(d)
-    return kept
+    if not detections:
+        return []
+    boxes = np.array([d.box for d in detections])
+    scores = np.array([d.score for d in detections])
+    return [detections[i] for i in suppress_overlaps(boxes, scores, threshold)]
 
 
 class PersonTracker:
@@ -97,8 +96,6 @@ class PersonTracker:
     # -- per frame ------------------------------------------------------------------------
 
     def update(self, image: np.ndarray) -> list[TrackedPerson]:
-        import time
-
         self._frame += 1
         started = time.perf_counter()
         for track in list(self.tracks.values()):
@@ -177,7 +174,7 @@ class PersonTracker:
                 continue
             track = self._lost_match(detection)
             if track is None:
-                track = Track(self._next_id, detection.region, self._frame, OneEuro())
+                track = Track(self._next_id, detection.region, OneEuro())
                 self._next_id += 1
             pose = self.landmarks.estimate(image, detection.region)
             if not self._sane(pose):
@@ -213,7 +210,7 @@ class PersonTracker:
             for b in live[i + 1:]:
                 if b.track_id not in self.tracks or a.track_id not in self.tracks:
                     continue
-                if _iou(np.array(a.last_pose.bounds()), np.array([b.last_pose.bounds()]))[0] > 0.6:
+                if iou(np.array(a.last_pose.bounds()), np.array([b.last_pose.bounds()]))[0] > 0.6:
                     self._end(b)
 
     def _expire(self) -> None:
