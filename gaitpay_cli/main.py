@@ -29,6 +29,9 @@ app.add_typer(vault_app, name="vault")
 from gaitpay_cli.edge_commands import edge_app  # noqa: E402
 
 app.add_typer(edge_app, name="edge")
+from gaitpay_cli.partner_commands import partner_app  # noqa: E402
+
+app.add_typer(partner_app, name="partner")
 console = Console()
 err = Console(stderr=True)
 
@@ -77,6 +80,10 @@ def up(timeout: float = typer.Option(60.0, help="Seconds to wait for each compon
         state = stack.up(settings, report, timeout_s=timeout)
     console.print(f"[bold green]all {len(state.records)} parts healthy[/bold green] in "
                   f"{time.monotonic() - t0:.1f} s. `gaitpay status` to look, `gaitpay down` to stop.")
+    rest = state.env.get("GAITPAY_GATEWAY_HTTP_ADDR")
+    if rest:
+        console.print(f"partner REST API: http://{rest}/v1/... (OpenAPI at http://{rest}/openapi.json; "
+                      "`gaitpay partner create-key` issues a key)")
 
 
 @app.command()

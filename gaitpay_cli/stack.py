@@ -34,7 +34,7 @@ from mesh.client import channel_credentials
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_ORDER = ("matcher", "identity", "payment", "billing", "edge")
+SERVICE_ORDER = ("matcher", "identity", "payment", "billing", "gateway", "edge")
 PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root; pgserver's convention
 
 
@@ -466,6 +466,7 @@ def _start_services(settings: config.Settings, state: StackState, env: dict[str,
     for service in config.SERVICES:
         wanted = config.port_of(settings.address_of(service))
         env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{free_port(wanted)}"
+    env["GAITPAY_GATEWAY_HTTP_ADDR"] = f"127.0.0.1:{free_port(config.port_of(settings.gateway_http_addr))}"
     state.env = env
     t0 = time.monotonic()
     records = []

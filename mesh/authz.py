@@ -23,6 +23,8 @@ ALLOWED_CALLERS: Mapping[str, frozenset[str]] = {
     "billing": frozenset({"edge", "identity", GATEWAY, OPERATOR}),
     # Only billing charges; partners refund through the gateway; identity erases.
     "payment": frozenset({"billing", "identity", GATEWAY, OPERATOR}),
+    # Partner API keys are managed by operators only.
+    "gateway": frozenset({OPERATOR}),
 }
 
 # Narrower rules for single RPCs ("package.Service/Method"), within the service's callers:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-SERVICES = ("edge", "matcher", "identity", "billing", "payment")
-DEFAULT_PORTS = {"edge": 50051, "matcher": 50052, "identity": 50053, "billing": 50054, "payment": 50055}
+SERVICES = ("edge", "matcher", "identity", "billing", "payment", "gateway")
+DEFAULT_PORTS = {"edge": 50051, "matcher": 50052, "identity": 50053, "billing": 50054, "payment": 50055,
+                 "gateway": 50056}
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,19 @@ class Settings:
     )
     payment_addr: str = setting(
         "GAITPAY_PAYMENT_ADDR", "host:port of the payment service.", default="127.0.0.1:50055"
+    )
+    gateway_addr: str = setting(
+        "GAITPAY_GATEWAY_ADDR", "host:port of the gateway's gRPC side (operators' PartnerAdminService, health).",
+        default="127.0.0.1:50056",
+    )
+    gateway_http_addr: str = setting(
+        "GAITPAY_GATEWAY_HTTP_ADDR", "host:port where the partner REST gateway listens for HTTP/JSON "
+        "(/v1/..., /openapi.json). TLS is terminated in front of it (the Kubernetes ingress).",
+        default="127.0.0.1:8080",
+    )
+    gateway_default_rate_per_s: int = setting(
+        "GAITPAY_GATEWAY_DEFAULT_RATE_PER_S", "Requests per second a partner API key may make when it was "
+        "issued without its own rate (its burst is twice the rate).", default=20,
     )
     store_id: str = setting(
         "GAITPAY_STORE_ID", "The store an edge process serves (one edge process per store).", default="store-local-1"
@@ -239,6 +253,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     settings = dataclasses.replace(settings, home=home)
     for service in SERVICES:
         port_of(settings.address_of(service))
+    port_of(settings.gateway_http_addr)
     return settings
 
 

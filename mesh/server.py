@@ -50,6 +50,8 @@ class ServiceSpec:
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
     # Run once the gRPC server is serving (background loops, an HTTP listener for webhooks).
     on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=tuple)
+    # Where the service's own metrics live (served with the RPC metrics); None: a fresh one.
+    registry: CollectorRegistry | None = None
 
 
 class Periodic:
@@ -348,7 +350,7 @@ class RunningService:
 async def start(spec: ServiceSpec, settings: Settings, *, address: str | None = None) -> RunningService:
     """Start the service's server (telemetry, credentials, health, reflection)."""
     setup_tracing(settings, spec.name)
-    registry = CollectorRegistry()
+    registry = spec.registry or CollectorRegistry()
     metrics = RpcMetrics(registry)
     draining = Draining()
     server = grpc.aio.server(

@@ -27,6 +27,7 @@ def payment_message(p: Payment) -> payment_pb2.Payment:
         amount=types_pb2.Money(currency_code=p.currency, minor_units=p.amount_minor),
         refunded=types_pb2.Money(currency_code=p.currency, minor_units=p.refunded_minor),
         gateway=p.gateway, gateway_reference=p.gateway_reference, failure_reason=p.failure_reason,
+        store_id=p.store_id,
         attempts=[payment_pb2.PaymentAttempt(gateway=a.gateway, outcome=a.outcome, detail=a.detail)
                   for a in p.attempts])
     if p.created_at:
@@ -54,13 +55,13 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
 
     async def GetPayment(self, request: payment_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext) \
             -> payment_pb2.GetPaymentResponse:
-        return payment_pb2.GetPaymentResponse(payment=payment_message(await self._run(self._core.get,
-                                                                                       request.payment_id)))
+        payment = await self._run(self._core.get, request.payment_id, request.store_id)
+        return payment_pb2.GetPaymentResponse(payment=payment_message(payment))
 
     async def RefundPayment(self, request: payment_pb2.RefundPaymentRequest, context: grpc.aio.ServicerContext) \
             -> payment_pb2.RefundPaymentResponse:
         payment, refund = await self._run(self._core.refund, request.request_id, request.payment_id,
-                                          request.amount.minor_units, request.reason)
+                                          request.amount.minor_units, request.reason, request.store_id)
         return payment_pb2.RefundPaymentResponse(payment=payment_message(payment), refund_id=refund.refund_id)
 
     async def ReconcilePayments(self, request: payment_pb2.ReconcilePaymentsRequest,

@@ -189,11 +189,14 @@ class PaymentCore:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def get(self, payment_id: str) -> Payment:
+    def get(self, payment_id: str, store_id: str = "") -> Payment:
+        """A payment; with store_id, one of that store only (a partner never learns whether
+        another store's payment id exists: both answer NOT_FOUND)."""
         with self._db.transaction() as tx:
             payment = tx.payment(payment_id)
-        if payment is None:
-            raise NotFound(f"no payment {payment_id}", metadata={"payment_id": payment_id})
+        if payment is None or (store_id and payment.store_id != store_id):
+            raise NotFound(f"no payment {payment_id}" + (f" in store {store_id}" if store_id else ""),
+                           metadata={"payment_id": payment_id})
         return payment
 
     def ledger_balance(self) -> LedgerBalance:
@@ -202,9 +205,12 @@ class PaymentCore:
 
     # -- refunds ---------------------------------------------------------------------------------
 
-    def refund(self, request_id: str, payment_id: str, amount_minor: int, reason: str = "") -> tuple[Payment, Refund]:
+    def refund(self, request_id: str, payment_id: str, amount_minor: int, reason: str = "",
+               store_id: str = "") -> tuple[Payment, Refund]:
         if amount_minor <= 0:
             raise InvalidArgument("refund amount must be positive", field_violations=[("amount", "must be > 0")])
+        if store_id:
+            self.get(payment_id, store_id)  # another store's payment is NOT_FOUND, replays included
         fingerprint = request_fingerprint("refund", payment_id, amount_minor)
         with self._db.transaction() as tx:
             earlier = tx.refund_for_request(request_id)

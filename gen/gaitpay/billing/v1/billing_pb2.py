@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from gaitpay.common.v1 import types_pb2 as gaitpay_dot_common_dot_v1_dot_types__pb2
+from gaitpay.common.v1 import visibility_pb2 as gaitpay_dot_common_dot_v1_dot_visibility__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/billing/v1/billing.proto\x12\x12gaitpay.billing.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x02\n\nStoreEvent\x12\x1b\n\x08\x65vent_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12<\n\x04kind\x18\x02 \x01(\x0e\x32\".gaitpay.billing.v1.StoreEventKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x1b\n\x08store_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\tcamera_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x08track_id\x18\x05 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x37\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\t\x12!\n\x19identification_confidence\x18\x08 \x01(\x02\x12\x1f\n\x17\x66\x61lse_match_probability\x18\t \x01(\x01\x12\x15\n\x04zone\x18\n \x01(\tB\x07\xbaH\x04r\x02\x18@\"I\n\x18StreamStoreEventsRequest\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.gaitpay.billing.v1.StoreEvent\"T\n\x19StreamStoreEventsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsession_id\x18\x03 \x01(\t\"\xa8\x01\n\x08\x43\x61rtLine\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x08quantity\x18\x03 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12,\n\nunit_price\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12,\n\nline_total\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\"\xdb\x01\n\x04\x42ill\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.gaitpay.billing.v1.CartLine\x12*\n\x08subtotal\x18\x02 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12*\n\x08\x64iscount\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12%\n\x03tax\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\"\x85\x03\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x05state\x18\x04 \x01(\x0e\x32 .gaitpay.billing.v1.SessionState\x12&\n\x04\x62ill\x18\x05 \x01(\x0b\x32\x18.gaitpay.billing.v1.Bill\x12.\n\nentered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texited_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npayment_id\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\t \x01(\t\x12\x39\n\x15\x63onfirmation_deadline\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17\x66\x61lse_match_probability\x18\x0b \x01(\x01\"N\n\x11GetSessionRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"B\n\x12GetSessionResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.gaitpay.billing.v1.Session\"m\n\x13ListSessionsRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\xf4\x03\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"^\n\x14ListSessionsResponse\x12-\n\x08sessions\x18\x01 \x03(\x0b\x32\x1b.gaitpay.billing.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\nCartChange\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12+\n\x0equantity_delta\x18\x02 \x01(\x05\x42\x13\xbaH\x10\x1a\x0e\x18\xe8\x07(\x98\xf8\xff\xff\xff\xff\xff\xff\xff\x01\"\xaa\x01\n\x11UpdateCartRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\x08store_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12<\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1e.gaitpay.billing.v1.CartChangeB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xc8\x01\"<\n\x12UpdateCartResponse\x12&\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x18.gaitpay.billing.v1.Bill\"N\n\x11GetReceiptRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\":\n\x12GetReceiptResponse\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\"\x82\x01\n\x14\x43onfirmChargeRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x0f\n\x07\x61pprove\x18\x04 \x01(\x08\"E\n\x15\x43onfirmChargeResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.gaitpay.billing.v1.Session\"\xb5\x01\n\rCatalogueItem\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x18\n\x04name\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x34\n\nunit_price\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\x0bgst_rate_bp\x18\x04 \x01(\rB\x08\xbaH\x05*\x03\x18\xa0\x1f\x12\x1d\n\x0b\x64iscount_bp\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\x90N\"\x92\x01\n\x16UpsertCatalogueRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\x08store_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12=\n\x05items\x18\x03 \x03(\x0b\x32!.gaitpay.billing.v1.CatalogueItemB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\"(\n\x17UpsertCatalogueResponse\x12\r\n\x05items\x18\x01 \x01(\r\"W\n\x18\x41nonymiseCustomerRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"8\n\x19\x41nonymiseCustomerResponse\x12\x1b\n\x13sessions_anonymised\x18\x01 \x01(\r*\xa5\x01\n\x0eStoreEventKind\x12 \n\x1cSTORE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16STORE_EVENT_KIND_ENTRY\x10\x01\x12\x19\n\x15STORE_EVENT_KIND_EXIT\x10\x02\x12\x19\n\x15STORE_EVENT_KIND_ZONE\x10\x03\x12\x1f\n\x1bSTORE_EVENT_KIND_IDENTIFIED\x10\x04*\x81\x02\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_STATE_OPEN\x10\x01\x12\'\n#SESSION_STATE_AWAITING_CONFIRMATION\x10\x02\x12\x1a\n\x16SESSION_STATE_CHARGING\x10\x03\x12\x16\n\x12SESSION_STATE_PAID\x10\x04\x12 \n\x1cSESSION_STATE_STAFF_CHECKOUT\x10\x05\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x06\x12\x1e\n\x1aSESSION_STATE_PAYMENT_LINK\x10\x07\x32\xcc\x08\n\x0e\x42illingService\x12t\n\x11StreamStoreEvents\x12,.gaitpay.billing.v1.StreamStoreEventsRequest\x1a-.gaitpay.billing.v1.StreamStoreEventsResponse(\x01\x30\x01\x12\x90\x01\n\nGetSession\x12%.gaitpay.billing.v1.GetSessionRequest\x1a&.gaitpay.billing.v1.GetSessionResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/stores/{store_id}/sessions/{session_id}\x12\x89\x01\n\x0cListSessions\x12\'.gaitpay.billing.v1.ListSessionsRequest\x1a(.gaitpay.billing.v1.ListSessionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/stores/{store_id}/sessions\x12\x98\x01\n\nUpdateCart\x12%.gaitpay.billing.v1.UpdateCartRequest\x1a&.gaitpay.billing.v1.UpdateCartResponse\";\x82\xd3\xe4\x93\x02\x35\"0/v1/stores/{store_id}/sessions/{session_id}/cart:\x01*\x12\x98\x01\n\nGetReceipt\x12%.gaitpay.billing.v1.GetReceiptRequest\x1a&.gaitpay.billing.v1.GetReceiptResponse\";\x82\xd3\xe4\x93\x02\x35\x12\x33/v1/stores/{store_id}/sessions/{session_id}/receipt\x12\x64\n\rConfirmCharge\x12(.gaitpay.billing.v1.ConfirmChargeRequest\x1a).gaitpay.billing.v1.ConfirmChargeResponse\x12\x96\x01\n\x0fUpsertCatalogue\x12*.gaitpay.billing.v1.UpsertCatalogueRequest\x1a+.gaitpay.billing.v1.UpsertCatalogueResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/stores/{store_id}/catalogue:\x01*\x12p\n\x11\x41nonymiseCustomer\x12,.gaitpay.billing.v1.AnonymiseCustomerRequest\x1a-.gaitpay.billing.v1.AnonymiseCustomerResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/billing/v1/billing.proto\x12\x12gaitpay.billing.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\"gaitpay/common/v1/visibility.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x02\n\nStoreEvent\x12\x1b\n\x08\x65vent_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12<\n\x04kind\x18\x02 \x01(\x0e\x32\".gaitpay.billing.v1.StoreEventKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x1b\n\x08store_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\tcamera_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\x08track_id\x18\x05 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x37\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\t\x12!\n\x19identification_confidence\x18\x08 \x01(\x02\x12\x1f\n\x17\x66\x61lse_match_probability\x18\t \x01(\x01\x12\x15\n\x04zone\x18\n \x01(\tB\x07\xbaH\x04r\x02\x18@\"I\n\x18StreamStoreEventsRequest\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.gaitpay.billing.v1.StoreEvent\"T\n\x19StreamStoreEventsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsession_id\x18\x03 \x01(\t\"\xa8\x01\n\x08\x43\x61rtLine\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x08quantity\x18\x03 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12,\n\nunit_price\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12,\n\nline_total\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\"\xdb\x01\n\x04\x42ill\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.gaitpay.billing.v1.CartLine\x12*\n\x08subtotal\x18\x02 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12*\n\x08\x64iscount\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12%\n\x03tax\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\"\x91\x03\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x19\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x04\x88\xb5\x18\x01\x12/\n\x05state\x18\x04 \x01(\x0e\x32 .gaitpay.billing.v1.SessionState\x12&\n\x04\x62ill\x18\x05 \x01(\x0b\x32\x18.gaitpay.billing.v1.Bill\x12.\n\nentered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texited_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npayment_id\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\t \x01(\t\x12\x39\n\x15\x63onfirmation_deadline\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x17\x66\x61lse_match_probability\x18\x0b \x01(\x01\x42\x04\x88\xb5\x18\x01\"N\n\x11GetSessionRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"B\n\x12GetSessionResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.gaitpay.billing.v1.Session\"m\n\x13ListSessionsRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1b\n\tpage_size\x18\x02 \x01(\rB\x08\xbaH\x05*\x03\x18\xf4\x03\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"^\n\x14ListSessionsResponse\x12-\n\x08sessions\x18\x01 \x03(\x0b\x32\x1b.gaitpay.billing.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\nCartChange\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12+\n\x0equantity_delta\x18\x02 \x01(\x05\x42\x13\xbaH\x10\x1a\x0e\x18\xe8\x07(\x98\xf8\xff\xff\xff\xff\xff\xff\xff\x01\"\xaa\x01\n\x11UpdateCartRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\x08store_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12<\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1e.gaitpay.billing.v1.CartChangeB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xc8\x01\"<\n\x12UpdateCartResponse\x12&\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x18.gaitpay.billing.v1.Bill\"N\n\x11GetReceiptRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\":\n\x12GetReceiptResponse\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\"\x82\x01\n\x14\x43onfirmChargeRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\nsession_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x0f\n\x07\x61pprove\x18\x04 \x01(\x08\"E\n\x15\x43onfirmChargeResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.gaitpay.billing.v1.Session\"\xb5\x01\n\rCatalogueItem\x12\x16\n\x03sku\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x18\n\x04name\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x34\n\nunit_price\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\x0bgst_rate_bp\x18\x04 \x01(\rB\x08\xbaH\x05*\x03\x18\xa0\x1f\x12\x1d\n\x0b\x64iscount_bp\x18\x05 \x01(\rB\x08\xbaH\x05*\x03\x18\x90N\"\x92\x01\n\x16UpsertCatalogueRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\x08store_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12=\n\x05items\x18\x03 \x03(\x0b\x32!.gaitpay.billing.v1.CatalogueItemB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\"(\n\x17UpsertCatalogueResponse\x12\r\n\x05items\x18\x01 \x01(\r\"W\n\x18\x41nonymiseCustomerRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"8\n\x19\x41nonymiseCustomerResponse\x12\x1b\n\x13sessions_anonymised\x18\x01 \x01(\r*\xa5\x01\n\x0eStoreEventKind\x12 \n\x1cSTORE_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16STORE_EVENT_KIND_ENTRY\x10\x01\x12\x19\n\x15STORE_EVENT_KIND_EXIT\x10\x02\x12\x19\n\x15STORE_EVENT_KIND_ZONE\x10\x03\x12\x1f\n\x1bSTORE_EVENT_KIND_IDENTIFIED\x10\x04*\x81\x02\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_STATE_OPEN\x10\x01\x12\'\n#SESSION_STATE_AWAITING_CONFIRMATION\x10\x02\x12\x1a\n\x16SESSION_STATE_CHARGING\x10\x03\x12\x16\n\x12SESSION_STATE_PAID\x10\x04\x12 \n\x1cSESSION_STATE_STAFF_CHECKOUT\x10\x05\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\x06\x12\x1e\n\x1aSESSION_STATE_PAYMENT_LINK\x10\x07\x32\xcc\x08\n\x0e\x42illingService\x12t\n\x11StreamStoreEvents\x12,.gaitpay.billing.v1.StreamStoreEventsRequest\x1a-.gaitpay.billing.v1.StreamStoreEventsResponse(\x01\x30\x01\x12\x90\x01\n\nGetSession\x12%.gaitpay.billing.v1.GetSessionRequest\x1a&.gaitpay.billing.v1.GetSessionResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/stores/{store_id}/sessions/{session_id}\x12\x89\x01\n\x0cListSessions\x12\'.gaitpay.billing.v1.ListSessionsRequest\x1a(.gaitpay.billing.v1.ListSessionsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/stores/{store_id}/sessions\x12\x98\x01\n\nUpdateCart\x12%.gaitpay.billing.v1.UpdateCartRequest\x1a&.gaitpay.billing.v1.UpdateCartResponse\";\x82\xd3\xe4\x93\x02\x35\"0/v1/stores/{store_id}/sessions/{session_id}/cart:\x01*\x12\x98\x01\n\nGetReceipt\x12%.gaitpay.billing.v1.GetReceiptRequest\x1a&.gaitpay.billing.v1.GetReceiptResponse\";\x82\xd3\xe4\x93\x02\x35\x12\x33/v1/stores/{store_id}/sessions/{session_id}/receipt\x12\x64\n\rConfirmCharge\x12(.gaitpay.billing.v1.ConfirmChargeRequest\x1a).gaitpay.billing.v1.ConfirmChargeResponse\x12\x96\x01\n\x0fUpsertCatalogue\x12*.gaitpay.billing.v1.UpsertCatalogueRequest\x1a+.gaitpay.billing.v1.UpsertCatalogueResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/stores/{store_id}/catalogue:\x01*\x12p\n\x11\x41nonymiseCustomer\x12,.gaitpay.billing.v1.AnonymiseCustomerRequest\x1a-.gaitpay.billing.v1.AnonymiseCustomerResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +55,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CARTLINE'].fields_by_name['sku']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_CARTLINE'].fields_by_name['quantity']._loaded_options = None
   _globals['_CARTLINE'].fields_by_name['quantity']._serialized_options = b'\272H\005*\003\030\350\007'
+  _globals['_SESSION'].fields_by_name['customer_id']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['customer_id']._serialized_options = b'\210\265\030\001'
+  _globals['_SESSION'].fields_by_name['false_match_probability']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['false_match_probability']._serialized_options = b'\210\265\030\001'
   _globals['_GETSESSIONREQUEST'].fields_by_name['store_id']._loaded_options = None
   _globals['_GETSESSIONREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_GETSESSIONREQUEST'].fields_by_name['session_id']._loaded_options = None
@@ -116,54 +121,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BILLINGSERVICE'].methods_by_name['GetReceipt']._serialized_options = b'\202\323\344\223\0025\0223/v1/stores/{store_id}/sessions/{session_id}/receipt'
   _globals['_BILLINGSERVICE'].methods_by_name['UpsertCatalogue']._loaded_options = None
   _globals['_BILLINGSERVICE'].methods_by_name['UpsertCatalogue']._serialized_options = b'\202\323\344\223\002$\"\037/v1/stores/{store_id}/catalogue:\001*'
-  _globals['_STOREEVENTKIND']._serialized_start=3028
-  _globals['_STOREEVENTKIND']._serialized_end=3193
-  _globals['_SESSIONSTATE']._serialized_start=3196
-  _globals['_SESSIONSTATE']._serialized_end=3453
-  _globals['_STOREEVENT']._serialized_start=180
-  _globals['_STOREEVENT']._serialized_end=540
-  _globals['_STREAMSTOREEVENTSREQUEST']._serialized_start=542
-  _globals['_STREAMSTOREEVENTSREQUEST']._serialized_end=615
-  _globals['_STREAMSTOREEVENTSRESPONSE']._serialized_start=617
-  _globals['_STREAMSTOREEVENTSRESPONSE']._serialized_end=701
-  _globals['_CARTLINE']._serialized_start=704
-  _globals['_CARTLINE']._serialized_end=872
-  _globals['_BILL']._serialized_start=875
-  _globals['_BILL']._serialized_end=1094
-  _globals['_SESSION']._serialized_start=1097
-  _globals['_SESSION']._serialized_end=1486
-  _globals['_GETSESSIONREQUEST']._serialized_start=1488
-  _globals['_GETSESSIONREQUEST']._serialized_end=1566
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1568
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1634
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1636
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1745
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1747
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1841
-  _globals['_CARTCHANGE']._serialized_start=1843
-  _globals['_CARTCHANGE']._serialized_end=1924
-  _globals['_UPDATECARTREQUEST']._serialized_start=1927
-  _globals['_UPDATECARTREQUEST']._serialized_end=2097
-  _globals['_UPDATECARTRESPONSE']._serialized_start=2099
-  _globals['_UPDATECARTRESPONSE']._serialized_end=2159
-  _globals['_GETRECEIPTREQUEST']._serialized_start=2161
-  _globals['_GETRECEIPTREQUEST']._serialized_end=2239
-  _globals['_GETRECEIPTRESPONSE']._serialized_start=2241
-  _globals['_GETRECEIPTRESPONSE']._serialized_end=2299
-  _globals['_CONFIRMCHARGEREQUEST']._serialized_start=2302
-  _globals['_CONFIRMCHARGEREQUEST']._serialized_end=2432
-  _globals['_CONFIRMCHARGERESPONSE']._serialized_start=2434
-  _globals['_CONFIRMCHARGERESPONSE']._serialized_end=2503
-  _globals['_CATALOGUEITEM']._serialized_start=2506
-  _globals['_CATALOGUEITEM']._serialized_end=2687
-  _globals['_UPSERTCATALOGUEREQUEST']._serialized_start=2690
-  _globals['_UPSERTCATALOGUEREQUEST']._serialized_end=2836
-  _globals['_UPSERTCATALOGUERESPONSE']._serialized_start=2838
-  _globals['_UPSERTCATALOGUERESPONSE']._serialized_end=2878
-  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_start=2880
-  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_end=2967
-  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_start=2969
-  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_end=3025
-  _globals['_BILLINGSERVICE']._serialized_start=3456
-  _globals['_BILLINGSERVICE']._serialized_end=4556
+  _globals['_STOREEVENTKIND']._serialized_start=3076
+  _globals['_STOREEVENTKIND']._serialized_end=3241
+  _globals['_SESSIONSTATE']._serialized_start=3244
+  _globals['_SESSIONSTATE']._serialized_end=3501
+  _globals['_STOREEVENT']._serialized_start=216
+  _globals['_STOREEVENT']._serialized_end=576
+  _globals['_STREAMSTOREEVENTSREQUEST']._serialized_start=578
+  _globals['_STREAMSTOREEVENTSREQUEST']._serialized_end=651
+  _globals['_STREAMSTOREEVENTSRESPONSE']._serialized_start=653
+  _globals['_STREAMSTOREEVENTSRESPONSE']._serialized_end=737
+  _globals['_CARTLINE']._serialized_start=740
+  _globals['_CARTLINE']._serialized_end=908
+  _globals['_BILL']._serialized_start=911
+  _globals['_BILL']._serialized_end=1130
+  _globals['_SESSION']._serialized_start=1133
+  _globals['_SESSION']._serialized_end=1534
+  _globals['_GETSESSIONREQUEST']._serialized_start=1536
+  _globals['_GETSESSIONREQUEST']._serialized_end=1614
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1616
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1682
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1684
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1793
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1795
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1889
+  _globals['_CARTCHANGE']._serialized_start=1891
+  _globals['_CARTCHANGE']._serialized_end=1972
+  _globals['_UPDATECARTREQUEST']._serialized_start=1975
+  _globals['_UPDATECARTREQUEST']._serialized_end=2145
+  _globals['_UPDATECARTRESPONSE']._serialized_start=2147
+  _globals['_UPDATECARTRESPONSE']._serialized_end=2207
+  _globals['_GETRECEIPTREQUEST']._serialized_start=2209
+  _globals['_GETRECEIPTREQUEST']._serialized_end=2287
+  _globals['_GETRECEIPTRESPONSE']._serialized_start=2289
+  _globals['_GETRECEIPTRESPONSE']._serialized_end=2347
+  _globals['_CONFIRMCHARGEREQUEST']._serialized_start=2350
+  _globals['_CONFIRMCHARGEREQUEST']._serialized_end=2480
+  _globals['_CONFIRMCHARGERESPONSE']._serialized_start=2482
+  _globals['_CONFIRMCHARGERESPONSE']._serialized_end=2551
+  _globals['_CATALOGUEITEM']._serialized_start=2554
+  _globals['_CATALOGUEITEM']._serialized_end=2735
+  _globals['_UPSERTCATALOGUEREQUEST']._serialized_start=2738
+  _globals['_UPSERTCATALOGUEREQUEST']._serialized_end=2884
+  _globals['_UPSERTCATALOGUERESPONSE']._serialized_start=2886
+  _globals['_UPSERTCATALOGUERESPONSE']._serialized_end=2926
+  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_start=2928
+  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_end=3015
+  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_start=3017
+  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_end=3073
+  _globals['_BILLINGSERVICE']._serialized_start=3504
+  _globals['_BILLINGSERVICE']._serialized_end=4604
 # @@protoc_insertion_point(module_scope)

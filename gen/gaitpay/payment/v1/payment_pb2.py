@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from gaitpay.common.v1 import types_pb2 as gaitpay_dot_common_dot_v1_dot_types__pb2
+from gaitpay.common.v1 import visibility_pb2 as gaitpay_dot_common_dot_v1_dot_visibility__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/payment/v1/payment.proto\x12\x12gaitpay.payment.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n\x0cPaymentRoute\x12(\n\x07gateway\x18\x01 \x01(\tB\x17\xbaH\x14r\x12R\x06stripeR\x08razorpay\x12%\n\x12\x63ustomer_reference\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x05token\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x10\x04\x18\x80\x01\x32\x0f^[A-Za-z0-9_]+$\"\xee\x02\n\rChargeRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12#\n\x0fidempotency_key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\x12\x1c\n\nsession_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x30\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12$\n\x11payment_method_id\x18\x06 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x07gateway\x18\x07 \x01(\tB\x19\xbaH\x16r\x14R\x00R\x06stripeR\x08razorpay\x12<\n\x06routes\x18\x08 \x03(\x0b\x32 .gaitpay.payment.v1.PaymentRouteB\n\xbaH\x07\x92\x01\x04\x08\x01\x10\x04\x12\x1b\n\x08store_id\x18\t \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\x93\x03\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .gaitpay.payment.v1.PaymentState\x12(\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12*\n\x08refunded\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x19\n\x11gateway_reference\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ptured_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66\x61ilure_reason\x18\n \x01(\t\x12\x34\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\".gaitpay.payment.v1.PaymentAttempt\"B\n\x0ePaymentAttempt\x12\x0f\n\x07gateway\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\">\n\x0e\x43hargeResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\"2\n\x11GetPaymentRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"B\n\x12GetPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\"\x9f\x01\n\x14RefundPaymentRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\npayment_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12\x18\n\x06reason\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"X\n\x15RefundPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\x12\x11\n\trefund_id\x18\x02 \x01(\t\"Y\n\x18ReconcilePaymentsRequest\x12\x1f\n\x0colder_than_s\x18\x01 \x01(\rB\t\xbaH\x06*\x04\x18\x80\xa3\x05\x12\x1c\n\nrequest_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"l\n\x19ReconcilePaymentsResponse\x12\x10\n\x08\x65xamined\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61ptured\x18\x02 \x01(\r\x12\x14\n\x0cnot_captured\x18\x03 \x01(\r\x12\x15\n\rstill_unknown\x18\x04 \x01(\r\"\x19\n\x17GetLedgerBalanceRequest\"K\n\rLedgerAccount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x62it_minor\x18\x02 \x01(\x03\x12\x14\n\x0c\x63redit_minor\x18\x03 \x01(\x03\"\xb9\x01\n\x18GetLedgerBalanceResponse\x12\x33\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32!.gaitpay.payment.v1.LedgerAccount\x12\x19\n\x11total_debit_minor\x18\x02 \x01(\x03\x12\x1a\n\x12total_credit_minor\x18\x03 \x01(\x03\x12\x10\n\x08\x62\x61lanced\x18\x04 \x01(\x08\x12\x1f\n\x17unbalanced_transactions\x18\x05 \x01(\r\"W\n\x18\x41nonymiseCustomerRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"8\n\x19\x41nonymiseCustomerResponse\x12\x1b\n\x13payments_anonymised\x18\x01 \x01(\r*\xb6\x02\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYMENT_STATE_PENDING\x10\x01\x12\x1a\n\x16PAYMENT_STATE_CAPTURED\x10\x02\x12\x1a\n\x16PAYMENT_STATE_DECLINED\x10\x03\x12\x19\n\x15PAYMENT_STATE_UNKNOWN\x10\x04\x12\x1a\n\x16PAYMENT_STATE_REFUNDED\x10\x05\x12$\n PAYMENT_STATE_PARTIALLY_REFUNDED\x10\x06\x12!\n\x1dPAYMENT_STATE_REQUIRES_ACTION\x10\x07\x12\x1a\n\x16PAYMENT_STATE_DISPUTED\x10\x08\x12\x18\n\x14PAYMENT_STATE_FAILED\x10\t2\xc9\x05\n\x0ePaymentService\x12O\n\x06\x43harge\x12!.gaitpay.payment.v1.ChargeRequest\x1a\".gaitpay.payment.v1.ChargeResponse\x12~\n\nGetPayment\x12%.gaitpay.payment.v1.GetPaymentRequest\x1a&.gaitpay.payment.v1.GetPaymentResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/payments/{payment_id}\x12\x92\x01\n\rRefundPayment\x12(.gaitpay.payment.v1.RefundPaymentRequest\x1a).gaitpay.payment.v1.RefundPaymentResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/payments/{payment_id}/refunds:\x01*\x12p\n\x11ReconcilePayments\x12,.gaitpay.payment.v1.ReconcilePaymentsRequest\x1a-.gaitpay.payment.v1.ReconcilePaymentsResponse\x12m\n\x10GetLedgerBalance\x12+.gaitpay.payment.v1.GetLedgerBalanceRequest\x1a,.gaitpay.payment.v1.GetLedgerBalanceResponse\x12p\n\x11\x41nonymiseCustomer\x12,.gaitpay.payment.v1.AnonymiseCustomerRequest\x1a-.gaitpay.payment.v1.AnonymiseCustomerResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/payment/v1/payment.proto\x12\x12gaitpay.payment.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgaitpay/common/v1/types.proto\x1a\"gaitpay/common/v1/visibility.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n\x0cPaymentRoute\x12(\n\x07gateway\x18\x01 \x01(\tB\x17\xbaH\x14r\x12R\x06stripeR\x08razorpay\x12%\n\x12\x63ustomer_reference\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x05token\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x10\x04\x18\x80\x01\x32\x0f^[A-Za-z0-9_]+$\"\xee\x02\n\rChargeRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12#\n\x0fidempotency_key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x08\x18\x80\x01\x12\x1c\n\nsession_id\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x30\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12$\n\x11payment_method_id\x18\x06 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12*\n\x07gateway\x18\x07 \x01(\tB\x19\xbaH\x16r\x14R\x00R\x06stripeR\x08razorpay\x12<\n\x06routes\x18\x08 \x03(\x0b\x32 .gaitpay.payment.v1.PaymentRouteB\n\xbaH\x07\x92\x01\x04\x08\x01\x10\x04\x12\x1b\n\x08store_id\x18\t \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\xb1\x03\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .gaitpay.payment.v1.PaymentState\x12(\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12*\n\x08refunded\x18\x05 \x01(\x0b\x32\x18.gaitpay.common.v1.Money\x12\x0f\n\x07gateway\x18\x06 \x01(\t\x12\x1f\n\x11gateway_reference\x18\x07 \x01(\tB\x04\x88\xb5\x18\x01\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63\x61ptured_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x66\x61ilure_reason\x18\n \x01(\t\x12:\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\".gaitpay.payment.v1.PaymentAttemptB\x04\x88\xb5\x18\x01\x12\x10\n\x08store_id\x18\x0c \x01(\t\"B\n\x0ePaymentAttempt\x12\x0f\n\x07gateway\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\">\n\x0e\x43hargeResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\"L\n\x11GetPaymentRequest\x12\x1c\n\npayment_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x19\n\x08store_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\"B\n\x12GetPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\"\xb9\x01\n\x14RefundPaymentRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\npayment_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x30\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.gaitpay.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01\x12\x18\n\x06reason\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x19\n\x08store_id\x18\x05 \x01(\tB\x07\xbaH\x04r\x02\x18@\"X\n\x15RefundPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.gaitpay.payment.v1.Payment\x12\x11\n\trefund_id\x18\x02 \x01(\t\"Y\n\x18ReconcilePaymentsRequest\x12\x1f\n\x0colder_than_s\x18\x01 \x01(\rB\t\xbaH\x06*\x04\x18\x80\xa3\x05\x12\x1c\n\nrequest_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"l\n\x19ReconcilePaymentsResponse\x12\x10\n\x08\x65xamined\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61ptured\x18\x02 \x01(\r\x12\x14\n\x0cnot_captured\x18\x03 \x01(\r\x12\x15\n\rstill_unknown\x18\x04 \x01(\r\"\x19\n\x17GetLedgerBalanceRequest\"K\n\rLedgerAccount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x62it_minor\x18\x02 \x01(\x03\x12\x14\n\x0c\x63redit_minor\x18\x03 \x01(\x03\"\xb9\x01\n\x18GetLedgerBalanceResponse\x12\x33\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32!.gaitpay.payment.v1.LedgerAccount\x12\x19\n\x11total_debit_minor\x18\x02 \x01(\x03\x12\x1a\n\x12total_credit_minor\x18\x03 \x01(\x03\x12\x10\n\x08\x62\x61lanced\x18\x04 \x01(\x08\x12\x1f\n\x17unbalanced_transactions\x18\x05 \x01(\r\"W\n\x18\x41nonymiseCustomerRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1d\n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"8\n\x19\x41nonymiseCustomerResponse\x12\x1b\n\x13payments_anonymised\x18\x01 \x01(\r*\xb6\x02\n\x0cPaymentState\x12\x1d\n\x19PAYMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYMENT_STATE_PENDING\x10\x01\x12\x1a\n\x16PAYMENT_STATE_CAPTURED\x10\x02\x12\x1a\n\x16PAYMENT_STATE_DECLINED\x10\x03\x12\x19\n\x15PAYMENT_STATE_UNKNOWN\x10\x04\x12\x1a\n\x16PAYMENT_STATE_REFUNDED\x10\x05\x12$\n PAYMENT_STATE_PARTIALLY_REFUNDED\x10\x06\x12!\n\x1dPAYMENT_STATE_REQUIRES_ACTION\x10\x07\x12\x1a\n\x16PAYMENT_STATE_DISPUTED\x10\x08\x12\x18\n\x14PAYMENT_STATE_FAILED\x10\t2\xee\x05\n\x0ePaymentService\x12O\n\x06\x43harge\x12!.gaitpay.payment.v1.ChargeRequest\x1a\".gaitpay.payment.v1.ChargeResponse\x12\x90\x01\n\nGetPayment\x12%.gaitpay.payment.v1.GetPaymentRequest\x1a&.gaitpay.payment.v1.GetPaymentResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/stores/{store_id}/payments/{payment_id}\x12\xa4\x01\n\rRefundPayment\x12(.gaitpay.payment.v1.RefundPaymentRequest\x1a).gaitpay.payment.v1.RefundPaymentResponse\">\x82\xd3\xe4\x93\x02\x38\"3/v1/stores/{store_id}/payments/{payment_id}/refunds:\x01*\x12p\n\x11ReconcilePayments\x12,.gaitpay.payment.v1.ReconcilePaymentsRequest\x1a-.gaitpay.payment.v1.ReconcilePaymentsResponse\x12m\n\x10GetLedgerBalance\x12+.gaitpay.payment.v1.GetLedgerBalanceRequest\x1a,.gaitpay.payment.v1.GetLedgerBalanceResponse\x12p\n\x11\x41nonymiseCustomer\x12,.gaitpay.payment.v1.AnonymiseCustomerRequest\x1a-.gaitpay.payment.v1.AnonymiseCustomerResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,16 +61,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHARGEREQUEST'].fields_by_name['routes']._serialized_options = b'\272H\007\222\001\004\010\001\020\004'
   _globals['_CHARGEREQUEST'].fields_by_name['store_id']._loaded_options = None
   _globals['_CHARGEREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_PAYMENT'].fields_by_name['gateway_reference']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['gateway_reference']._serialized_options = b'\210\265\030\001'
+  _globals['_PAYMENT'].fields_by_name['attempts']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['attempts']._serialized_options = b'\210\265\030\001'
   _globals['_GETPAYMENTREQUEST'].fields_by_name['payment_id']._loaded_options = None
-  _globals['_GETPAYMENTREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\005r\003\260\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['payment_id']._loaded_options = None
-  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\005r\003\260\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['amount']._loaded_options = None
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['amount']._serialized_options = b'\272H\003\310\001\001'
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['reason']._loaded_options = None
   _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['reason']._serialized_options = b'\272H\005r\003\030\200\002'
+  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_REFUNDPAYMENTREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_RECONCILEPAYMENTSREQUEST'].fields_by_name['older_than_s']._loaded_options = None
   _globals['_RECONCILEPAYMENTSREQUEST'].fields_by_name['older_than_s']._serialized_options = b'\272H\006*\004\030\200\243\005'
   _globals['_RECONCILEPAYMENTSREQUEST'].fields_by_name['request_id']._loaded_options = None
@@ -79,43 +88,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANONYMISECUSTOMERREQUEST'].fields_by_name['customer_id']._loaded_options = None
   _globals['_ANONYMISECUSTOMERREQUEST'].fields_by_name['customer_id']._serialized_options = b'\272H\005r\003\260\001\001'
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/payments/{payment_id}'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\202\323\344\223\002-\022+/v1/stores/{store_id}/payments/{payment_id}'
   _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\202\323\344\223\002&\"!/v1/payments/{payment_id}/refunds:\001*'
-  _globals['_PAYMENTSTATE']._serialized_start=2241
-  _globals['_PAYMENTSTATE']._serialized_end=2551
-  _globals['_PAYMENTROUTE']._serialized_start=180
-  _globals['_PAYMENTROUTE']._serialized_end=319
-  _globals['_CHARGEREQUEST']._serialized_start=322
-  _globals['_CHARGEREQUEST']._serialized_end=688
-  _globals['_PAYMENT']._serialized_start=691
-  _globals['_PAYMENT']._serialized_end=1094
-  _globals['_PAYMENTATTEMPT']._serialized_start=1096
-  _globals['_PAYMENTATTEMPT']._serialized_end=1162
-  _globals['_CHARGERESPONSE']._serialized_start=1164
-  _globals['_CHARGERESPONSE']._serialized_end=1226
-  _globals['_GETPAYMENTREQUEST']._serialized_start=1228
-  _globals['_GETPAYMENTREQUEST']._serialized_end=1278
-  _globals['_GETPAYMENTRESPONSE']._serialized_start=1280
-  _globals['_GETPAYMENTRESPONSE']._serialized_end=1346
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=1349
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1508
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1510
-  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1598
-  _globals['_RECONCILEPAYMENTSREQUEST']._serialized_start=1600
-  _globals['_RECONCILEPAYMENTSREQUEST']._serialized_end=1689
-  _globals['_RECONCILEPAYMENTSRESPONSE']._serialized_start=1691
-  _globals['_RECONCILEPAYMENTSRESPONSE']._serialized_end=1799
-  _globals['_GETLEDGERBALANCEREQUEST']._serialized_start=1801
-  _globals['_GETLEDGERBALANCEREQUEST']._serialized_end=1826
-  _globals['_LEDGERACCOUNT']._serialized_start=1828
-  _globals['_LEDGERACCOUNT']._serialized_end=1903
-  _globals['_GETLEDGERBALANCERESPONSE']._serialized_start=1906
-  _globals['_GETLEDGERBALANCERESPONSE']._serialized_end=2091
-  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_start=2093
-  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_end=2180
-  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_start=2182
-  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_end=2238
-  _globals['_PAYMENTSERVICE']._serialized_start=2554
-  _globals['_PAYMENTSERVICE']._serialized_end=3267
+  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\202\323\344\223\0028\"3/v1/stores/{store_id}/payments/{payment_id}/refunds:\001*'
+  _globals['_PAYMENTSTATE']._serialized_start=2359
+  _globals['_PAYMENTSTATE']._serialized_end=2669
+  _globals['_PAYMENTROUTE']._serialized_start=216
+  _globals['_PAYMENTROUTE']._serialized_end=355
+  _globals['_CHARGEREQUEST']._serialized_start=358
+  _globals['_CHARGEREQUEST']._serialized_end=724
+  _globals['_PAYMENT']._serialized_start=727
+  _globals['_PAYMENT']._serialized_end=1160
+  _globals['_PAYMENTATTEMPT']._serialized_start=1162
+  _globals['_PAYMENTATTEMPT']._serialized_end=1228
+  _globals['_CHARGERESPONSE']._serialized_start=1230
+  _globals['_CHARGERESPONSE']._serialized_end=1292
+  _globals['_GETPAYMENTREQUEST']._serialized_start=1294
+  _globals['_GETPAYMENTREQUEST']._serialized_end=1370
+  _globals['_GETPAYMENTRESPONSE']._serialized_start=1372
+  _globals['_GETPAYMENTRESPONSE']._serialized_end=1438
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=1441
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1626
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_start=1628
+  _globals['_REFUNDPAYMENTRESPONSE']._serialized_end=1716
+  _globals['_RECONCILEPAYMENTSREQUEST']._serialized_start=1718
+  _globals['_RECONCILEPAYMENTSREQUEST']._serialized_end=1807
+  _globals['_RECONCILEPAYMENTSRESPONSE']._serialized_start=1809
+  _globals['_RECONCILEPAYMENTSRESPONSE']._serialized_end=1917
+  _globals['_GETLEDGERBALANCEREQUEST']._serialized_start=1919
+  _globals['_GETLEDGERBALANCEREQUEST']._serialized_end=1944
+  _globals['_LEDGERACCOUNT']._serialized_start=1946
+  _globals['_LEDGERACCOUNT']._serialized_end=2021
+  _globals['_GETLEDGERBALANCERESPONSE']._serialized_start=2024
+  _globals['_GETLEDGERBALANCERESPONSE']._serialized_end=2209
+  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_start=2211
+  _globals['_ANONYMISECUSTOMERREQUEST']._serialized_end=2298
+  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_start=2300
+  _globals['_ANONYMISECUSTOMERRESPONSE']._serialized_end=2356
+  _globals['_PAYMENTSERVICE']._serialized_start=2672
+  _globals['_PAYMENTSERVICE']._serialized_end=3422
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from gaitpay.common.v1 import types_pb2 as _types_pb2
+from gaitpay.common.v1 import visibility_pb2 as _visibility_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -69,7 +70,7 @@ class ChargeRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., session_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., amount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., payment_method_id: _Optional[str] = ..., gateway: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[PaymentRoute, _Mapping]]] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "session_id", "state", "amount", "refunded", "gateway", "gateway_reference", "created_at", "captured_at", "failure_reason", "attempts")
+    __slots__ = ("payment_id", "session_id", "state", "amount", "refunded", "gateway", "gateway_reference", "created_at", "captured_at", "failure_reason", "attempts", "store_id")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +82,7 @@ class Payment(_message.Message):
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     session_id: str
     state: PaymentState
@@ -92,7 +94,8 @@ class Payment(_message.Message):
     captured_at: _timestamp_pb2.Timestamp
     failure_reason: str
     attempts: _containers.RepeatedCompositeFieldContainer[PaymentAttempt]
-    def __init__(self, payment_id: _Optional[str] = ..., session_id: _Optional[str] = ..., state: _Optional[_Union[PaymentState, str]] = ..., amount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., gateway: _Optional[str] = ..., gateway_reference: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[PaymentAttempt, _Mapping]]] = ...) -> None: ...
+    store_id: str
+    def __init__(self, payment_id: _Optional[str] = ..., session_id: _Optional[str] = ..., state: _Optional[_Union[PaymentState, str]] = ..., amount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., gateway: _Optional[str] = ..., gateway_reference: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[PaymentAttempt, _Mapping]]] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class PaymentAttempt(_message.Message):
     __slots__ = ("gateway", "outcome", "detail")
@@ -111,10 +114,12 @@ class ChargeResponse(_message.Message):
     def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class GetPaymentRequest(_message.Message):
-    __slots__ = ("payment_id",)
+    __slots__ = ("payment_id", "store_id")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
-    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+    store_id: str
+    def __init__(self, payment_id: _Optional[str] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class GetPaymentResponse(_message.Message):
     __slots__ = ("payment",)
@@ -123,16 +128,18 @@ class GetPaymentResponse(_message.Message):
     def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class RefundPaymentRequest(_message.Message):
-    __slots__ = ("request_id", "payment_id", "amount", "reason")
+    __slots__ = ("request_id", "payment_id", "amount", "reason", "store_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     payment_id: str
     amount: _types_pb2.Money
     reason: str
-    def __init__(self, request_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    store_id: str
+    def __init__(self, request_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class RefundPaymentResponse(_message.Message):
     __slots__ = ("payment", "refund_id")

@@ -1,0 +1,1 @@
+"""The gateway's domain: partner API keys and their rate limits. No HTTP, gRPC or SQL here."""
