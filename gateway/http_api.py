@@ -110,6 +110,23 @@ def _from_status(status: status_pb2.Status) -> _Answer:
     return _Answer(http_status(status.code), error_body(status), {})
 
 
+@web.middleware
+async def _json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) \
+        -> web.StreamResponse:
+    """What aiohttp itself refuses (a malformed request, a path no route can hold) still
+    answers with a google.rpc.Status body."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: code_pb2.NOT_FOUND, 405: code_pb2.UNIMPLEMENTED, 413: code_pb2.INVALID_ARGUMENT}.get(
+            exc.status, code_pb2.INVALID_ARGUMENT if exc.status < 500 else code_pb2.INTERNAL)
+        reason = "NOT_FOUND" if exc.status == 404 else ("INTERNAL" if exc.status >= 500 else "VALIDATION_FAILED")
+        answer = _error(code, exc.reason, reason, http=exc.status)
+        return web.json_response(answer.body, status=answer.status)
+
+
 class PartnerHttpApi:
     def __init__(self, routes: list[Route], keys: KeyCache, limiter: RateLimiter, call: Call,
                  metrics: HttpMetrics, *, deadline_s: float, title: str = "GaitPay partner API",
@@ -130,14 +147,23 @@ class PartnerHttpApi:
                         "`Authorization: Bearer gpk_...`; a key sees only its retailer's stores.")
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
         app.router.add_get("/openapi.json", self._openapi)
         app.router.add_get("/healthz", self._healthz)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
 
     async def _openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(self.openapi)
+        """The document; asked with a valid key, its store parameters list that key's stores."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return web.json_response(self.openapi)
+        try:
+            key = await self._keys.authenticate(token.strip())
+        except MeshError as exc:
+            return web.json_response(_error(exc.code.value[0], exc.message, exc.reason).body, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="gaitpay"'})
+        return web.json_response(openapi.scoped_to_stores(self.openapi, TENANT_VARIABLE, sorted(key.store_ids)))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -261,3 +261,17 @@ def document(routes: Iterable[Route], *, title: str, version: str, description: 
         },
         "security": [{"apiKey": []}],
     }
+
+
+def scoped_to_stores(doc: dict[str, Any], variable: str, values: list[str]) -> dict[str, Any]:
+    """A copy of the document whose path parameter `variable` may only take `values` (a
+    partner's own document names its stores)."""
+    import copy
+
+    scoped = copy.deepcopy(doc)
+    for operations in scoped["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == variable:
+                    parameter["schema"] = {"type": "string", "enum": list(values)}
+    return scoped

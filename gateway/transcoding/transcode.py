@@ -193,10 +193,37 @@ def _clear(message: Message) -> None:
                 _clear(value)
 
 
-def render_response(route: Route, response: Message) -> dict[str, Any]:
+def _drop_internal_keys(data: Any, message: Descriptor) -> None:
+    """Printing every field would show a cleared internal field at its default: drop its key."""
+    if not isinstance(data, dict) or message.full_name.startswith("google."):
+        return
+    for field in message.fields:
+        if is_internal(field):
+            data.pop(field.json_name, None)
+        elif field.message_type is not None and field.json_name in data:
+            if field.message_type.GetOptions().map_entry:
+                value_type = field.message_type.fields_by_name["value"].message_type
+                if value_type is not None:
+                    for item in data[field.json_name].values():
+                        _drop_internal_keys(item, value_type)
+            elif field.is_repeated:
+                for item in data[field.json_name]:
+                    _drop_internal_keys(item, field.message_type)
+            else:
+                _drop_internal_keys(data[field.json_name], field.message_type)
+
+
+def render_response(route: Route, response: Message) -> Any:
     """The response as partner JSON: lowerCamelCase names, every field shown (stable shapes),
-    enums by name, internal fields gone."""
+    enums by name, internal fields gone (their values cleared and their keys dropped)."""
     visible = strip_internal(response)
     if route.response_body:
-        visible = getattr(visible, route.response_body)
-    return json_format.MessageToDict(visible, always_print_fields_with_no_presence=True)
+        field = visible.DESCRIPTOR.fields_by_name[route.response_body]
+        data = json_format.MessageToDict(visible, always_print_fields_with_no_presence=True)[field.json_name]
+        if field.message_type is not None:
+            for item in (data if field.is_repeated else [data]):
+                _drop_internal_keys(item, field.message_type)
+        return data
+    data = json_format.MessageToDict(visible, always_print_fields_with_no_presence=True)
+    _drop_internal_keys(data, visible.DESCRIPTOR)
+    return data
