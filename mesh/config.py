@@ -73,6 +73,12 @@ class Settings:
         "metrics serving off.",
         default=1000,
     )
+    probe_port_offset: int = setting(
+        "GAITPAY_PROBE_PORT_OFFSET",
+        "Each service also serves gRPC health, and nothing else, in plaintext on its gRPC port plus this "
+        "offset, for Kubernetes' native gRPC probes (the kubelet speaks no mTLS); 0 turns it off.",
+        default=0,
+    )
     reflection: bool = setting(
         "GAITPAY_REFLECTION", "Serve gRPC server reflection (turn off in production).", default=True
     )
@@ -131,7 +137,11 @@ class Settings:
         "VAULT_ADDR", "Vault or OpenBao address. Empty: a local OpenBao dev server.", default=""
     )
     vault_token: str = setting(
-        "VAULT_TOKEN", "Token for Vault (in Kubernetes, Kubernetes auth replaces it).", default=""
+        "VAULT_TOKEN", "Token for Vault (in Kubernetes, GAITPAY_VAULT_TOKEN_FILE replaces it).", default=""
+    )
+    vault_token_file: str = setting(
+        "GAITPAY_VAULT_TOKEN_FILE", "File holding the Vault token, read at start when VAULT_TOKEN is empty "
+        "(the Vault Agent sidecar writes it there after Kubernetes auth and keeps it renewed).", default=""
     )
     stripe_api_key: str = setting(
         "GAITPAY_STRIPE_API_KEY", "Stripe secret key. Empty: localstripe on 127.0.0.1.", default=""
@@ -248,6 +258,11 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     if "otlp_endpoint" not in values and environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         values["otlp_endpoint"] = environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
     values.update(overrides)
+    if not values.get("vault_token") and values.get("vault_token_file"):
+        try:
+            values["vault_token"] = Path(values["vault_token_file"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"GAITPAY_VAULT_TOKEN_FILE={values['vault_token_file']}: {exc}") from None
     settings = Settings(**values)
     home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home
     settings = dataclasses.replace(settings, home=home)

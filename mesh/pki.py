@@ -113,7 +113,14 @@ def _issue(identity: str, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePri
 def credentials(pki: Path, identity: str) -> Credentials:
     """The identity's credentials, creating the CA and the certificate on first use.
 
-    A file lock makes concurrent first starts (several services at once) create one CA."""
+    A file lock makes concurrent first starts (several services at once) create one CA.
+    Where the identity's certificate and the CA certificate are already there (Kubernetes
+    mounts them read-only from cert-manager or Vault PKI, without the CA's key), they are
+    read as they are."""
+    ca_path, cert_path, key_path = pki / "ca.crt", pki / f"{identity}.crt", pki / f"{identity}.key"
+    if ca_path.exists() and cert_path.exists() and key_path.exists() and not (pki / "ca.key").exists():
+        return Credentials(identity=identity, ca_cert=ca_path.read_bytes(), cert=cert_path.read_bytes(),
+                           key=key_path.read_bytes())
     pki.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(pki / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -35,6 +35,7 @@ from mesh.errors import MeshError, status_of
 from mesh.telemetry import RpcMetrics, setup_logging, setup_tracing
 
 log = structlog.get_logger("mesh.server")
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 Register = Callable[[grpc.aio.Server], None]
 
@@ -153,6 +154,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     def _admit(self, context: grpc.aio.ServicerContext, rpc_service: str, rpc_method: str) -> None:
         if self._settings.tls:
             caller = caller_identity(context)
+            if caller is None and rpc_service == HEALTH_SERVICE:
+                return  # the probe port: health answers anyone, and nothing else does
             if caller is None:
                 raise MeshError(
                     "a client certificate is required",
@@ -375,6 +378,10 @@ async def start(spec: ServiceSpec, settings: Settings, *, address: str | None = 
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"{spec.name}: cannot bind {address}")
+    if settings.probe_port_offset and settings.tls:
+        probe_address = f"{address.rpartition(':')[0]}:{port + settings.probe_port_offset}"
+        if server.add_insecure_port(probe_address) == 0:
+            raise OSError(f"{spec.name}: cannot bind the probe port {probe_address}")
     await server.start()
     for hook in spec.on_start:
         await hook()

@@ -91,3 +91,28 @@ async def test_the_client_checks_it_reached_the_service_it_meant(matcher) -> Non
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_the_probe_port_answers_health_in_plaintext_and_nothing_else(settings) -> None:
+    import dataclasses
+
+    from conftest import free_port
+
+    port = free_port()
+    probing = dataclasses.replace(settings, matcher_addr=f"127.0.0.1:{port}", probe_port_offset=free_port() - port)
+    running = await server.start(matcher_bootstrap.build(probing), probing)
+    try:
+        probe = f"127.0.0.1:{port + probing.probe_port_offset}"
+        async with grpc.aio.insecure_channel(probe) as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await matcher_pb2_grpc.MatcherServiceStub(channel).RemoveTemplates(remove_request(), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error_info(status_from_rpc_error(caught.value)).reason == "CALLER_UNAUTHENTICATED"
+        # The mTLS port still wants a certificate even for health.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+    finally:
+        await running.stop(grace=0)

@@ -23,7 +23,7 @@ GAITPAY = [sys.executable, "-m", "gaitpay_cli"]
 EXPECTED = {
     "edge": "gaitpay.edge.v1.EdgeService", "matcher": "gaitpay.matcher.v1.MatcherService",
     "identity": "gaitpay.identity.v1.IdentityService", "billing": "gaitpay.billing.v1.BillingService",
-    "payment": "gaitpay.payment.v1.PaymentService",
+    "payment": "gaitpay.payment.v1.PaymentService", "gateway": "gaitpay.gateway.v1.PartnerAdminService",
 }
 
 
