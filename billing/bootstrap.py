@@ -17,7 +17,10 @@ SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_na
 
 
 def build(settings: config.Settings) -> ServiceSpec:
+    from prometheus_client import CollectorRegistry
+
     from billing.adapters.mesh_clients import IdentityProfiles, PaymentClient
+    from billing.adapters.metrics import BillingFigures
     from billing.adapters.postgres_store import PostgresDatabase
     from billing.domain.risk import RiskPolicy
     from billing.domain.service import BillingCore
@@ -39,11 +42,18 @@ def build(settings: config.Settings) -> ServiceSpec:
     sweeper = Periodic("sweep", 2.0, core.sweep,
                        lambda counts: counts if counts["payment_links"] or counts["retried"] else None)
 
+    registry = CollectorRegistry()
+    figures = BillingFigures(settings.postgres_dsn)
+    registry.register(figures)
+
+    async def stop_figures() -> None:
+        figures.close()
+
     def register(server: grpc.aio.Server) -> None:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
 
     return ServiceSpec(name="billing", register=register, grpc_services=[SERVICE_NAME],
-                       on_start=[sweeper.start], on_stop=[sweeper.stop])
+                       on_start=[sweeper.start], on_stop=[sweeper.stop, stop_figures], registry=registry)
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -12,9 +12,10 @@ import structlog
 
 from matcher.domain.identification import EmbedFn, Identifier
 from matcher.domain.policy import ScoreModel
-from matcher.grpc_api import MatcherServicer
+from matcher.grpc_api import MatcherServicer, WindowMetrics
 from mesh import config, dependencies
 from mesh.server import ServiceSpec, serve_forever
+from prometheus_client import CollectorRegistry
 
 log = structlog.get_logger("gaitpay.matcher")
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
@@ -78,10 +79,13 @@ def build(settings: config.Settings) -> ServiceSpec:
     identifier = Identifier(index=index, embed=embed, scores=score_model(version),
                             protect=_query_transform(settings, dim))
 
-    def register(server: grpc.aio.Server) -> None:
-        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim), server)
+    registry = CollectorRegistry()
+    metrics = WindowMetrics(registry)
 
-    return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME])
+    def register(server: grpc.aio.Server) -> None:
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim, metrics), server)
+
+    return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry)
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Protocol, Sequence
+from typing import Any, AsyncIterator, Protocol, Sequence
 
 import grpc
 import numpy as np
@@ -75,11 +76,33 @@ HOT_CACHE_TTL = timedelta(hours=24)
 HOT_CACHE_INFO = b"gaitpay hot cache v1"
 
 
+class WindowMetrics:
+    """Per-window figures of the identification SLO: outcome (the decision's state, or
+    malformed / error) and the time from a window's arrival to its decision."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.windows = Counter("gaitpay_matcher_windows", "Keypoint windows identified, by outcome (the track "
+                               "state decided, malformed, or error).", ["outcome"], registry=registry)
+        self.duration = Histogram("gaitpay_matcher_window_duration_seconds", "Time from a window's arrival to "
+                                  "its decision.", registry=registry,
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128) -> None:
+    def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128,
+                 metrics: WindowMetrics | None = None) -> None:
         self._identifier = identifier
         self._store = store
         self._dim = dim
+        self._metrics = metrics
+
+    def _count(self, outcome: str, started: float | None = None) -> None:
+        if self._metrics is not None:
+            self._metrics.windows.labels(outcome).inc()
+            if started is not None:
+                self._metrics.duration.observe(time.perf_counter() - started)
 
     def _templates(self) -> TemplateStore:
         if self._store is None:
@@ -148,8 +171,10 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         # flow control pushes back on a fast or misbehaving edge instead of memory growing.
         async for request in request_iterator:
             window = request.window
+            started = time.perf_counter()
             broken = validation.violations(window)
             if broken:
+                self._count("malformed")
                 summary = "; ".join(f"{path}: {what}" for path, what in broken[:5])
                 yield _track_error(
                     window,
@@ -160,12 +185,18 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             try:
                 decision = await asyncio.to_thread(self._identifier.observe, window_from_proto(window))
             except MalformedWindow as exc:
+                self._count("malformed")
                 yield _track_error(
                     window, MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
                                       code=grpc.StatusCode.INVALID_ARGUMENT)
                 )
                 continue
-            yield matcher_pb2.StreamIdentifyResponse(decision=decision_to_proto(decision))
+            except Exception:
+                self._count("error")
+                raise
+            message = decision_to_proto(decision)
+            self._count(matcher_pb2.DecisionState.Name(message.state).removeprefix("DECISION_STATE_").lower(), started)
+            yield matcher_pb2.StreamIdentifyResponse(decision=message)
 
     async def Identify(
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext

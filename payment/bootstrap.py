@@ -31,6 +31,9 @@ def gateways(settings: config.Settings) -> dict:  # type: ignore[type-arg]
 
 
 def build(settings: config.Settings) -> ServiceSpec:
+    from prometheus_client import CollectorRegistry
+
+    from payment.adapters.metrics import PaymentFigures
     from payment.adapters.postgres_store import PostgresDatabase
     from payment.adapters.webhooks_http import WebhookServer
     from payment.domain.service import PaymentCore
@@ -52,15 +55,20 @@ def build(settings: config.Settings) -> ServiceSpec:
         await reconciler.start()
         log.info("payment.ready", gateways=sorted(found), webhooks=settings.payment_webhook_addr)
 
+    registry = CollectorRegistry()
+    figures = PaymentFigures(settings.postgres_dsn)
+    registry.register(figures)
+
     async def on_stop() -> None:
         await reconciler.stop()
         await webhooks.stop()
+        figures.close()
 
     def register(server: grpc.aio.Server) -> None:
         payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentServicer(core), server)
 
     return ServiceSpec(name="payment", register=register, grpc_services=[SERVICE_NAME],
-                       on_start=[on_start], on_stop=[on_stop])
+                       on_start=[on_start], on_stop=[on_stop], registry=registry)
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:
