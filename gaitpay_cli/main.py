@@ -251,6 +251,39 @@ def bench_checkout(
     console.print(table)
 
 
+@bench_app.command("gateway")
+def bench_gateway(
+    requests_per_run: int = typer.Option(500, "--requests", min=10, help="Reads timed each way per run."),
+    runs: int = typer.Option(3, min=1, help="Runs (medians of the per-run figures are reported)."),
+) -> None:
+    """The partner REST gateway's added latency over direct gRPC (p50/p99), on the running stack."""
+    import statistics
+
+    from gaitpay_cli import bench_gateway as bench
+
+    settings = _settings()
+    state = stack.running_state(settings)
+    if state is None:
+        err.print("no running stack under this GAITPAY_HOME: `gaitpay up` first")
+        raise typer.Exit(1)
+    client_settings = config.load(environ=dict(state.env))
+    with console.status(f"timing {runs} x {requests_per_run} reads each way"):
+        results = bench.run(client_settings, dict(state.env), requests_per_run, runs)
+    table = Table(title=f"GetSession: direct gRPC (mTLS) vs the REST gateway, {runs} runs x {requests_per_run}")
+    for column in ("path", "p50 ms", "p99 ms", "x direct p50"):
+        table.add_column(column)
+    direct = [t.row(t.direct_ms) for t in results]
+    gateway = [t.row(t.gateway_ms) for t in results]
+    d50, d99 = statistics.median(p for p, _ in direct), statistics.median(p for _, p in direct)
+    g50, g99 = statistics.median(p for p, _ in gateway), statistics.median(p for _, p in gateway)
+    table.add_row("direct gRPC (baseline)", f"{d50:.2f}", f"{d99:.2f}", "1.0")
+    table.add_row("REST gateway", f"{g50:.2f}", f"{g99:.2f}", f"{g50 / d50:.1f}")
+    table.add_row("added by the gateway", f"{g50 - d50:.2f}", f"{g99 - d99:.2f}", "")
+    console.print(table)
+    console.print("per run p50 ms (direct / gateway): " + ", ".join(f"{a[0]:.2f} / {b[0]:.2f}"
+                                                                    for a, b in zip(direct, gateway)))
+
+
 @bench_app.command("stack")
 def bench_stack(runs: int = typer.Option(5, min=1, help="How many up/down cycles (medians are reported).")) -> None:
     """Time `gaitpay up` and measure the memory of the whole running stack."""
