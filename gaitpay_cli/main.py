@@ -216,6 +216,15 @@ def bench_identity(
     console.print(table)
 
 
+def _running_stack() -> tuple[stack.StackState, config.Settings]:
+    """The running local stack and the settings a client of it uses (exit 1 when none runs)."""
+    state = stack.running_state(_settings())
+    if state is None:
+        err.print("no running stack under this GAITPAY_HOME: `gaitpay up` first")
+        raise typer.Exit(1)
+    return state, config.load(environ=dict(state.env))
+
+
 @bench_app.command("checkout")
 def bench_checkout(
     customers: int = typer.Option(10, min=1, help="Customers with a saved card (half Stripe, half Razorpay)."),
@@ -229,12 +238,7 @@ def bench_checkout(
 
     from gaitpay_cli import demo as demo_run
 
-    settings = _settings()
-    state = stack.running_state(settings)
-    if state is None:
-        err.print("no running stack under this GAITPAY_HOME: `gaitpay up` first")
-        raise typer.Exit(1)
-    client_settings = config.load(environ=dict(state.env))
+    state, client_settings = _running_stack()
     with Progress(console=console) as progress:
         show = _stage_bars(progress)
         demo = demo_run.Demo(client_settings, dict(state.env), demo_run.DemoOptions(), show)
@@ -261,12 +265,7 @@ def bench_gateway(
 
     from gaitpay_cli import bench_gateway as bench
 
-    settings = _settings()
-    state = stack.running_state(settings)
-    if state is None:
-        err.print("no running stack under this GAITPAY_HOME: `gaitpay up` first")
-        raise typer.Exit(1)
-    client_settings = config.load(environ=dict(state.env))
+    state, client_settings = _running_stack()
     with console.status(f"timing {runs} x {requests_per_run} reads each way"):
         results = bench.run(client_settings, dict(state.env), requests_per_run, runs)
     table = Table(title=f"GetSession: direct gRPC (mTLS) vs the REST gateway, {runs} runs x {requests_per_run}")
