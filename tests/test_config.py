@@ -49,3 +49,13 @@ def test_unknown_setting_in_file_is_refused(tmp_path: Path) -> None:
     cfg.write_text('log_levle = "debug"\n')
     with pytest.raises(config.ConfigError, match="log_levle"):
         config.load({"GAITPAY_CONFIG": str(cfg)})
+
+
+def test_the_vault_token_can_come_from_the_agents_file(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s.agent-token\n")
+    assert config.load(environ={"GAITPAY_VAULT_TOKEN_FILE": str(token_file)}).vault_token == "s.agent-token"
+    # An explicit token wins; a missing file is a clear error naming the variable.
+    assert config.load(environ={"GAITPAY_VAULT_TOKEN_FILE": str(token_file), "VAULT_TOKEN": "t"}).vault_token == "t"
+    with pytest.raises(config.ConfigError, match="GAITPAY_VAULT_TOKEN_FILE"):
+        config.load(environ={"GAITPAY_VAULT_TOKEN_FILE": str(tmp_path / "missing")})
