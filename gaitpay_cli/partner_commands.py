@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Iterator, TypeVar
+from contextlib import contextmanager
+from typing import Iterator
 
 import grpc
 import typer
-from contextlib import contextmanager
 from rich.console import Console
 from rich.table import Table
 
@@ -18,7 +18,6 @@ from mesh.errors import error_info, status_from_rpc_error
 partner_app = typer.Typer(help="Partner retailers' API keys for the REST gateway.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-T = TypeVar("T")
 
 
 @contextmanager

@@ -42,14 +42,10 @@ def build(settings: config.Settings) -> ServiceSpec:
     store = PostgresKeyStore(settings.postgres_dsn)
     keys = PartnerKeys(store, default_rate_per_s=settings.gateway_default_rate_per_s)
 
-    def lookup(key_id: str):  # type: ignore[no-untyped-def]
-        with store.transaction() as tx:
-            return tx.get(key_id, lock=False)
-
     routes = routes_of(partner_services())
     registry = CollectorRegistry()
     backends = Backends(lambda service: open_channel(settings, identity="gateway", service=service))
-    api = PartnerHttpApi(routes, KeyCache(keys, lookup), RateLimiter(), backends.call, HttpMetrics(registry),
+    api = PartnerHttpApi(routes, KeyCache(keys), RateLimiter(), backends.call, HttpMetrics(registry),
                          deadline_s=settings.default_deadline_s)
     runner: list[web.AppRunner] = []
 

@@ -19,18 +19,18 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import grpc
 import structlog
 from aiohttp import web
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, status_pb2
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gateway.domain.keys import ApiKey, PartnerKeys
+from gateway.domain.keys import ApiKey, PartnerKeys, key_id_of
 from gateway.domain.rate_limit import RateLimiter
 from gateway.transcoding import openapi
 from gateway.transcoding.routes import Route
-from gateway.transcoding.status import error_body, http_status
+from gateway.transcoding.status import error_body, grpc_code, http_status
 from gateway.transcoding.transcode import BadRequest, build_request, render_response
-from mesh.errors import DOMAIN, MeshError, status_from_rpc_error
+from mesh.errors import MeshError, status_from_rpc_error
 
 log = structlog.get_logger("gateway.http")
 tracer = trace.get_tracer("gaitpay.gateway")
@@ -59,15 +59,12 @@ class KeyCache:
     """Keys looked up in the store at most every ttl_s per key: a revocation or rotation end
     takes effect within ttl_s on every replica, and an unknown key costs one lookup per try."""
 
-    def __init__(self, keys: PartnerKeys, lookup: Callable[[str], ApiKey | None], ttl_s: float = 5.0) -> None:
+    def __init__(self, keys: PartnerKeys, ttl_s: float = 5.0) -> None:
         self._keys = keys
-        self._lookup = lookup
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def authenticate(self, token: str) -> ApiKey:
-        from gateway.domain.keys import key_id_of
-
         key_id = key_id_of(token)
         found: ApiKey | None = None
         if key_id is not None:
@@ -75,7 +72,7 @@ class KeyCache:
             if cached is not None and time.monotonic() - cached[0] < self._ttl:
                 found = cached[1]
             else:
-                found = await asyncio.to_thread(self._lookup, key_id)
+                found = await asyncio.to_thread(self._keys.find, key_id)
                 if len(self._cache) > 10_000:
                     self._cache.clear()
                 self._cache[key_id] = (time.monotonic(), found)
@@ -92,13 +89,21 @@ class _Answer:
 def _error(code: int, message: str, reason: str, *, metadata: Mapping[str, str] | None = None,
            violations: Iterable[tuple[str, str]] = (), http: int | None = None,
            headers: Mapping[str, str] | None = None) -> _Answer:
-    status = status_pb2.Status(code=code, message=message)
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {}))
-    violations = list(violations)
-    if violations:
-        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations]))
+    """An answer carrying the same google.rpc.Status a mesh service would send (mesh.errors)."""
+    status = MeshError(message, reason=reason, code=grpc_code(code), metadata=metadata,
+                       field_violations=violations).to_status()
     return _Answer(http or http_status(code), error_body(status), headers or {})
+
+
+def _unauthenticated(exc: MeshError) -> _Answer:
+    return _Answer(http_status(exc.code.value[0]), error_body(exc.to_status()),
+                   {"WWW-Authenticate": 'Bearer realm="gaitpay"'})
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer` header, or None when there is none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _from_status(status: status_pb2.Status) -> _Answer:
@@ -155,14 +160,14 @@ class PartnerHttpApi:
 
     async def _openapi(self, request: web.Request) -> web.Response:
         """The document; asked with a valid key, its store parameters list that key's stores."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        token = _bearer(request)
+        if token is None:
             return web.json_response(self.openapi)
         try:
-            key = await self._keys.authenticate(token.strip())
+            key = await self._keys.authenticate(token)
         except MeshError as exc:
-            return web.json_response(_error(exc.code.value[0], exc.message, exc.reason).body, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="gaitpay"'})
+            answer = _unauthenticated(exc)
+            return web.json_response(answer.body, status=answer.status, headers=dict(answer.headers))
         return web.json_response(openapi.scoped_to_stores(self.openapi, TENANT_VARIABLE, sorted(key.store_ids)))
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -207,10 +212,9 @@ class PartnerHttpApi:
 
     async def _serve(self, request: web.Request, route: Route, values: dict[str, str], span: trace.Span) -> _Answer:
         try:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            key = await self._keys.authenticate(token.strip() if scheme.lower() == "bearer" else "")
+            key = await self._keys.authenticate(_bearer(request) or "")
         except MeshError as exc:
-            return _error(exc.code.value[0], exc.message, exc.reason, headers={"WWW-Authenticate": 'Bearer realm="gaitpay"'})
+            return _unauthenticated(exc)
         span.set_attribute("gaitpay.retailer_id", key.retailer_id)
         span.set_attribute("gaitpay.api_key_id", key.key_id)
         wait = self._limiter.retry_after(key.key_id, key.rate_per_s, key.burst)
@@ -253,6 +257,7 @@ class Backends:
     def __init__(self, open_channel: Callable[[str], grpc.aio.Channel]) -> None:
         self._open = open_channel
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._methods: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
 
     @staticmethod
     def service_of(route: Route) -> str:
@@ -260,12 +265,15 @@ class Backends:
         return route.method.containing_service.full_name.split(".")[1]
 
     async def call(self, route: Route, message: Any, metadata: list[tuple[str, str]], timeout: float) -> Any:
-        service = self.service_of(route)
-        channel = self._channels.get(service)
-        if channel is None:
-            channel = self._channels[service] = self._open(service)
-        method = channel.unary_unary(route.full_method, request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=route.response_class.FromString)
+        method = self._methods.get(route.full_method)
+        if method is None:  # once per method, not per request
+            service = self.service_of(route)
+            channel = self._channels.get(service)
+            if channel is None:
+                channel = self._channels[service] = self._open(service)
+            method = self._methods[route.full_method] = channel.unary_unary(
+                route.full_method, request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=route.response_class.FromString)
         return await method(message, timeout=timeout, metadata=metadata)
 
     async def close(self) -> None:

@@ -9,13 +9,13 @@ import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from matcher.domain.identification import EmbedFn, Identifier
 from matcher.domain.policy import ScoreModel
 from matcher.grpc_api import MatcherServicer, WindowMetrics
 from mesh import config, dependencies
 from mesh.server import ServiceSpec, serve_forever
-from prometheus_client import CollectorRegistry
 
 log = structlog.get_logger("gaitpay.matcher")
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -198,4 +197,4 @@ def test_keys_authenticate_rotate_with_grace_and_revoke():
     keys.revoke(new.key_id)
     with pytest.raises(InvalidApiKey):
         keys.authenticate(new_secret)
-    assert replace(memory.rows[new.key_id]).revoked
+    assert memory.rows[new.key_id].revoked

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from gateway.domain.ports import KeyStore
-from mesh.errors import AlreadyExists, MeshError, NotFound
-
 import grpc
+
+from gateway.domain.ports import KeyStore
+from mesh.errors import AlreadyExists, FailedPrecondition, MeshError, NotFound
 
 PREFIX = "gpk_"
 _TOKEN = re.compile(r"^gpk_([0-9a-f]{16})_([A-Za-z0-9_-]{40,64})$")
@@ -111,9 +111,8 @@ class PartnerKeys:
                 raise NotFound(f"no API key {key_id}", metadata={"key_id": key_id})
             now = self._clock()
             if not old.usable_at(now):
-                raise InvalidApiKey(f"API key {key_id} is revoked or expired; issue a new one",
-                                    code=grpc.StatusCode.FAILED_PRECONDITION, reason="FAILED_PRECONDITION",
-                                    metadata={"key_id": key_id})
+                raise FailedPrecondition(f"API key {key_id} is revoked or expired; issue a new one",
+                                         metadata={"key_id": key_id})
             new, token = self._mint(old.retailer_id, sorted(old.store_ids), old.rate_per_s, old.burst, request_id)
             ends = now + timedelta(seconds=grace_s)
             if old.expires_at is not None and old.expires_at < ends:
@@ -129,7 +128,8 @@ class PartnerKeys:
             if key is None:
                 raise NotFound(f"no API key {key_id}", metadata={"key_id": key_id})
             if not key.revoked:
-                key = replace(key, revoked=True, expires_at=min(key.expires_at or self._clock(), self._clock()))
+                now = self._clock()
+                key = replace(key, revoked=True, expires_at=min(key.expires_at or now, now))
                 tx.update(key)
         return key
 
@@ -137,17 +137,15 @@ class PartnerKeys:
         with self._store.transaction() as tx:
             return tx.list(retailer_id)
 
+    def find(self, key_id: str) -> ApiKey | None:
+        with self._store.transaction() as tx:
+            return tx.get(key_id, lock=False)
+
     def authenticate(self, token: str, lookup: Callable[[str], ApiKey | None] | None = None) -> ApiKey:
         """The key behind a bearer token, or InvalidApiKey (one message for every failure, so
-        a caller learns nothing about which keys exist)."""
+        a caller learns nothing about which keys exist). `lookup` stands in for `find` (a cache)."""
         key_id = key_id_of(token)
-        key = None
-        if key_id is not None:
-            if lookup is not None:
-                key = lookup(key_id)
-            else:
-                with self._store.transaction() as tx:
-                    key = tx.get(key_id, lock=False)
+        key = (lookup or self.find)(key_id) if key_id is not None else None
         if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(token)) \
                 or not key.usable_at(self._clock()):
             raise InvalidApiKey("missing, unknown, revoked or expired API key")

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from buf.validate import validate_pb2
-from gateway.transcoding.routes import Route
+from gateway.transcoding.routes import Route, field_path
 from gateway.transcoding.transcode import is_internal
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -127,8 +127,8 @@ class _Schemas:
                 schema["minimum"] = max(low, number.gte)
             if number.HasField("gt"):
                 schema["minimum"] = max(low, number.gt + 1)
-            if number.__getattribute__("in"):
-                schema["enum"] = list(number.__getattribute__("in"))
+            if getattr(number, "in"):
+                schema["enum"] = list(getattr(number, "in"))
         return schema
 
 
@@ -175,21 +175,13 @@ def _is_required(field: FieldDescriptor, rules: validate_pb2.FieldRules) -> bool
 
 
 def _parameter(route: Route, name: str, location: str, schemas: _Schemas) -> dict[str, Any]:
-    fields = _walk(route.method.input_type, name)
+    fields = field_path(route.method.input_type, name)
+    assert fields is not None  # routes_of checked every path variable
     field = fields[-1]
     schema = schemas.field(field, True, _rules(field))
     return {"name": name if location == "path" else field.json_name, "in": location,
             "required": location == "path" or (_rules(field) is not None and _is_required(field, _rules(field))),
             "schema": schema}
-
-
-def _walk(message: Descriptor, path: str) -> list[FieldDescriptor]:
-    fields = []
-    for name in path.split("."):
-        field = message.fields_by_name[name]
-        fields.append(field)
-        message = field.message_type
-    return fields
 
 
 def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?:=([^}]*))?\}")
@@ -107,16 +107,17 @@ class Route:
         return self.template.match(path)
 
 
-def _field_exists(message: Descriptor, path: str) -> bool:
-    for i, name in enumerate(path.split(".")):
-        field = message.fields_by_name.get(name)
+def field_path(message: Descriptor, path: str) -> list[FieldDescriptor] | None:
+    """The fields a dotted path (proto names) goes through, or None where it leads nowhere."""
+    fields: list[FieldDescriptor] = []
+    current: Descriptor | None = message
+    for name in path.split("."):
+        field = current.fields_by_name.get(name) if current is not None else None
         if field is None:
-            return False
-        if i < len(path.split(".")) - 1:
-            if field.message_type is None:
-                return False
-            message = field.message_type
-    return True
+            return None
+        fields.append(field)
+        current = field.message_type
+    return fields
 
 
 def _route(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Route:
@@ -130,7 +131,7 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Route:
     template = parse_template(text)
     request = method.input_type
     for variable in template.variables:
-        if not _field_exists(request, variable):
+        if field_path(request, variable) is None:
             raise RouteError(f"{method.full_name}: path variable {variable!r} is not a field of {request.full_name}")
     if rule.body not in ("", "*") and rule.body not in request.fields_by_name:
         raise RouteError(f"{method.full_name}: body {rule.body!r} is not a field of {request.full_name}")

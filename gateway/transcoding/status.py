@@ -31,8 +31,13 @@ HTTP_STATUS = {
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
+def grpc_code(number: int) -> grpc.StatusCode:
+    """The grpc.StatusCode of a google.rpc.Code number (UNKNOWN for a number outside it)."""
+    return _BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
+
+
 def http_status(code: int) -> int:
-    return HTTP_STATUS.get(_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN), 500)
+    return HTTP_STATUS.get(grpc_code(code), 500)
 
 
 def error_body(status: status_pb2.Status) -> dict[str, Any]:

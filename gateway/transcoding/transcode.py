@@ -1,5 +1,5 @@
 """Requests from HTTP parts, JSON from responses: the protobuf JSON mapping (json_format),
-with path variables winning over nothing (a body that names a path field differently is
+with path variables bound from the path (a body that names a path field differently is
 refused), query parameters for what a body-less route leaves, and the fields marked
 (gaitpay.common.v1.internal_only) never read from a request nor written to a response."""
 
@@ -169,32 +169,8 @@ def _drop(data: dict[str, Any], fields: list[FieldDescriptor]) -> None:
         node.pop(key, None)
 
 
-def strip_internal(message: Message) -> Message:
-    """A copy of the message with every internal-only field cleared, at any depth."""
-    copy = type(message)()
-    copy.CopyFrom(message)
-    _clear(copy)
-    return copy
-
-
-def _clear(message: Message) -> None:
-    for field, value in message.ListFields():
-        if is_internal(field):
-            message.ClearField(field.name)
-        elif field.message_type is not None:
-            if field.message_type.GetOptions().map_entry:
-                if field.message_type.fields_by_name["value"].message_type is not None:
-                    for item in value.values():
-                        _clear(item)
-            elif field.is_repeated:
-                for item in value:
-                    _clear(item)
-            else:
-                _clear(value)
-
-
 def _drop_internal_keys(data: Any, message: Descriptor) -> None:
-    """Printing every field would show a cleared internal field at its default: drop its key."""
+    """Remove the keys of internal-only fields from printed JSON, at any depth."""
     if not isinstance(data, dict) or message.full_name.startswith("google."):
         return
     for field in message.fields:
@@ -215,15 +191,9 @@ def _drop_internal_keys(data: Any, message: Descriptor) -> None:
 
 def render_response(route: Route, response: Message) -> Any:
     """The response as partner JSON: lowerCamelCase names, every field shown (stable shapes),
-    enums by name, internal fields gone (their values cleared and their keys dropped)."""
-    visible = strip_internal(response)
+    enums by name, internal fields gone."""
+    data = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+    _drop_internal_keys(data, response.DESCRIPTOR)
     if route.response_body:
-        field = visible.DESCRIPTOR.fields_by_name[route.response_body]
-        data = json_format.MessageToDict(visible, always_print_fields_with_no_presence=True)[field.json_name]
-        if field.message_type is not None:
-            for item in (data if field.is_repeated else [data]):
-                _drop_internal_keys(item, field.message_type)
-        return data
-    data = json_format.MessageToDict(visible, always_print_fields_with_no_presence=True)
-    _drop_internal_keys(data, visible.DESCRIPTOR)
+        return data[response.DESCRIPTOR.fields_by_name[route.response_body].json_name]
     return data

@@ -15,6 +15,7 @@ import psycopg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from mesh.figures import DatabaseFigures
+from payment.adapters.postgres_store import PostgresTx
 
 
 class PaymentFigures(DatabaseFigures):
@@ -30,14 +31,10 @@ class PaymentFigures(DatabaseFigures):
             "FROM payment.payments WHERE state = 'unknown'").fetchone()
         webhooks = conn.execute("SELECT gateway, extract(epoch FROM max(received_at)) "
                                 "FROM payment.webhook_events GROUP BY gateway").fetchall()
-        ledger = conn.execute("SELECT coalesce(sum(debit_minor) - sum(credit_minor), 0) "
-                              "FROM payment.ledger_entries").fetchone()
-        unbalanced = conn.execute(
-            "SELECT count(*) FROM (SELECT txn_id FROM payment.ledger_entries GROUP BY txn_id "
-            "HAVING sum(debit_minor) <> sum(credit_minor)) t").fetchone()
+        ledger = PostgresTx(conn).ledger_balance()  # the same check GetLedgerBalance answers with
         captured = conn.execute("SELECT gateway, coalesce(sum(amount_minor), 0) FROM payment.payments "
                                 "WHERE captured_at IS NOT NULL GROUP BY gateway").fetchall()
-        assert unknown is not None and ledger is not None and unbalanced is not None
+        assert unknown is not None
         tries = CounterMetricFamily("gaitpay_payment_attempts", "Tries at a payment gateway, by outcome (captured, "
                                     "declined, requires_action, technical_failure, unknown, skipped_circuit_open).",
                                     labels=["gateway", "outcome"])
@@ -61,7 +58,7 @@ class PaymentFigures(DatabaseFigures):
             GaugeMetricFamily("gaitpay_payment_unknown_oldest_age_seconds", "Age of the oldest UNKNOWN payment.",
                               value=float(unknown[1])),
             GaugeMetricFamily("gaitpay_payment_ledger_imbalance_minor", "Total debits minus total credits of the "
-                              "ledger, in minor units: must be 0.", value=ledger[0]),
+                              "ledger, in minor units: must be 0.", value=ledger.total_debit - ledger.total_credit),
             GaugeMetricFamily("gaitpay_payment_ledger_unbalanced_transactions", "Ledger transactions whose own "
-                              "entries do not balance: must be 0.", value=unbalanced[0]),
+                              "entries do not balance: must be 0.", value=ledger.unbalanced_transactions),
         ]
