@@ -136,3 +136,13 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                                 context: grpc.aio.ServicerContext) -> billing_pb2.AnonymiseCustomerResponse:
         n = await self._run(self._core.anonymise_customer, request.customer_id)
         return billing_pb2.AnonymiseCustomerResponse(sessions_anonymised=n)
+
+    async def ListSessionEvents(self, request: billing_pb2.ListSessionEventsRequest,
+                                context: grpc.aio.ServicerContext) -> billing_pb2.ListSessionEventsResponse:
+        events, cursor = await self._run(self._core.partner_events, request.after, request.page_size or 100)
+        reply = billing_pb2.ListSessionEventsResponse(next_cursor=cursor)
+        for e in events:
+            message = reply.events.add(event_id=e.event_id, type=e.event_type, store_id=e.store_id, cursor=e.cursor,
+                                       session=session_message(e.session))
+            message.occurred_at.FromDatetime(e.occurred_at)
+        return reply

@@ -467,6 +467,9 @@ def _start_services(settings: config.Settings, state: StackState, env: dict[str,
         wanted = config.port_of(settings.address_of(service))
         env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{free_port(wanted)}"
     env["GAITPAY_GATEWAY_HTTP_ADDR"] = f"127.0.0.1:{free_port(config.port_of(settings.gateway_http_addr))}"
+    # Partner webhooks on one machine: a made-up signing master key, and receivers on this host.
+    env["GAITPAY_WEBHOOK_MASTER_KEY"] = settings.webhook_master_key or secrets.token_hex(32)
+    env["GAITPAY_WEBHOOK_ALLOWED_NETWORKS"] = settings.webhook_allowed_networks or "127.0.0.0/8"
     state.env = env
     t0 = time.monotonic()
     records = []

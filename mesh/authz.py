@@ -23,8 +23,9 @@ ALLOWED_CALLERS: Mapping[str, frozenset[str]] = {
     "billing": frozenset({"edge", "identity", GATEWAY, OPERATOR}),
     # Only billing charges; partners refund through the gateway; identity erases.
     "payment": frozenset({"billing", "identity", GATEWAY, OPERATOR}),
-    # Partner API keys are managed by operators only.
-    "gateway": frozenset({OPERATOR}),
+    # Partner API keys are managed by operators only; partner webhook endpoints are served to
+    # partners by the gateway's HTTP layer, which calls its own gRPC port.
+    "gateway": frozenset({GATEWAY, OPERATOR}),
 }
 
 # Narrower rules for single RPCs ("package.Service/Method"), within the service's callers:
@@ -44,6 +45,12 @@ METHOD_CALLERS: Mapping[str, frozenset[str]] = {
     "gaitpay.billing.v1.BillingService/AnonymiseCustomer": frozenset({"identity", OPERATOR}),
     "gaitpay.billing.v1.BillingService/UpsertCatalogue": frozenset({GATEWAY, OPERATOR}),
     "gaitpay.billing.v1.BillingService/ConfirmCharge": frozenset({GATEWAY, OPERATOR}),
+    "gaitpay.billing.v1.BillingService/ListSessionEvents": frozenset({GATEWAY, OPERATOR}),
+    "gaitpay.payment.v1.PaymentService/ListPaymentEvents": frozenset({GATEWAY, OPERATOR}),
+    "gaitpay.gateway.v1.PartnerAdminService/CreateApiKey": frozenset({OPERATOR}),
+    "gaitpay.gateway.v1.PartnerAdminService/RotateApiKey": frozenset({OPERATOR}),
+    "gaitpay.gateway.v1.PartnerAdminService/RevokeApiKey": frozenset({OPERATOR}),
+    "gaitpay.gateway.v1.PartnerAdminService/ListApiKeys": frozenset({OPERATOR}),
 }
 
 # Infrastructure RPCs every mesh identity may call (health probes, reflection).

@@ -64,6 +64,28 @@ class Settings:
         "GAITPAY_GATEWAY_DEFAULT_RATE_PER_S", "Requests per second a partner API key may make when it was "
         "issued without its own rate (its burst is twice the rate).", default=20,
     )
+    webhook_master_key: str = setting(
+        "GAITPAY_WEBHOOK_MASTER_KEY", "Hex key (at least 32 bytes) from which the gateway derives each partner "
+        "webhook endpoint's signing secret (HMAC-SHA256 of the endpoint id), so no signing secret is stored. Empty: "
+        "partner webhook endpoints are refused. The local stack makes one.", default=""
+    )
+    webhook_allowed_networks: str = setting(
+        "GAITPAY_WEBHOOK_ALLOWED_NETWORKS", "Comma-separated CIDRs a partner webhook URL may point into although "
+        "they are not public (and over plain http). Empty in production: only https to public addresses. The local "
+        "stack allows 127.0.0.0/8 for receivers on the same machine.", default=""
+    )
+    webhook_retry_base_s: float = setting(
+        "GAITPAY_WEBHOOK_RETRY_BASE_S", "Wait before the second attempt of a partner webhook; each later wait "
+        "doubles (with jitter), up to 6 hours.", default=30.0
+    )
+    webhook_max_attempts: int = setting(
+        "GAITPAY_WEBHOOK_MAX_ATTEMPTS", "Attempts of one partner webhook before it is marked FAILED (12 with the "
+        "default waits spread over about a day).", default=12
+    )
+    webhook_poll_interval_s: float = setting(
+        "GAITPAY_WEBHOOK_POLL_INTERVAL_S", "How often the gateway reads the billing and payment event feeds and "
+        "sends due partner webhooks when idle.", default=1.0
+    )
     store_id: str = setting(
         "GAITPAY_STORE_ID", "The store an edge process serves (one edge process per store).", default="store-local-1"
     )

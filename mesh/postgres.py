@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from mesh.errors import AlreadyExists, Unavailable
+from mesh.errors import AlreadyExists, InvalidArgument, Unavailable
 
 TxT = TypeVar("TxT")
 
@@ -86,6 +86,56 @@ class Rows:
     def _all(self, sql: str, args: tuple = ()) -> list[dict]:  # type: ignore[type-arg]
         with self._c.cursor(row_factory=dict_row) as cur:
             return cur.execute(sql, args).fetchall()
+
+
+def parse_feed_cursor(cursor: str) -> tuple[int, int]:
+    """A feed cursor is "<transaction id>.<sequence>" of the last event read; empty: the start."""
+    if not cursor:
+        return 0, 0
+    xid, dot, sequence = cursor.partition(".")
+    if not (dot and xid.isdigit() and sequence.isdigit()):
+        raise InvalidArgument(f"{cursor!r} is not a cursor this feed gave out", field_violations=[("after", "bad cursor")])
+    return int(xid), int(sequence)
+
+
+class EventFeed:
+    """A transactional outbox read in commit order: rows are appended in the transaction of
+    the change they announce, with that transaction's id, and read ordered by (transaction id,
+    sequence) but only below the oldest transaction still running. Sequences alone are not
+    enough: a transaction that took sequence 11 may commit after one that took 12 was read,
+    and a cursor past 12 would skip it for good. Every transaction that could still add a row
+    has an id at or above that horizon, so it lands after any cursor handed out.
+
+    The table (schema.partner_events) holds sequence, event_id, txid, event_type, store_id,
+    occurred_at and a jsonb snapshot of the changed row (of table `record`)."""
+
+    def __init__(self, table: str, record: str, columns: str) -> None:
+        self._table, self._record, self._columns = table, record, columns
+
+    def append(self, rows: "Rows", event_type: str, key_column: str, key: str) -> None:
+        """Snapshot the row of `record` whose key_column is key, as the transaction sees it now."""
+        rows._c.execute(f"INSERT INTO {self._table} (event_type, store_id, snapshot) "
+                        f"SELECT %s, r.store_id, to_jsonb(r) FROM {self._record} r WHERE r.{key_column} = %s",
+                        (event_type, key))
+
+    def page(self, rows: "Rows", cursor: str, limit: int) -> tuple[list[dict], str]:  # type: ignore[type-arg]
+        """Rows with the snapshot's columns (as `columns` selects them) and feed_event_id,
+        feed_type, feed_at, feed_cursor; and the cursor to go on from."""
+        xid, sequence = parse_feed_cursor(cursor)
+        found = rows._all(
+            f"SELECT {self._columns}, feed_event_id, feed_type, feed_at, feed_txid || '.' || feed_seq AS feed_cursor "
+            f"FROM (SELECT e.event_id::text AS feed_event_id, e.event_type AS feed_type, e.occurred_at AS feed_at, "
+            f"e.txid AS feed_txid, e.sequence AS feed_seq, r.* FROM {self._table} e "
+            f"CROSS JOIN LATERAL jsonb_populate_record(NULL::{self._record}, e.snapshot) r "
+            f"WHERE (e.txid, e.sequence) > (%s::text::xid8, %s) AND e.txid < pg_snapshot_xmin(pg_current_snapshot()) "
+            f"ORDER BY e.txid, e.sequence LIMIT %s) page ORDER BY feed_txid, feed_seq",
+            (str(xid), sequence, limit))
+        return found, (found[-1]["feed_cursor"] if found else cursor)
+
+    def forget_customer(self, rows: "Rows", customer_id: str) -> None:
+        """Erasure reaches the snapshots too."""
+        rows._c.execute(f"UPDATE {self._table} SET snapshot = jsonb_set(snapshot, '{{customer_id}}', 'null') "
+                        "WHERE snapshot->>'customer_id' = %s", (customer_id,))
 
 
 class PooledDatabase(Generic[TxT]):

@@ -84,3 +84,13 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
                                 context: grpc.aio.ServicerContext) -> payment_pb2.AnonymiseCustomerResponse:
         n = await self._run(self._core.anonymise_customer, request.customer_id)
         return payment_pb2.AnonymiseCustomerResponse(payments_anonymised=n)
+
+    async def ListPaymentEvents(self, request: payment_pb2.ListPaymentEventsRequest,
+                                context: grpc.aio.ServicerContext) -> payment_pb2.ListPaymentEventsResponse:
+        events, cursor = await self._run(self._core.partner_events, request.after, request.page_size or 100)
+        reply = payment_pb2.ListPaymentEventsResponse(next_cursor=cursor)
+        for e in events:
+            message = reply.events.add(event_id=e.event_id, type=e.event_type, store_id=e.store_id, cursor=e.cursor,
+                                       payment=payment_message(e.payment))
+            message.occurred_at.FromDatetime(e.occurred_at)
+        return reply

@@ -83,3 +83,68 @@ def test_an_unknown_charge_is_asked_again_with_the_same_key_until_it_settles(db)
     core.sweep(later)
     assert core.get_session(session_id).state == model.PAID
     assert set(payments.keys) == {payment_key(session_id)} and len(payments.keys) >= 3
+
+
+def _feed(core: BillingCore, cursor: str = "") -> tuple[list, str]:
+    events, after = [], cursor
+    while True:
+        page, next_cursor = core.partner_events(after, 100)
+        events += page
+        if not page:
+            return events, next_cursor
+        after = next_cursor
+
+
+def test_the_partner_feed_tells_a_visit_in_order_with_the_session_as_it_was(db):
+    payments = Payments()
+    payments.answer = "captured"
+    core = BillingCore(db, payments, Profiles())
+    _, start = _feed(core)
+    session_id = visit(core, fmp=1e-6)
+    assert core.settle(session_id).state == model.PAID
+    events, _ = _feed(core, start)
+    mine = [e for e in events if e.session.session_id == session_id]
+    assert [e.event_type for e in mine] == ["session.opened", "session.cart_updated", "session.exited", "session.paid"]
+    # Each event carries the session right after its change, not as it is now.
+    assert [e.session.state for e in mine] == ["open", "open", "open", "paid"]
+    assert mine[0].session.lines == () and mine[1].session.bill.total > 0 and mine[2].session.exited_at is not None
+    assert len({e.event_id for e in mine}) == 4 and all(e.store_id == "store-core" for e in mine)
+    # Erasure reaches the snapshots.
+    customer = mine[-1].session.customer_id
+    assert customer
+    core.anonymise_customer(customer)
+    again, _ = _feed(core, start)
+    assert all(e.session.customer_id is None for e in again if e.session.session_id == session_id)
+
+
+def test_the_feed_never_skips_an_event_whose_transaction_commits_late(db):
+    """A transaction that wrote its event first but commits last must still be read: the
+    feed stops below the oldest transaction still running."""
+    core = BillingCore(db, Payments(), Profiles())
+    _, start = _feed(core)
+    slow_track = str(uuid.uuid4())
+    now = datetime.now(timezone.utc)
+    slow = db.transaction()
+    tx = slow.__enter__()
+    try:
+        tx.insert_session(model.Session(str(uuid.uuid4()), "store-core", slow_track, model.OPEN))
+        opened = tx.session_for_track("store-core", slow_track)
+        assert opened is not None
+        tx.publish("session.opened", opened.session_id)  # this transaction's id is the older one
+        fast = core.record_event(StoreEvent(str(uuid.uuid4()), "entry", "store-core", "door", str(uuid.uuid4()), now))
+        seen, cursor = _feed(core, start)
+        assert fast.session_id not in {e.session.session_id for e in seen}, "read past a running transaction"
+        assert cursor == start
+    finally:
+        slow.__exit__(None, None, None)
+    seen, _ = _feed(core, start)
+    order = [e.session.session_id for e in seen]
+    assert order.index(opened.session_id) < order.index(fast.session_id)
+
+
+def test_a_cursor_the_feed_did_not_give_out_is_refused(db):
+    from mesh.errors import InvalidArgument
+
+    core = BillingCore(db, Payments(), Profiles())
+    with pytest.raises(InvalidArgument):
+        core.partner_events("nonsense", 10)

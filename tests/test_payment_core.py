@@ -190,11 +190,23 @@ def test_reconciler_proves_not_captured_then_charge_may_try_again(db, stripe_gw,
     assert len([r for r in ledger_lines(db, retried.payment_id) if r["debit_minor"]]) == 1
 
 
+def _feed_after(core: PaymentCore, cursor: str) -> list:
+    events: list = []
+    while True:
+        page, cursor = core.partner_events(cursor, 100)
+        if not page:
+            return events
+        events += page
+
+
 def test_refunds_partial_full_and_never_beyond_captured(db, stripe_gw, razorpay_gw, good_routes):
     core = core_with(db, [stripe_gw, razorpay_gw])
+    start = core.partner_events("", 1_000_000)[1]
+    charged = []
     for route in (good_routes["stripe"], good_routes["razorpay"]):
         payment = core.charge(command([route], amount=10_000))
         assert payment.state == State.CAPTURED
+        charged.append(payment.payment_id)
         request = str(uuid.uuid4())
         partial, refund = core.refund(request, payment.payment_id, 2_500)
         assert partial.state == State.PARTIALLY_REFUNDED and partial.refunded_minor == 2_500
@@ -210,6 +222,11 @@ def test_refunds_partial_full_and_never_beyond_captured(db, stripe_gw, razorpay_
         payable = sum(r["debit_minor"] - r["credit_minor"] for r in lines if r["account"] == "payable:store-test")
         assert payable == 0  # sold 10,000, refunded 10,000
     assert core.ledger_balance().balanced
+    # Partners hear of each change once, in order, with the amounts as they were then (a
+    # replayed or refused refund announces nothing).
+    told = [(e.event_type, e.payment.refunded_minor) for e in _feed_after(core, start)
+            if e.payment.payment_id == charged[0]]
+    assert told == [("payment.captured", 0), ("payment.partially_refunded", 2_500), ("payment.refunded", 10_000)]
 
 
 @hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,12 +9,16 @@ from typing import Any, Sequence
 
 
 from billing.domain.bill import Item, Line
+from billing.domain.events import PublishedEvent
 from billing.domain.model import Session, StoreEvent
 from mesh import postgres
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _COLUMNS = ("session_id::text, store_id, track_id, customer_id::text, false_match_probability, state, "
             "decision_reason, lines, entered_at, exited_at, payment_id, confirmation_deadline, active_elsewhere")
+
+
+_FEED = postgres.EventFeed("billing.partner_events", "billing.sessions", _COLUMNS)
 
 
 def _session(row: dict[str, Any]) -> Session:
@@ -115,10 +119,20 @@ class PostgresTx(postgres.Rows):
         self._c.execute("INSERT INTO billing.outbox (session_id, customer_id, channel, subject, body) "
                         "VALUES (%s,%s,%s,%s,%s)", (session_id, customer_id, channel, subject, body))
 
+    def publish(self, event_type: str, session_id: str) -> None:
+        _FEED.append(self, event_type, "session_id", session_id)
+
+    def events_after(self, cursor: str, limit: int) -> tuple[list[PublishedEvent], str]:
+        rows, next_cursor = _FEED.page(self, cursor, limit)
+        events = [PublishedEvent(r.pop("feed_event_id"), r.pop("feed_type"), r["store_id"], r.pop("feed_at"),
+                                 r.pop("feed_cursor"), _session(r)) for r in rows]
+        return events, next_cursor
+
     def anonymise_customer(self, customer_id: str) -> int:
         n = self._c.execute("UPDATE billing.sessions SET customer_id = NULL WHERE customer_id = %s",
                             (customer_id,)).rowcount
         self._c.execute("UPDATE billing.outbox SET customer_id = NULL WHERE customer_id = %s", (customer_id,))
+        _FEED.forget_customer(self, customer_id)
         return n
 
 

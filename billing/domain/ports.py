@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol, Sequence
 
 from billing.domain.bill import Item
+from billing.domain.events import PublishedEvent
 from billing.domain.model import ChargeProfile, PaymentOutcome, Session, StoreEvent
 
 
@@ -30,6 +31,8 @@ class Tx(Protocol):
     def receipt(self, session_id: str) -> tuple[str, bytes] | None: ...
     def enqueue_notification(self, session_id: str, customer_id: str | None, channel: str, subject: str,
                              body: str) -> None: ...
+    def publish(self, event_type: str, session_id: str) -> None: ...  # after the session's save
+    def events_after(self, cursor: str, limit: int) -> tuple[list[PublishedEvent], str]: ...
     def anonymise_customer(self, customer_id: str) -> int: ...
 
 

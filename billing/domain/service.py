@@ -14,6 +14,7 @@ from typing import Sequence
 
 from billing.domain import model
 from billing.domain.bill import Item, Line, rupees
+from billing.domain.events import PublishedEvent, session_events
 from billing.domain.model import ChargeProfile, Session, StoreEvent
 from billing.domain.ports import Database, Payments, Profiles, Tx
 from billing.domain.receipt import render_receipt
@@ -39,6 +40,14 @@ class EventResult:
     settle: bool  # the session reached its exit and awaits its charge decision
 
 
+def _save(tx: Tx, before: Session | None, after: Session) -> None:
+    """Every change of a session is saved through here, so its partner events are written in
+    the same transaction."""
+    tx.save_session(after)
+    for event_type in session_events(before, after):
+        tx.publish(event_type, after.session_id)
+
+
 def _notify_staff(tx: Tx, session: Session, reason: str) -> None:
     tx.enqueue_notification(session.session_id, None, "staff", f"Assisted checkout: {reason.replace('_', ' ')}",
                             f"Session {session.session_id} at {session.store_id}: {rupees(session.bill.total)}.")
@@ -57,7 +66,7 @@ class BillingCore:
         with self._db.transaction() as tx:
             if tx.record_event(event) is None:
                 return EventResult(tx.event_session(event.event_id), True, False)
-            session = tx.session_for_track(event.store_id, event.track_id, lock=True)
+            session = before = tx.session_for_track(event.store_id, event.track_id, lock=True)
             if session is None:
                 # Whatever arrives first for a track opens its session: an exit replayed before
                 # its entry still lands in the one session of that track.
@@ -65,7 +74,7 @@ class BillingCore:
                 session = tx.session_for_track(event.store_id, event.track_id, lock=True)
                 assert session is not None
             session, settle = self._apply(tx, session, event)
-            tx.save_session(session)
+            _save(tx, before, session)
             tx.link_event(event.event_id, session.session_id)
             return EventResult(session.session_id, False, settle)
 
@@ -110,6 +119,7 @@ class BillingCore:
             assert current is not None
             if current.state != model.OPEN:
                 return current, profile
+            before = current
             if current.customer_id:
                 spent = tx.spent_today_minor(current.customer_id)
             decision = decide(self._policy, ExitFacts(
@@ -133,7 +143,7 @@ class BillingCore:
             else:
                 current = replace(current, state=model.STAFF, decision_reason=decision.reason)
                 _notify_staff(tx, current, decision.reason)
-            tx.save_session(current)
+            _save(tx, before, current)
             return current, profile
 
     def _charge(self, session: Session, profile: ChargeProfile | None = None) -> Session:
@@ -157,8 +167,8 @@ class BillingCore:
             current = tx.session(session.session_id, lock=True)
             assert current is not None
             if outcome.payment_id and not current.payment_id:
-                current = replace(current, payment_id=outcome.payment_id)
-                tx.save_session(current)
+                before, current = current, replace(current, payment_id=outcome.payment_id)
+                _save(tx, before, current)
             return current
 
     def _finish(self, session_id: str, state: str, reason: str, payment_id: str) -> Session:
@@ -167,8 +177,8 @@ class BillingCore:
             assert current is not None
             if current.state != model.CHARGING:
                 return current
-            current = replace(current, state=state, decision_reason=reason, payment_id=payment_id)
-            tx.save_session(current)
+            before, current = current, replace(current, state=state, decision_reason=reason, payment_id=payment_id)
+            _save(tx, before, current)
             if state == model.PAID:
                 document = render_receipt(current)
                 tx.save_receipt(current.session_id, "text/html", document)
@@ -195,9 +205,10 @@ class BillingCore:
                 if current.confirmation_deadline and _now() > current.confirmation_deadline:
                     raise FailedPrecondition("the confirmation window has closed; a payment link was sent",
                                              metadata={"session_id": session_id})
-                current = replace(current, state=model.CHARGING if approve else model.STAFF,
-                                  decision_reason=current.decision_reason if approve else "declined_by_shopper")
-                tx.save_session(current)
+                before, current = current, replace(
+                    current, state=model.CHARGING if approve else model.STAFF,
+                    decision_reason=current.decision_reason if approve else "declined_by_shopper")
+                _save(tx, before, current)
                 tx.save_response(request_id, b"")
         return self._charge(current) if current.state == model.CHARGING else current
 
@@ -208,7 +219,7 @@ class BillingCore:
         with self._db.transaction() as tx:
             expired, unsettled = tx.due(now)
             for session in expired:
-                tx.save_session(replace(session, state=model.PAYMENT_LINK, decision_reason="confirmation_timeout"))
+                _save(tx, session, replace(session, state=model.PAYMENT_LINK, decision_reason="confirmation_timeout"))
                 tx.enqueue_notification(session.session_id, session.customer_id, "sms", "Pay your GaitPay bill",
                                         f"{rupees(session.bill.total)} at {session.store_id}: "
                                         f"https://pay.gaitpay.example/s/{session.session_id}")
@@ -244,8 +255,8 @@ class BillingCore:
                 known.setdefault(sku, items.get(sku))  # type: ignore[arg-type]
             # The price a shopper picked an item up at is the price they pay.
             lines = tuple(Line(known[sku], q) for sku, q in quantities.items() if q > 0)
-            session = replace(session, lines=lines)
-            tx.save_session(session)
+            before, session = session, replace(session, lines=lines)
+            _save(tx, before, session)
             tx.save_response(request_id, b"")
             return session
 
@@ -278,6 +289,11 @@ class BillingCore:
         if found is None:
             raise FailedPrecondition("the session has no receipt (not paid)", metadata={"session_id": session_id})
         return found
+
+    def partner_events(self, after: str, limit: int) -> tuple[list[PublishedEvent], str]:
+        """The feed from `after` on, and the cursor to go on from."""
+        with self._db.transaction() as tx:
+            return tx.events_after(after, limit)
 
     def anonymise_customer(self, customer_id: str) -> int:
         with self._db.transaction() as tx:

@@ -189,11 +189,16 @@ def _drop_internal_keys(data: Any, message: Descriptor) -> None:
                 _drop_internal_keys(data[field.json_name], field.message_type)
 
 
+def partner_json(message: Message) -> dict[str, Any]:
+    """A message as partners see it (in responses and in webhooks): lowerCamelCase names,
+    every field shown (stable shapes), enums by name, internal fields gone."""
+    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    _drop_internal_keys(data, message.DESCRIPTOR)
+    return data
+
+
 def render_response(route: Route, response: Message) -> Any:
-    """The response as partner JSON: lowerCamelCase names, every field shown (stable shapes),
-    enums by name, internal fields gone."""
-    data = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
-    _drop_internal_keys(data, response.DESCRIPTOR)
+    data = partner_json(response)
     if route.response_body:
         return data[response.DESCRIPTOR.fields_by_name[route.response_body].json_name]
     return data

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 
 from mesh import postgres
+from payment.domain.events import PublishedEvent
 from payment.domain.model import Attempt, LedgerBalance, LedgerLine, Payment, Refund, State
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -15,6 +16,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _PAYMENT_COLUMNS = ("payment_id::text, idempotency_key, fingerprint, session_id::text, customer_id::text, store_id, "
                     "amount_minor, currency, state, gateway, gateway_reference, refunded_minor, failure_reason, "
                     "attempts, created_at, captured_at, updated_at")
+
+
+_FEED = postgres.EventFeed("payment.partner_events", "payment.payments", _PAYMENT_COLUMNS)
 
 
 def _payment(row: dict[str, Any]) -> Payment:
@@ -130,9 +134,20 @@ class PostgresTx(postgres.Rows):
                              total_credit=sum(c for _, c in accounts.values()),
                              unbalanced_transactions=int(unbalanced["n"]) if unbalanced else 0)
 
+    def publish(self, event_type: str, payment_id: str) -> None:
+        _FEED.append(self, event_type, "payment_id", payment_id)
+
+    def events_after(self, cursor: str, limit: int) -> tuple[list[PublishedEvent], str]:
+        rows, next_cursor = _FEED.page(self, cursor, limit)
+        events = [PublishedEvent(r.pop("feed_event_id"), r.pop("feed_type"), r["store_id"], r.pop("feed_at"),
+                                 r.pop("feed_cursor"), _payment(r)) for r in rows]
+        return events, next_cursor
+
     def anonymise_customer(self, customer_id: str) -> int:
-        return self._c.execute("UPDATE payment.payments SET customer_id = NULL WHERE customer_id = %s",
-                               (customer_id,)).rowcount
+        n = self._c.execute("UPDATE payment.payments SET customer_id = NULL WHERE customer_id = %s",
+                            (customer_id,)).rowcount
+        _FEED.forget_customer(self, customer_id)
+        return n
 
 
 class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol, Sequence
 
+from payment.domain.events import PublishedEvent
 from payment.domain.model import GatewayResult, LedgerBalance, LedgerLine, Payment, Refund, Route
 
 
@@ -44,6 +45,8 @@ class Tx(Protocol):
     def pending_refunds_minor(self, payment_id: str) -> int: ...
     def unsettled(self, older_than_s: float, processing_stale_s: float) -> list[Payment]: ...
     def ledger_balance(self) -> LedgerBalance: ...
+    def publish(self, event_type: str, payment_id: str) -> None: ...  # after the payment's update
+    def events_after(self, cursor: str, limit: int) -> tuple[list[PublishedEvent], str]: ...
     def anonymise_customer(self, customer_id: str) -> int: ...
 
 

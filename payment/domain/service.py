@@ -21,7 +21,8 @@ from payment.domain import ledger
 from payment.domain.errors import GatewayDeclined, OutcomeUnknown, TechnicalFailure
 from payment.domain.model import (CAPTURED_STATES, UNSETTLED_STATES, Attempt, GatewayEvent, LedgerBalance, Payment,
                                   ReconcileReport, Refund, Route, State)
-from payment.domain.ports import Database, Gateway
+from payment.domain.events import PublishedEvent, payment_events
+from payment.domain.ports import Database, Gateway, Tx
 from payment.domain.routing import CircuitBreaker, RetryBudget, RoutingConfig, backoff_s
 
 
@@ -54,6 +55,14 @@ class _Outcome:
     payment_reference: str = ""
     failure_reason: str = ""
     attempts: tuple[Attempt, ...] = ()
+
+
+def _update(tx: Tx, before: Payment, after: Payment) -> None:
+    """Every change of a payment is saved through here, so its partner events are written in
+    the same transaction."""
+    tx.update_payment(after)
+    for event_type in payment_events(before, after):
+        tx.publish(event_type, after.payment_id)
 
 
 def _now() -> datetime:
@@ -98,13 +107,13 @@ class PaymentCore:
                     # Captured, declined, unknown or another caller processing: the first outcome
                     # stands. Nothing is retried blindly.
                     return payment
-                payment = replace(payment, state=State.PROCESSING, failure_reason="")
-                tx.update_payment(payment)
+                before, payment = payment, replace(payment, state=State.PROCESSING, failure_reason="")
+                _update(tx, before, payment)
         self._budget.deposit()
         outcome = self._route(payment, cmd)
         with self._db.transaction() as tx:
-            current = tx.payment(payment.payment_id, lock=True)
-            assert current is not None
+            current = before = tx.payment(payment.payment_id, lock=True)
+            assert current is not None and before is not None
             attempts = current.attempts + outcome.attempts
             if current.state != State.PROCESSING:
                 # A webhook settled it while we waited on the gateway; its word stands.
@@ -116,7 +125,7 @@ class PaymentCore:
                 current = replace(current, state=outcome.state, gateway=outcome.gateway or current.gateway,
                                   gateway_reference=outcome.payment_reference or current.gateway_reference,
                                   failure_reason=outcome.failure_reason, attempts=attempts, updated_at=_now())
-            tx.update_payment(current)
+            _update(tx, before, current)
             return current
 
     def _ordered_routes(self, cmd: ChargeCommand) -> list[Route]:
@@ -251,11 +260,11 @@ class PaymentCore:
             raise OutcomeStillUnknown("the gateway gave no answer; the refund stays reserved",
                                       metadata={"refund_id": refund.refund_id}) from None
         with self._db.transaction() as tx:
-            current = tx.payment(payment_id, lock=True)
-            assert current is not None
-            current = self._refunded(tx, current, refund.refund_id, amount_minor)
+            before = tx.payment(payment_id, lock=True)
+            assert before is not None
+            current = self._refunded(tx, before, refund.refund_id, amount_minor)
             tx.finish_refund(refund.refund_id, "processed", gateway_reference)
-            tx.update_payment(current)
+            _update(tx, before, current)
         return current, replace(refund, gateway_reference=gateway_reference, state="processed")
 
     def _refunded(self, tx, payment: Payment, refund_id: str, amount: int) -> Payment:  # type: ignore[no-untyped-def]
@@ -293,7 +302,7 @@ class PaymentCore:
                 with self._db.transaction() as tx:
                     current = tx.payment(payment.payment_id, lock=True)
                     if current is not None and current.state in UNSETTLED_STATES + (State.DECLINED,):
-                        tx.update_payment(self._captured(tx, replace(current, attempts=current.attempts + (
+                        _update(tx, current, self._captured(tx, replace(current, attempts=current.attempts + (
                             Attempt(name, "captured", "found by the reconciler"),)), name, result.payment_reference))
                 return "captured"
             answers[name] = result.outcome
@@ -310,7 +319,7 @@ class PaymentCore:
         with self._db.transaction() as tx:
             current = tx.payment(payment.payment_id, lock=True)
             if current is not None and current.state in UNSETTLED_STATES:
-                tx.update_payment(replace(current, state=State.DECLINED if declined else State.FAILED,
+                _update(tx, current, replace(current, state=State.DECLINED if declined else State.FAILED,
                                           failure_reason="reconciled: declined" if declined
                                           else "reconciled: not captured", updated_at=_now()))
         return "not_captured"
@@ -322,8 +331,8 @@ class PaymentCore:
         with self._db.transaction() as tx:
             if not tx.record_webhook(event.event_id, event.gateway, event.kind):
                 return "duplicate"
-            payment = tx.payment_by_reference(event.gateway, event.reference, lock=True)
-            if payment is None:
+            payment = before = tx.payment_by_reference(event.gateway, event.reference, lock=True)
+            if payment is None or before is None:
                 return "unknown_payment"
             if event.kind in ("captured", "refunded", "disputed") and payment.state not in CAPTURED_STATES:
                 # The gateway says money moved (a refund or dispute implies a capture too).
@@ -342,10 +351,15 @@ class PaymentCore:
                 tx.post_ledger(f"dispute:{event.object_id or event.event_id}", payment.payment_id,
                                ledger.dispute(payment.gateway, payment.store_id, amount))
                 payment = replace(payment, state=State.DISPUTED, updated_at=_now())
-            tx.update_payment(payment)
+            _update(tx, before, payment)
             return "applied"
 
     # -- erasure ---------------------------------------------------------------------------------
+
+    def partner_events(self, after: str, limit: int) -> tuple[list[PublishedEvent], str]:
+        """The feed from `after` on, and the cursor to go on from."""
+        with self._db.transaction() as tx:
+            return tx.events_after(after, limit)
 
     def anonymise_customer(self, customer_id: str) -> int:
         with self._db.transaction() as tx:

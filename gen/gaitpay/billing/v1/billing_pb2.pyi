@@ -275,3 +275,35 @@ class AnonymiseCustomerResponse(_message.Message):
     SESSIONS_ANONYMISED_FIELD_NUMBER: _ClassVar[int]
     sessions_anonymised: int
     def __init__(self, sessions_anonymised: _Optional[int] = ...) -> None: ...
+
+class SessionEvent(_message.Message):
+    __slots__ = ("event_id", "type", "store_id", "occurred_at", "session", "cursor")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    type: str
+    store_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    session: Session
+    cursor: str
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[str] = ..., store_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListSessionEventsRequest(_message.Message):
+    __slots__ = ("after", "page_size")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    page_size: int
+    def __init__(self, after: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListSessionEventsResponse(_message.Message):
+    __slots__ = ("events", "next_cursor")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[SessionEvent]
+    next_cursor: str
+    def __init__(self, events: _Optional[_Iterable[_Union[SessionEvent, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

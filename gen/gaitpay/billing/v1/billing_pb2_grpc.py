@@ -76,6 +76,11 @@ class BillingServiceStub:
                 request_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.FromString,
                 _registered_method=True)
+        self.ListSessionEvents = channel.unary_unary(
+                '/gaitpay.billing.v1.BillingService/ListSessionEvents',
+                request_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -140,6 +145,14 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessionEvents(self, request, context):
+        """The partner-visible changes of sessions, every store's, in commit order: the feed the
+        gateway turns into partner webhooks. Not a partner route (the gateway only reads it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +195,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.AnonymiseCustomer,
                     request_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.FromString,
                     response_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.SerializeToString,
+            ),
+            'ListSessionEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessionEvents,
+                    request_deserializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsRequest.FromString,
+                    response_serializer=gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -402,6 +420,33 @@ class BillingService:
             '/gaitpay.billing.v1.BillingService/AnonymiseCustomer',
             gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerRequest.SerializeToString,
             gaitpay_dot_billing_dot_v1_dot_billing__pb2.AnonymiseCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessionEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.billing.v1.BillingService/ListSessionEvents',
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsRequest.SerializeToString,
+            gaitpay_dot_billing_dot_v1_dot_billing__pb2.ListSessionEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

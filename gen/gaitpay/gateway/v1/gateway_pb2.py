@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/gateway/v1/gateway.proto\x12\x12gaitpay.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x13\n\x0bretailer_id\x18\x02 \x01(\t\x12\x11\n\tstore_ids\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x12\n\nrate_per_s\x18\x07 \x01(\r\x12\r\n\x05\x62urst\x18\x08 \x01(\r\x12\x13\n\x0breplaced_by\x18\t \x01(\t\"\xd3\x01\n\x13\x43reateApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12<\n\x0bretailer_id\x18\x02 \x01(\tB\'\xbaH$r\"\x10\x01\x18@2\x1c^[A-Za-z0-9][A-Za-z0-9_.-]*$\x12(\n\tstore_ids\x18\x03 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\xe8\x07\x18\x01\"\x06r\x04\x10\x01\x18@\x12\x1c\n\nrate_per_s\x18\x04 \x01(\rB\x08\xbaH\x05*\x03\x18\x90N\x12\x18\n\x05\x62urst\x18\x05 \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06\"S\n\x14\x43reateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"k\n\x13RotateApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x19\n\x06key_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18 \x12\x1b\n\x07grace_s\x18\x03 \x01(\rB\n\xbaH\x07*\x05\x18\x80\x9a\x9e\x01\"\x81\x01\n\x14RotateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12,\n\x08previous\x18\x03 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\"N\n\x13RevokeApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x19\n\x06key_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18 \"C\n\x14RevokeApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\"2\n\x12ListApiKeysRequest\x12\x1c\n\x0bretailer_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"C\n\x13ListApiKeysResponse\x12,\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey2\x9e\x03\n\x13PartnerAdminService\x12\x61\n\x0c\x43reateApiKey\x12\'.gaitpay.gateway.v1.CreateApiKeyRequest\x1a(.gaitpay.gateway.v1.CreateApiKeyResponse\x12\x61\n\x0cRotateApiKey\x12\'.gaitpay.gateway.v1.RotateApiKeyRequest\x1a(.gaitpay.gateway.v1.RotateApiKeyResponse\x12\x61\n\x0cRevokeApiKey\x12\'.gaitpay.gateway.v1.RevokeApiKeyRequest\x1a(.gaitpay.gateway.v1.RevokeApiKeyResponse\x12^\n\x0bListApiKeys\x12&.gaitpay.gateway.v1.ListApiKeysRequest\x1a\'.gaitpay.gateway.v1.ListApiKeysResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gaitpay/gateway/v1/gateway.proto\x12\x12gaitpay.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x13\n\x0bretailer_id\x18\x02 \x01(\t\x12\x11\n\tstore_ids\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x12\n\nrate_per_s\x18\x07 \x01(\r\x12\r\n\x05\x62urst\x18\x08 \x01(\r\x12\x13\n\x0breplaced_by\x18\t \x01(\t\"\xd3\x01\n\x13\x43reateApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12<\n\x0bretailer_id\x18\x02 \x01(\tB\'\xbaH$r\"\x10\x01\x18@2\x1c^[A-Za-z0-9][A-Za-z0-9_.-]*$\x12(\n\tstore_ids\x18\x03 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\xe8\x07\x18\x01\"\x06r\x04\x10\x01\x18@\x12\x1c\n\nrate_per_s\x18\x04 \x01(\rB\x08\xbaH\x05*\x03\x18\x90N\x12\x18\n\x05\x62urst\x18\x05 \x01(\rB\t\xbaH\x06*\x04\x18\xa0\x8d\x06\"S\n\x14\x43reateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"k\n\x13RotateApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x19\n\x06key_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18 \x12\x1b\n\x07grace_s\x18\x03 \x01(\rB\n\xbaH\x07*\x05\x18\x80\x9a\x9e\x01\"\x81\x01\n\x14RotateApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12,\n\x08previous\x18\x03 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\"N\n\x13RevokeApiKeyRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x19\n\x06key_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18 \"C\n\x14RevokeApiKeyResponse\x12+\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\"2\n\x12ListApiKeysRequest\x12\x1c\n\x0bretailer_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"C\n\x13ListApiKeysResponse\x12,\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1a.gaitpay.gateway.v1.ApiKey\"\x8a\x01\n\x0fWebhookEndpoint\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\x1c\x43reateWebhookEndpointRequest\x12\x1c\n\nrequest_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\x08store_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1d\n\x03url\x18\x03 \x01(\tB\x10\xbaH\rr\x0b\x10\x08\x18\x80\x10:\x04http\x12\x43\n\x0b\x65vent_types\x18\x04 \x03(\tB.\xbaH+\x92\x01(\x10 \x18\x01\"\"r \x18@2\x1c^(session|payment)\\.[a-z_]+$\"n\n\x1d\x43reateWebhookEndpointResponse\x12\x35\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32#.gaitpay.gateway.v1.WebhookEndpoint\x12\x16\n\x0esigning_secret\x18\x02 \x01(\t\":\n\x1bListWebhookEndpointsRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"V\n\x1cListWebhookEndpointsResponse\x12\x36\n\tendpoints\x18\x01 \x03(\x0b\x32#.gaitpay.gateway.v1.WebhookEndpoint\"Z\n\x1c\x44\x65leteWebhookEndpointRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1d\n\x0b\x65ndpoint_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\"\x1f\n\x1d\x44\x65leteWebhookEndpointResponse\"\xd7\x02\n\x0fWebhookDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x37\n\x05state\x18\x04 \x01(\x0e\x32(.gaitpay.gateway.v1.WebhookDeliveryState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x13\n\x0blast_status\x18\x06 \x01(\r\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x1cListWebhookDeliveriesRequest\x12\x1b\n\x08store_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x1d\n\x0b\x65ndpoint_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1b\n\tpage_size\x18\x03 \x01(\rB\x08\xbaH\x05*\x03\x18\xf4\x03\"X\n\x1dListWebhookDeliveriesResponse\x12\x37\n\ndeliveries\x18\x01 \x03(\x0b\x32#.gaitpay.gateway.v1.WebhookDelivery*\xab\x01\n\x14WebhookDeliveryState\x12&\n\"WEBHOOK_DELIVERY_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eWEBHOOK_DELIVERY_STATE_PENDING\x10\x01\x12$\n WEBHOOK_DELIVERY_STATE_DELIVERED\x10\x02\x12!\n\x1dWEBHOOK_DELIVERY_STATE_FAILED\x10\x03\x32\x9e\x03\n\x13PartnerAdminService\x12\x61\n\x0c\x43reateApiKey\x12\'.gaitpay.gateway.v1.CreateApiKeyRequest\x1a(.gaitpay.gateway.v1.CreateApiKeyResponse\x12\x61\n\x0cRotateApiKey\x12\'.gaitpay.gateway.v1.RotateApiKeyRequest\x1a(.gaitpay.gateway.v1.RotateApiKeyResponse\x12\x61\n\x0cRevokeApiKey\x12\'.gaitpay.gateway.v1.RevokeApiKeyRequest\x1a(.gaitpay.gateway.v1.RevokeApiKeyResponse\x12^\n\x0bListApiKeys\x12&.gaitpay.gateway.v1.ListApiKeysRequest\x1a\'.gaitpay.gateway.v1.ListApiKeysResponse2\xfe\x05\n\x15PartnerWebhookService\x12\xb0\x01\n\x15\x43reateWebhookEndpoint\x12\x30.gaitpay.gateway.v1.CreateWebhookEndpointRequest\x1a\x31.gaitpay.gateway.v1.CreateWebhookEndpointResponse\"2\x82\xd3\xe4\x93\x02,\"\'/v1/stores/{store_id}/webhook-endpoints:\x01*\x12\xaa\x01\n\x14ListWebhookEndpoints\x12/.gaitpay.gateway.v1.ListWebhookEndpointsRequest\x1a\x30.gaitpay.gateway.v1.ListWebhookEndpointsResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/stores/{store_id}/webhook-endpoints\x12\xbb\x01\n\x15\x44\x65leteWebhookEndpoint\x12\x30.gaitpay.gateway.v1.DeleteWebhookEndpointRequest\x1a\x31.gaitpay.gateway.v1.DeleteWebhookEndpointResponse\"=\x82\xd3\xe4\x93\x02\x37*5/v1/stores/{store_id}/webhook-endpoints/{endpoint_id}\x12\xc6\x01\n\x15ListWebhookDeliveries\x12\x30.gaitpay.gateway.v1.ListWebhookDeliveriesRequest\x1a\x31.gaitpay.gateway.v1.ListWebhookDeliveriesResponse\"H\x82\xd3\xe4\x93\x02\x42\x12@/v1/stores/{store_id}/webhook-endpoints/{endpoint_id}/deliveriesB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,24 +57,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\272H\006r\004\020\001\030 '
   _globals['_LISTAPIKEYSREQUEST'].fields_by_name['retailer_id']._loaded_options = None
   _globals['_LISTAPIKEYSREQUEST'].fields_by_name['retailer_id']._serialized_options = b'\272H\004r\002\030@'
-  _globals['_APIKEY']._serialized_start=119
-  _globals['_APIKEY']._serialized_end=352
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=355
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=566
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=568
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=651
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=653
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=760
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=763
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=892
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=894
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=972
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=974
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1041
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1043
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1093
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1095
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1162
-  _globals['_PARTNERADMINSERVICE']._serialized_start=1165
-  _globals['_PARTNERADMINSERVICE']._serialized_end=1579
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['url']._loaded_options = None
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['url']._serialized_options = b'\272H\rr\013\020\010\030\200\020:\004http'
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['event_types']._loaded_options = None
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST'].fields_by_name['event_types']._serialized_options = b'\272H+\222\001(\020 \030\001\"\"r \030@2\034^(session|payment)\\.[a-z_]+$'
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST'].fields_by_name['endpoint_id']._loaded_options = None
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST'].fields_by_name['endpoint_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['store_id']._loaded_options = None
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['store_id']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['endpoint_id']._loaded_options = None
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['endpoint_id']._serialized_options = b'\272H\005r\003\260\001\001'
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\005*\003\030\364\003'
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['CreateWebhookEndpoint']._loaded_options = None
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['CreateWebhookEndpoint']._serialized_options = b'\202\323\344\223\002,\"\'/v1/stores/{store_id}/webhook-endpoints:\001*'
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['ListWebhookEndpoints']._loaded_options = None
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['ListWebhookEndpoints']._serialized_options = b'\202\323\344\223\002)\022\'/v1/stores/{store_id}/webhook-endpoints'
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['DeleteWebhookEndpoint']._loaded_options = None
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['DeleteWebhookEndpoint']._serialized_options = b'\202\323\344\223\0027*5/v1/stores/{store_id}/webhook-endpoints/{endpoint_id}'
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._loaded_options = None
+  _globals['_PARTNERWEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._serialized_options = b'\202\323\344\223\002B\022@/v1/stores/{store_id}/webhook-endpoints/{endpoint_id}/deliveries'
+  _globals['_WEBHOOKDELIVERYSTATE']._serialized_start=2470
+  _globals['_WEBHOOKDELIVERYSTATE']._serialized_end=2641
+  _globals['_APIKEY']._serialized_start=149
+  _globals['_APIKEY']._serialized_end=382
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=385
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=596
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=598
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=681
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=683
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=790
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=793
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=922
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=924
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1002
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1004
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1071
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1073
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1123
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1125
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1192
+  _globals['_WEBHOOKENDPOINT']._serialized_start=1195
+  _globals['_WEBHOOKENDPOINT']._serialized_end=1333
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_start=1336
+  _globals['_CREATEWEBHOOKENDPOINTREQUEST']._serialized_end=1525
+  _globals['_CREATEWEBHOOKENDPOINTRESPONSE']._serialized_start=1527
+  _globals['_CREATEWEBHOOKENDPOINTRESPONSE']._serialized_end=1637
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_start=1639
+  _globals['_LISTWEBHOOKENDPOINTSREQUEST']._serialized_end=1697
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_start=1699
+  _globals['_LISTWEBHOOKENDPOINTSRESPONSE']._serialized_end=1785
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST']._serialized_start=1787
+  _globals['_DELETEWEBHOOKENDPOINTREQUEST']._serialized_end=1877
+  _globals['_DELETEWEBHOOKENDPOINTRESPONSE']._serialized_start=1879
+  _globals['_DELETEWEBHOOKENDPOINTRESPONSE']._serialized_end=1910
+  _globals['_WEBHOOKDELIVERY']._serialized_start=1913
+  _globals['_WEBHOOKDELIVERY']._serialized_end=2256
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2258
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2377
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2379
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2467
+  _globals['_PARTNERADMINSERVICE']._serialized_start=2644
+  _globals['_PARTNERADMINSERVICE']._serialized_end=3058
+  _globals['_PARTNERWEBHOOKSERVICE']._serialized_start=3061
+  _globals['_PARTNERWEBHOOKSERVICE']._serialized_end=3827
 # @@protoc_insertion_point(module_scope)

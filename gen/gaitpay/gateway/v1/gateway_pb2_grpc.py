@@ -238,3 +238,226 @@ class PartnerAdminService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class PartnerWebhookServiceStub:
+    """Partner webhooks: a partner registers HTTPS endpoints for one of its stores and receives
+    that store's session and payment events there, signed with HMAC-SHA256 over a timestamp
+    and the body (header GaitPay-Signature: t=<unix seconds>,v1=<hex>), retried with
+    exponential backoff until the endpoint answers 2xx. Served to partners through the REST
+    gateway (the gateway calls itself over mTLS, so these RPCs pass the same validation,
+    tracing and authorisation as any other).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/gaitpay.gateway.v1.PartnerWebhookService/CreateWebhookEndpoint',
+                request_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/gaitpay.gateway.v1.PartnerWebhookService/ListWebhookEndpoints',
+                request_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/gaitpay.gateway.v1.PartnerWebhookService/DeleteWebhookEndpoint',
+                request_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/gaitpay.gateway.v1.PartnerWebhookService/ListWebhookDeliveries',
+                request_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+
+
+class PartnerWebhookServiceServicer:
+    """Partner webhooks: a partner registers HTTPS endpoints for one of its stores and receives
+    that store's session and payment events there, signed with HMAC-SHA256 over a timestamp
+    and the body (header GaitPay-Signature: t=<unix seconds>,v1=<hex>), retried with
+    exponential backoff until the endpoint answers 2xx. Served to partners through the REST
+    gateway (the gateway calls itself over mTLS, so these RPCs pass the same validation,
+    tracing and authorisation as any other).
+    """
+
+    def CreateWebhookEndpoint(self, request, context):
+        """Register an endpoint. The URL must be https and resolve only to public addresses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """The store's endpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Stop delivering to an endpoint (deliveries not yet made are dropped).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """The newest deliveries to an endpoint, with their attempts and last answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PartnerWebhookServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'gaitpay.gateway.v1.PartnerWebhookService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('gaitpay.gateway.v1.PartnerWebhookService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class PartnerWebhookService:
+    """Partner webhooks: a partner registers HTTPS endpoints for one of its stores and receives
+    that store's session and payment events there, signed with HMAC-SHA256 over a timestamp
+    and the body (header GaitPay-Signature: t=<unix seconds>,v1=<hex>), retried with
+    exponential backoff until the endpoint answers 2xx. Served to partners through the REST
+    gateway (the gateway calls itself over mTLS, so these RPCs pass the same validation,
+    tracing and authorisation as any other).
+    """
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.gateway.v1.PartnerWebhookService/CreateWebhookEndpoint',
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.CreateWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.gateway.v1.PartnerWebhookService/ListWebhookEndpoints',
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.gateway.v1.PartnerWebhookService/DeleteWebhookEndpoint',
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.DeleteWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.gateway.v1.PartnerWebhookService/ListWebhookDeliveries',
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            gaitpay_dot_gateway_dot_v1_dot_gateway__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

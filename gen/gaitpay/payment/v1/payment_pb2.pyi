@@ -210,3 +210,35 @@ class AnonymiseCustomerResponse(_message.Message):
     PAYMENTS_ANONYMISED_FIELD_NUMBER: _ClassVar[int]
     payments_anonymised: int
     def __init__(self, payments_anonymised: _Optional[int] = ...) -> None: ...
+
+class PaymentEvent(_message.Message):
+    __slots__ = ("event_id", "type", "store_id", "occurred_at", "payment", "cursor")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    type: str
+    store_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    payment: Payment
+    cursor: str
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[str] = ..., store_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListPaymentEventsRequest(_message.Message):
+    __slots__ = ("after", "page_size")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    page_size: int
+    def __init__(self, after: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListPaymentEventsResponse(_message.Message):
+    __slots__ = ("events", "next_cursor")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PaymentEvent]
+    next_cursor: str
+    def __init__(self, events: _Optional[_Iterable[_Union[PaymentEvent, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

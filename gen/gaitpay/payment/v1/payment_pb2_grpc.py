@@ -67,6 +67,11 @@ class PaymentServiceStub:
                 request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.FromString,
                 _registered_method=True)
+        self.ListPaymentEvents = channel.unary_unary(
+                '/gaitpay.payment.v1.PaymentService/ListPaymentEvents',
+                request_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -118,6 +123,14 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPaymentEvents(self, request, context):
+        """The partner-visible changes of payments, in commit order: the feed the gateway turns into
+        partner webhooks. Not a partner route.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +163,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.AnonymiseCustomer,
                     request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.FromString,
                     response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.SerializeToString,
+            ),
+            'ListPaymentEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPaymentEvents,
+                    request_deserializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsRequest.FromString,
+                    response_serializer=gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +335,33 @@ class PaymentService:
             '/gaitpay.payment.v1.PaymentService/AnonymiseCustomer',
             gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerRequest.SerializeToString,
             gaitpay_dot_payment_dot_v1_dot_payment__pb2.AnonymiseCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPaymentEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.payment.v1.PaymentService/ListPaymentEvents',
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsRequest.SerializeToString,
+            gaitpay_dot_payment_dot_v1_dot_payment__pb2.ListPaymentEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
