@@ -139,8 +139,9 @@ class LocalStack:
         addrs = {f"{svc}_addr": self.rows[svc]["address"] for svc in config.SERVICES}
         return config.load(environ={}, home=self.home, **addrs)
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "GAITPAY_HOME": str(self.home), "COLUMNS": "200"}
+    def cli(self, *args: str, timeout: float = 120,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "GAITPAY_HOME": str(self.home), "COLUMNS": "200", **(extra_env or {})}
         return subprocess.run([sys.executable, "-m", "gaitpay_cli", *args], env=env, capture_output=True,
                               text=True, timeout=timeout)
 
@@ -152,7 +153,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
     home = tmp_path_factory.mktemp("local-stack")
     stack = LocalStack(home, {})
-    started = stack.cli("up")
+    # Partner webhooks retry within the tests' patience (production waits 30 s, doubling).
+    started = stack.cli("up", extra_env={"GAITPAY_WEBHOOK_RETRY_BASE_S": "0.5",
+                                         "GAITPAY_WEBHOOK_POLL_INTERVAL_S": "0.2"})
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         stack.rows = {r["name"]: r for r in json.loads(stack.cli("status", "--json").stdout)["components"]}

@@ -42,7 +42,8 @@ def test_templates_bind_fields_and_refuse_what_they_cannot_serve():
 
 def test_every_partner_route_comes_from_an_annotation_and_is_scoped_to_a_store():
     assert set(ROUTES) == {"GetSession", "ListSessions", "UpdateCart", "GetReceipt", "UpsertCatalogue",
-                           "GetPayment", "RefundPayment"}
+                           "GetPayment", "RefundPayment", "CreateWebhookEndpoint", "ListWebhookEndpoints",
+                           "DeleteWebhookEndpoint", "ListWebhookDeliveries"}
     assert all("store_id" in r.template.variables for r in ROUTES.values())
     unscoped = Route("GET", parse_template("/v1/payments/{payment_id}"), "", "", ROUTES["GetPayment"].method)
     with pytest.raises(TenantScopeError):

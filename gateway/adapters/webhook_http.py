@@ -6,21 +6,33 @@ for DNS rebinding). No redirects are followed, no proxy from the environment is 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.domain.webhooks import SendResult, Target, UrlNotAllowed, UrlPolicy
 
 
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address of host (a literal is its own), for the check at registration."""
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def resolve_host(host: str, port: int, timeout_s: float = 3.0) -> list[str]:
+    """Every address of host (a literal is its own), for the check at registration; a DNS
+    server that does not answer costs at most timeout_s (the lookup itself cannot be cut
+    short, so it finishes on a small pool of its own)."""
     try:
         return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    lookup = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = lookup.result(timeout=timeout_s)
+    except TimeoutError:
+        raise OSError(errno.ETIMEDOUT, f"no DNS answer within {timeout_s:g} s") from None
+    return sorted({info[4][0] for info in infos})
 
 
 class GuardedResolver(AbstractResolver):
@@ -35,7 +47,8 @@ class GuardedResolver(AbstractResolver):
         try:
             self._policy.check_addresses(target, [r["host"] for r in results])
         except UrlNotAllowed as exc:
-            raise OSError(str(exc)) from None
+            # aiohttp reports an OSError's strerror in its ClientConnectorError: say why there.
+            raise OSError(errno.EACCES, f"refused: {exc}") from None
         return results
 
     async def close(self) -> None:
