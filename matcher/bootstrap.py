@@ -11,10 +11,13 @@ from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
+from matcher.adapters.identity_audit import AuditMetrics, IdentityAuditSink
+from matcher.domain.audit import IdentificationAudit
 from matcher.domain.identification import EmbedFn, Identifier
 from matcher.domain.policy import ScoreModel
 from matcher.grpc_api import MatcherServicer, WindowMetrics
 from mesh import config, dependencies
+from mesh.client import open_channel
 from mesh.server import ServiceSpec, serve_forever
 
 log = structlog.get_logger("gaitpay.matcher")
@@ -81,11 +84,16 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     registry = CollectorRegistry()
     metrics = WindowMetrics(registry)
+    sink = IdentityAuditSink(lambda: open_channel(settings, identity="matcher", service="identity"),
+                             AuditMetrics(registry), deadline_s=settings.default_deadline_s)
+    audit = IdentificationAudit(sink)
 
     def register(server: grpc.aio.Server) -> None:
-        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(MatcherServicer(identifier, store, dim, metrics), server)
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(
+            MatcherServicer(identifier, store, dim, metrics, audit), server)
 
-    return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry)
+    return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
+                       on_start=[sink.start], on_stop=[sink.stop])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

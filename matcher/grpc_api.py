@@ -12,6 +12,7 @@ import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain import hot_cache
+from matcher.domain.audit import IdentificationAudit
 from matcher.domain.identification import Decision, Identifier, State
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
@@ -92,11 +93,12 @@ class WindowMetrics:
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128,
-                 metrics: WindowMetrics | None = None) -> None:
+                 metrics: WindowMetrics | None = None, audit: IdentificationAudit | None = None) -> None:
         self._identifier = identifier
         self._store = store
         self._dim = dim
         self._metrics = metrics
+        self._audit = audit
 
     def _count(self, outcome: str, started: float | None = None) -> None:
         if self._metrics is not None:
@@ -194,6 +196,8 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             except Exception:
                 self._count("error")
                 raise
+            if self._audit is not None:
+                self._audit.observe(decision)
             message = decision_to_proto(decision)
             self._count(matcher_pb2.DecisionState.Name(message.state).removeprefix("DECISION_STATE_").lower(), started)
             yield matcher_pb2.StreamIdentifyResponse(decision=message)
@@ -210,4 +214,6 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         finally:
             self._identifier.forget(TrackKey(request.window.track.store_id, request.window.track.camera_id,
                                              request.window.track.track_id))
+        if self._audit is not None:
+            self._audit.observe(decision)
         return matcher_pb2.IdentifyResponse(decision=decision_to_proto(decision))

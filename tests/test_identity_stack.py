@@ -4,6 +4,7 @@ chain that catches tampering."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import grpc
@@ -126,6 +127,14 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
         raw = Embedder().vector(walks[0])
         assert max(abs(float(np.dot(raw, np.asarray(s["embedding"])))) for s in stored) < 0.5
         assert await identified_as(local_stack.settings(), walks[:3], f"t-{cid[:8]}") == cid
+        # The matcher put the identification on the audit trail (sent in the background).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not db_count(
+                dsn, "SELECT count(*) FROM identity.audit_log WHERE customer_id = %s AND action = 'identification'",
+                cid):
+            time.sleep(0.1)
+        assert db_count(dsn, "SELECT count(*) FROM identity.audit_log WHERE customer_id = %s "
+                        "AND action = 'identification'", cid) == 1
 
         # Key rotation: new version, old ciphertexts re-wrapped, everything still readable.
         version = stub.RotateCustomerKey(identity_pb2.RotateCustomerKeyRequest(request_id=rid(), customer_id=cid),
@@ -180,6 +189,7 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
                                               "ORDER BY sequence", (cid,))]
         assert actions[0] == "customer.created" and "enrolment" in actions and "key.rotated" in actions
         assert "payment_method.added" in actions and actions[-1] == "customer.erased"
+        assert actions.index("identification") < actions.index("key.rotated")
         newest = conn.execute("SELECT * FROM identity.audit_log ORDER BY sequence DESC LIMIT 1").fetchone()
         conn.execute("DELETE FROM identity.audit_log WHERE sequence = %s", (newest[0],))
         conn.commit()
