@@ -1,6 +1,9 @@
-"""`gaitpay audit verify` and `gaitpay vault provision`: operator tasks on a running mesh."""
+"""`gaitpay audit verify`, `gaitpay vault provision` and `gaitpay vault reissue-transform`:
+operator tasks on a running mesh."""
 
 from __future__ import annotations
+
+import uuid
 
 import grpc
 import typer
@@ -74,3 +77,46 @@ def vault_provision_cmd(
     if print_tokens:
         for service, value in done.tokens.items():
             console.print(f"{service}={value}")
+
+
+@vault_app.command("reissue-transform")
+def vault_reissue_transform(
+    addr: str = typer.Option(None, envvar="VAULT_ADDR", help="Vault address."),
+    token: str = typer.Option(None, envvar="VAULT_TOKEN", help="A token allowed to write the transform secret."),
+    timeout: float = typer.Option(600.0, help="Seconds the re-protection may take."),
+) -> None:
+    """Re-issue the template-transform secret (after a leak of the index, or on schedule) and
+    re-protect every enrolled customer's templates with it. The old index vectors match
+    nothing afterwards; the matcher takes the new secret within GAITPAY_TRANSFORM_REFRESH_S."""
+    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+    from mesh import vault_provision
+    from mesh.client import open_sync_channel
+
+    settings = config.load()
+    state = stack.StackState.load(stack.state_path(settings))
+    if state is not None:  # the local stack's own dev Vault
+        addr, token = addr or state.env.get("VAULT_ADDR"), token or state.env.get("VAULT_TOKEN")
+    if not addr or not token:
+        err.print("[red]gaitpay vault reissue-transform:[/red] set VAULT_ADDR and VAULT_TOKEN (or --addr/--token)")
+        raise typer.Exit(2)
+    try:
+        version = vault_provision.reissue_transform(addr, token)
+    except Exception as exc:  # noqa: BLE001 - hvac/requests errors, shown readably
+        err.print(f"[red]gaitpay vault reissue-transform:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"template transform version {version} issued")
+    channel = open_sync_channel(settings, identity="operator", service="identity",
+                                address=service_address(settings, "identity"))
+    request_id = str(uuid.uuid4())
+    try:
+        with console.status("re-protecting every customer's templates"):
+            done = identity_pb2_grpc.IdentityServiceStub(channel).ReprotectTemplates(
+                identity_pb2.ReprotectTemplatesRequest(request_id=request_id), timeout=timeout)
+    except grpc.RpcError as exc:
+        err.print(f"[red]gaitpay vault reissue-transform:[/red] identity service: {exc.code().name}: "
+                  f"{exc.details()} (run it again: customers already done are skipped)")
+        raise typer.Exit(1) from None
+    finally:
+        channel.close()
+    console.print(f"re-protected {done.customers} customers ({done.templates} templates) with transform version "
+                  f"{done.transform_version}; the matcher uses it within {settings.transform_refresh_s:g} s")

@@ -4,7 +4,6 @@ matcher wired to the identity core, the core to the gRPC layer."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 
@@ -16,20 +15,6 @@ from mesh.server import ServiceSpec, serve_forever
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
 
-class CachedTransform:
-    """The template transform, re-read from Vault at most once a minute, so a re-issued
-    secret reaches enrolment without a restart."""
-
-    def __init__(self, keys, dim: int, ttl_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-        self._keys, self._dim, self._ttl = keys, dim, ttl_s
-        self._value, self._at = keys.transform(dim), time.monotonic()
-
-    def __call__(self):  # type: ignore[no-untyped-def]
-        if time.monotonic() - self._at > self._ttl:
-            self._value, self._at = self._keys.transform(self._dim), time.monotonic()
-        return self._value
-
-
 def build(settings: config.Settings) -> ServiceSpec:
     from identity.adapters.matcher_templates import MatcherTemplates
     from identity.adapters.postgres_store import PostgresDatabase
@@ -39,6 +24,7 @@ def build(settings: config.Settings) -> ServiceSpec:
     from identity.domain.service import IdentityCore
     from identity.grpc_api import IdentityServicer
     from mesh.client import open_sync_channel
+    from mesh.vault_provision import RefreshingTransform
 
     if not settings.postgres_dsn or not settings.vault_addr:
         raise Unavailable("identity needs PostgreSQL (GAITPAY_POSTGRES_DSN) and Vault (VAULT_ADDR)")
@@ -50,8 +36,9 @@ def build(settings: config.Settings) -> ServiceSpec:
     records = MeshTransactionRecords(open_sync_channel(settings, identity="identity", service="billing"),
                                      open_sync_channel(settings, identity="identity", service="payment"),
                                      timeout_s=settings.default_deadline_s)
-    core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder,
-                        protector=CachedTransform(keys, embedder.dim), transactions=records)
+    transform = RefreshingTransform(lambda: keys.transform(embedder.dim), settings.transform_refresh_s)
+    core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder, protector=transform.current,
+                        transactions=records, fresh_protector=transform.fresh)
 
     def register(server: grpc.aio.Server) -> None:
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(core), server)

@@ -80,6 +80,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                   actor=caller_identity(context) or "")
         return identity_pb2.RotateCustomerKeyResponse(key_version=version)
 
+    async def ReprotectTemplates(self, request: identity_pb2.ReprotectTemplatesRequest,
+                                 context: grpc.aio.ServicerContext) -> identity_pb2.ReprotectTemplatesResponse:
+        customers, templates, version = await self._run(self._core.reprotect_templates, request.request_id,
+                                                        caller_identity(context) or "")
+        return identity_pb2.ReprotectTemplatesResponse(customers=customers, templates=templates,
+                                                       transform_version=version)
+
     async def WithdrawConsent(self, request: identity_pb2.WithdrawConsentRequest,
                               context: grpc.aio.ServicerContext) -> identity_pb2.WithdrawConsentResponse:
         destroyed = await self._run(self._core.withdraw_consent, request.request_id, request.customer_id,

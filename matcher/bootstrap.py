@@ -43,10 +43,11 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
         return None
     import hvac
 
-    from mesh.vault_provision import load_transform
+    from mesh.vault_provision import RefreshingTransform, load_transform
 
-    transform = load_transform(hvac.Client(url=settings.vault_addr, token=settings.vault_token, timeout=5), dim)
-    log.info("template transform loaded", version=transform.version)
+    vault = hvac.Client(url=settings.vault_addr, token=settings.vault_token, timeout=5)
+    transform = RefreshingTransform(lambda: load_transform(vault, dim), settings.transform_refresh_s)
+    log.info("template transform loaded", version=transform.current().version)
     return transform.apply
 
 

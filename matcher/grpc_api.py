@@ -64,7 +64,8 @@ def _track_error(msg: matcher_pb2.KeypointWindow, error: MeshError) -> matcher_p
 class TemplateStore(Protocol):
     """Port: where enrolled templates live (the Milvus adapter)."""
 
-    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str]) -> int: ...
+    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str],
+               keep_scopes: bool = False) -> int: ...
 
     def remove(self, customer_id: str) -> int: ...
 
@@ -128,8 +129,11 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
             templates.append(Template(t.template_id, vector, t.quality, t.model_version))
+        if request.keep_store_scopes and request.store_ids:
+            raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",
+                                  field_violations=[("store_ids", "must be empty with keep_store_scopes")])
         stored = await asyncio.to_thread(self._templates().upsert, request.customer_id, templates,
-                                         list(request.store_ids))
+                                         list(request.store_ids), request.keep_store_scopes)
         return matcher_pb2.UpsertTemplatesResponse(stored=stored)
 
     async def RemoveTemplates(

@@ -64,6 +64,10 @@ class Settings:
         "GAITPAY_GATEWAY_DEFAULT_RATE_PER_S", "Requests per second a partner API key may make when it was "
         "issued without its own rate (its burst is twice the rate).", default=20,
     )
+    transform_refresh_s: float = setting(
+        "GAITPAY_TRANSFORM_REFRESH_S", "How often identity and the matcher re-read the template-transform secret "
+        "from Vault, so a re-issued secret takes effect without a restart.", default=60.0
+    )
     webhook_master_key: str = setting(
         "GAITPAY_WEBHOOK_MASTER_KEY", "Hex key (at least 32 bytes) from which the gateway derives each partner "
         "webhook endpoint's signing secret (HMAC-SHA256 of the endpoint id), so no signing secret is stored. Empty: "

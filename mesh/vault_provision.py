@@ -7,16 +7,21 @@ these tokens, then hands services their policies)."""
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import hvac
+import numpy as np
 import requests
+import structlog
 from hvac.exceptions import InvalidPath, InvalidRequest, VaultError
 
 from gait.protection import CancelableTransform
 from mesh.errors import Unavailable
 
+log = structlog.get_logger("gaitpay.vault")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "vault-policies"
 TRANSFORM_PATH = "gaitpay/template-transform"
 SHARED_KEYS = ("lookup", "audit")  # HMAC keys: phone/email lookups, audit chain
@@ -70,6 +75,42 @@ def _exists(vault: hvac.Client, key: str) -> bool:
         return True
     except (InvalidPath, InvalidRequest):
         return False
+
+
+def reissue_transform(addr: str, token: str) -> int:
+    """A new template-transform secret (a new KV version); returns its version. The old
+    protected vectors match nothing under it: `ReprotectTemplates` brings the index over."""
+    vault = client(addr, token)
+    made = vault.secrets.kv.v2.create_or_update_secret(TRANSFORM_PATH, {"secret": secrets.token_hex(32)},
+                                                       mount_point="secret")
+    return int(made["data"]["version"])
+
+
+class RefreshingTransform:
+    """The template transform, re-read from Vault at most every refresh_s, so a re-issued
+    secret reaches enrolment (identity) and queries (the matcher) without a restart. If Vault
+    does not answer at a refresh, the transform in hand is kept and asked for again next time."""
+
+    def __init__(self, load: Callable[[], CancelableTransform], refresh_s: float = 60.0) -> None:
+        self._load, self._refresh_s = load, refresh_s
+        self._value, self._at = load(), time.monotonic()
+
+    def current(self) -> CancelableTransform:
+        if time.monotonic() - self._at > self._refresh_s:
+            try:
+                self._value = self._load()
+            except Unavailable as exc:
+                log.warning("template transform not refreshed", error=str(exc), version=self._value.version)
+            self._at = time.monotonic()
+        return self._value
+
+    def fresh(self) -> CancelableTransform:
+        """Read now (a re-protection must not use the cached one); Vault's errors propagate."""
+        self._value, self._at = self._load(), time.monotonic()
+        return self._value
+
+    def apply(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.current().apply(embeddings)
 
 
 def load_transform(vault: hvac.Client, dim: int) -> CancelableTransform:

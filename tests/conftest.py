@@ -154,8 +154,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     home = tmp_path_factory.mktemp("local-stack")
     stack = LocalStack(home, {})
     # Partner webhooks retry within the tests' patience (production waits 30 s, doubling).
+    # and a re-issued template transform reaches the matcher within a second.
     started = stack.cli("up", extra_env={"GAITPAY_WEBHOOK_RETRY_BASE_S": "0.5",
-                                         "GAITPAY_WEBHOOK_POLL_INTERVAL_S": "0.2"})
+                                         "GAITPAY_WEBHOOK_POLL_INTERVAL_S": "0.2",
+                                         "GAITPAY_TRANSFORM_REFRESH_S": "1"})
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         stack.rows = {r["name"]: r for r in json.loads(stack.cli("status", "--json").stdout)["components"]}

@@ -206,3 +206,40 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
     broken = local_stack.cli("audit", "verify")
     assert broken.returncode == 1
     assert f"BROKEN at entry {victim}" in broken.stderr and "altered" in broken.stderr
+
+
+async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(local_stack) -> None:
+    """A leaked index is remedied by re-issuing the transform: the stored vectors change
+    (the stolen ones match nothing), scopes stay, and identification goes on without a restart."""
+    state_env = __import__("json").loads((local_stack.home / "stack.json").read_text())["env"]
+    dsn = state_env["GAITPAY_POSTGRES_DSN"]
+    walks, _ = walks_of(people(1, seed=9101), 4, seed=9102)
+    with local_stack.channel("identity") as channel:
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        cid = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
+            request_id=rid(), display_name="Ravi", consent=consent()), timeout=30).customer.customer_id
+        stub.EnrollWalks(identity_pb2.EnrollWalksRequest(request_id=rid(), customer_id=cid, store_ids=["store-1"],
+                                                         walks=[walk_message(w) for w in walks]), timeout=60)
+        assert await identified_as(local_stack.settings(), walks[:3], f"pre-{cid[:8]}") == cid
+        milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
+        fields = ["template_id", "store_id", "embedding", "model_version"]
+        before = {r["template_id"]: r for r in milvus.query("gait_templates", filter=f'customer_id == "{cid}"',
+                                                            output_fields=fields)}
+
+        done = local_stack.cli("vault", "reissue-transform")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "re-protected" in done.stdout
+        after = {r["template_id"]: r for r in milvus.query("gait_templates", filter=f'customer_id == "{cid}"',
+                                                           output_fields=fields)}
+        milvus.close()
+        assert set(after) == set(before) and {r["store_id"] for r in after.values()} == {"store-1"}
+        # What a thief took before the re-issue no longer lines up with what is stored now.
+        overlap = [abs(float(np.dot(before[t]["embedding"], after[t]["embedding"]))) for t in after]
+        assert max(overlap) < 0.5, overlap
+        assert all(b["model_version"] != after[t]["model_version"] for t, b in before.items())  # the new label
+        time.sleep(1.5)  # the matcher re-reads the transform every second in this stack
+        assert await identified_as(local_stack.settings(), walks[:3], f"post-{cid[:8]}") == cid
+        again = stub.ReprotectTemplates(identity_pb2.ReprotectTemplatesRequest(request_id=rid()), timeout=120)
+        assert again.customers == 0  # done already: a repeat does only what is left
+    actions = db_count(dsn, "SELECT count(*) FROM identity.audit_log WHERE action = 'templates.reprotected'")
+    assert actions >= 2

@@ -27,9 +27,9 @@ class MatcherTemplates:
                             code=grpc.StatusCode.FAILED_PRECONDITION) from None
 
     def upsert(self, request_id: str, customer_id: str, templates: list[tuple[str, np.ndarray, float, str]],
-               store_ids: Sequence[str]) -> int:
+               store_ids: Sequence[str], keep_store_scopes: bool = False) -> int:
         request = matcher_pb2.UpsertTemplatesRequest(request_id=request_id, customer_id=customer_id,
-                                                     store_ids=list(store_ids))
+                                                     store_ids=list(store_ids), keep_store_scopes=keep_store_scopes)
         for template_id, vector, quality, version in templates:
             request.templates.add(template_id=template_id, values=vector.tolist(), quality=quality,
                                   model_version=version[:64])

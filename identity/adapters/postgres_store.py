@@ -74,6 +74,15 @@ class PostgresTx(postgres.Rows):
                          "ORDER BY created_at, template_id", (customer_id,))
         return [TemplateRow(**{**r, "nonce": bytes(r["nonce"]), "ciphertext": bytes(r["ciphertext"])}) for r in rows]
 
+    def customers_not_protected_with(self, transform: str, limit: int) -> list[str]:
+        rows = self._all("SELECT DISTINCT t.customer_id::text AS customer_id FROM identity.templates t "
+                         "JOIN identity.customers c USING (customer_id) WHERE c.status = 'active' "
+                         "AND t.transform <> %s ORDER BY 1 LIMIT %s", (transform, limit))
+        return [r["customer_id"] for r in rows]
+
+    def relabel_templates(self, customer_id: str, transform: str) -> None:
+        self._c.execute("UPDATE identity.templates SET transform = %s WHERE customer_id = %s", (transform, customer_id))
+
     def rewrap_templates(self, wrapped: dict[str, str]) -> None:
         with self._c.cursor() as cur:
             cur.executemany("UPDATE identity.templates SET wrapped_key = %s WHERE template_id = %s",

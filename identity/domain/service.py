@@ -103,6 +103,8 @@ class IdentityCore:
     clock: Callable[[], datetime] = _now
     # Billing and payment records of the customer; None where they are not deployed.
     transactions: TransactionRecords | None = None
+    # The transform read anew from its source (a re-protection must not use a cached one).
+    fresh_protector: Callable[[], Protector] | None = None
 
     _heads: threading.local = field(default_factory=threading.local)
 
@@ -275,6 +277,37 @@ class IdentityCore:
                                                                  "rewrapped": str(len(templates) + len(fields))})
             self._remember(tx, request_id, _Version(version))
             return version
+
+    # -- template protection -------------------------------------------------------------------
+
+    def reprotect_templates(self, request_id: str, actor: str = "",
+                            progress: Callable[[int], None] = lambda done: None) -> tuple[int, int, int]:
+        """Bring every active customer's index vectors to the current transform (after a
+        re-issue in Vault). Resumable by construction: the customers left are those whose
+        templates carry another transform's label, so a repeat (or a run after a crash) does only
+        what is left. The matcher keeps each customer's store scopes. Returns (customers,
+        templates, transform version)."""
+        protector = (self.fresh_protector or self.protector)()
+        customers = templates = 0
+        while True:
+            with self._transaction() as tx:
+                batch = tx.customers_not_protected_with(protector.label, 100)
+            if not batch:
+                break
+            for customer_id in batch:
+                with self._transaction() as tx:
+                    rows = tx.templates(customer_id)
+                    protected = self._protected(customer_id, rows, protector)
+                    # The index first, the label after: a crash in between is redone, never skipped.
+                    self.index.upsert(str(uuid.uuid5(uuid.UUID(request_id), customer_id)), customer_id, protected,
+                                      (), keep_store_scopes=True)
+                    tx.relabel_templates(customer_id, protector.label)
+                customers, templates = customers + 1, templates + len(rows)
+                progress(customers)
+        with self._transaction() as tx:
+            self._audit(tx, "templates.reprotected", "", actor,
+                        {"transform": protector.label, "customers": str(customers), "templates": str(templates)})
+        return customers, templates, protector.version
 
     # -- consent and erasure ------------------------------------------------------------------
 

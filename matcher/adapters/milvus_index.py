@@ -88,9 +88,13 @@ class MilvusTemplateIndex:
             return {"metric_type": "IP", "params": {"ef": self.config.hnsw_ef}}
         return {"metric_type": "IP", "params": {"nprobe": self.config.nprobe}}
 
-    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str]) -> int:
-        """Replace the customer's templates (idempotent: same input, same rows)."""
-        scopes = list(store_ids) or [ALL_STORES]
+    def upsert(self, customer_id: str, templates: Sequence[Template], store_ids: Sequence[str],
+               keep_scopes: bool = False) -> int:
+        """Replace the customer's templates (idempotent: same input, same rows). keep_scopes:
+        in the stores they serve now; a customer with none stays without (nothing is revived)."""
+        scopes = self._scopes_of(customer_id) if keep_scopes else (list(store_ids) or [ALL_STORES])
+        if not scopes:
+            return 0
         _quoted([customer_id, *scopes])
         rows = [
             {"row_id": f"{t.template_id}@{scope}", "template_id": t.template_id, "customer_id": customer_id,
@@ -105,6 +109,14 @@ class MilvusTemplateIndex:
         except MilvusException as exc:
             raise TemplateIndexError(f"upsert of {len(rows)} template rows failed: {exc}") from None
         return len(templates)
+
+    def _scopes_of(self, customer_id: str) -> list[str]:
+        try:
+            rows = self._client.query(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+                                      output_fields=["store_id"], timeout=self.config.timeout_s)
+        except MilvusException as exc:
+            raise TemplateIndexError(f"reading the stores of {customer_id} failed: {exc}") from None
+        return sorted({r["store_id"] for r in rows})
 
     def bulk_insert(self, customers: Sequence[str], vectors: np.ndarray, model_version: str,
                     batch: int = 5000) -> int:

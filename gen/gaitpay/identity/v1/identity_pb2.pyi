@@ -139,6 +139,22 @@ class RotateCustomerKeyResponse(_message.Message):
     key_version: int
     def __init__(self, key_version: _Optional[int] = ...) -> None: ...
 
+class ReprotectTemplatesRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class ReprotectTemplatesResponse(_message.Message):
+    __slots__ = ("customers", "templates", "transform_version")
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    customers: int
+    templates: int
+    transform_version: int
+    def __init__(self, customers: _Optional[int] = ..., templates: _Optional[int] = ..., transform_version: _Optional[int] = ...) -> None: ...
+
 class WithdrawConsentRequest(_message.Message):
     __slots__ = ("request_id", "customer_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

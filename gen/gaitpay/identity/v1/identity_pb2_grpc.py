@@ -57,6 +57,11 @@ class IdentityServiceStub:
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.FromString,
                 _registered_method=True)
+        self.ReprotectTemplates = channel.unary_unary(
+                '/gaitpay.identity.v1.IdentityService/ReprotectTemplates',
+                request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesResponse.FromString,
+                _registered_method=True)
         self.WithdrawConsent = channel.unary_unary(
                 '/gaitpay.identity.v1.IdentityService/WithdrawConsent',
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.WithdrawConsentRequest.SerializeToString,
@@ -119,6 +124,16 @@ class IdentityServiceServicer:
     def RotateCustomerKey(self, request, context):
         """Rotate the customer's key: a new version encrypts from now on; wrapped data keys and
         encrypted fields are re-wrapped inside Vault (no plaintext leaves it, nothing stops).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReprotectTemplates(self, request, context):
+        """After the template transform was re-issued in Vault (a leaked index, a scheduled change):
+        every enrolled customer's templates are opened, transformed with the current secret and
+        replace theirs in the matcher. Operators only. A repeat with the same request_id skips
+        the customers already done.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +203,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.RotateCustomerKey,
                     request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.FromString,
                     response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.SerializeToString,
+            ),
+            'ReprotectTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReprotectTemplates,
+                    request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesRequest.FromString,
+                    response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesResponse.SerializeToString,
             ),
             'WithdrawConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.WithdrawConsent,
@@ -331,6 +351,33 @@ class IdentityService:
             '/gaitpay.identity.v1.IdentityService/RotateCustomerKey',
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyRequest.SerializeToString,
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.RotateCustomerKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReprotectTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.identity.v1.IdentityService/ReprotectTemplates',
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesRequest.SerializeToString,
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.ReprotectTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

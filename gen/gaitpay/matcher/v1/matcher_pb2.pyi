@@ -143,16 +143,18 @@ class ProtectedTemplate(_message.Message):
     def __init__(self, template_id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., quality: _Optional[float] = ...) -> None: ...
 
 class UpsertTemplatesRequest(_message.Message):
-    __slots__ = ("request_id", "customer_id", "store_ids", "templates")
+    __slots__ = ("request_id", "customer_id", "store_ids", "templates", "keep_store_scopes")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_IDS_FIELD_NUMBER: _ClassVar[int]
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    KEEP_STORE_SCOPES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     customer_id: str
     store_ids: _containers.RepeatedScalarFieldContainer[str]
     templates: _containers.RepeatedCompositeFieldContainer[ProtectedTemplate]
-    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., store_ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[_Union[ProtectedTemplate, _Mapping]]] = ...) -> None: ...
+    keep_store_scopes: bool
+    def __init__(self, request_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., store_ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[_Union[ProtectedTemplate, _Mapping]]] = ..., keep_store_scopes: _Optional[bool] = ...) -> None: ...
 
 class UpsertTemplatesResponse(_message.Message):
     __slots__ = ("stored",)
