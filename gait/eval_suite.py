@@ -13,6 +13,7 @@ import numpy as np
 from gait.datasets import ucalgary
 from gait.embedder import Embedder
 from gait.evaluation import Trial, bootstrap, det_curve, summarise
+from gait.protection import CancelableTransform
 from gait.synth.dataset import SynthConfig, people, render_walk
 from gait.walk import Walk
 
@@ -85,6 +86,14 @@ def real_trials(embedder: Embedder, root: Path) -> dict[str, Trial]:
     }
 
 
+def protected(trial: Trial, secret: bytes = b"gaitpay-eval-transform-secret!!") -> Trial:
+    """The same trial as the matcher's index sees it: gallery and probes through the
+    cancelable template transform (gait.protection). Its accuracy cost is the difference
+    between this trial's row and the unprotected one's."""
+    transform = CancelableTransform(secret, 1, trial.gallery.shape[1])
+    return Trial(transform.apply(trial.gallery), trial.gallery_ids, transform.apply(trial.probes), trial.probe_ids)
+
+
 def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: Path,
         progress: Callable[[str], None] = lambda s: None) -> SuiteResult:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +101,9 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
     for size in sizes:
         progress(f"synthetic gallery of {size}")
         trials[f"synthetic {size}"] = synthetic_trial(embedder, size)
+    if sizes:  # the transform's accuracy cost, on the largest gallery up to 1,000
+        size = max([s for s in sizes if s <= 1000] or [min(sizes)])
+        trials[f"synthetic {size}, protected"] = protected(trials[f"synthetic {size}"])
     if real_root is not None and real_root.exists():
         progress("real walkers (UCalgary)")
         trials.update(real_trials(embedder, real_root))

@@ -57,3 +57,19 @@ def test_bootstrap_interval_contains_the_estimate() -> None:
     assert high - low < 0.3
     genuine, impostor, n_gen, n_imp = score_histograms(trial)
     assert n_gen == 100 and n_imp == 100 * 99
+
+
+def test_the_template_transform_costs_no_accuracy() -> None:
+    """`gaitpay eval` reports a protected trial beside the plain one; an orthogonal transform
+    keeps every score, so every figure is the same."""
+    from gait.eval_suite import protected
+
+    rng = np.random.default_rng(3)
+    people_vectors = rng.standard_normal((60, 128))
+    noisy = lambda: people_vectors + 0.8 * rng.standard_normal(people_vectors.shape)  # noqa: E731
+    unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    ids = np.arange(60)
+    trial = Trial(unit(noisy()[:40]), ids[:40], unit(noisy()), ids)
+    plain, safe = summarise(trial), summarise(protected(trial))
+    assert plain["eer"] == pytest.approx(safe["eer"], abs=1e-6) and plain["rank1"] == safe["rank1"]
+    assert not np.allclose(protected(trial).gallery, trial.gallery)  # it did transform
