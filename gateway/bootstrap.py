@@ -64,12 +64,9 @@ def build(settings: config.Settings) -> ServiceSpec:
     routes = routes_of(partner_services())
     registry = CollectorRegistry()
 
-    def mesh_channel(service: str) -> grpc.aio.Channel:
-        return open_channel(settings, identity="gateway", service=service)
-
-    backends = Backends(mesh_channel)
+    backends = Backends(lambda service: open_channel(settings, identity="gateway", service=service))
     sender = HttpWebhookSender(policy)
-    feeds = [MeshEventFeed(spec, mesh_channel, settings.default_deadline_s) for spec in (SESSION_FEED, PAYMENT_FEED)]
+    feeds = [MeshEventFeed(spec, backends.unary, settings.default_deadline_s) for spec in (SESSION_FEED, PAYMENT_FEED)]
     relay = WebhookRelay(webhooks, feeds, sender, RelayMetrics(registry),
                          poll_interval_s=settings.webhook_poll_interval_s)
     api = PartnerHttpApi(routes, KeyCache(keys), RateLimiter(), backends.call, HttpMetrics(registry),
@@ -90,8 +87,6 @@ def build(settings: config.Settings) -> ServiceSpec:
             await app_runner.cleanup()
         await backends.close()
         await sender.close()
-        for feed in feeds:
-            await feed.close()
         await asyncio.to_thread(store.close)
         await asyncio.to_thread(webhook_store.close)
 

@@ -250,9 +250,9 @@ class PartnerHttpApi:
 
 
 class Backends:
-    """One aio channel per backing service, opened on first use (in the serving event loop);
-    calls are made by method path with the route's message classes, so no stub is written
-    per RPC."""
+    """One aio channel per backing service, opened on first use (in the serving event loop),
+    shared by the partner routes and the webhook relay's feeds; calls are made by method path
+    with the messages' classes, so no stub is written per RPC."""
 
     def __init__(self, open_channel: Callable[[str], grpc.aio.Channel]) -> None:
         self._open = open_channel
@@ -264,16 +264,20 @@ class Backends:
         """gaitpay.billing.v1.BillingService -> billing."""
         return route.method.containing_service.full_name.split(".")[1]
 
-    async def call(self, route: Route, message: Any, metadata: list[tuple[str, str]], timeout: float) -> Any:
-        method = self._methods.get(route.full_method)
-        if method is None:  # once per method, not per request
-            service = self.service_of(route)
+    def unary(self, service: str, full_method: str, response_class: Any) -> grpc.aio.UnaryUnaryMultiCallable:
+        """The callable of one RPC (/package.Service/Method) of a service, made once."""
+        method = self._methods.get(full_method)
+        if method is None:
             channel = self._channels.get(service)
             if channel is None:
                 channel = self._channels[service] = self._open(service)
-            method = self._methods[route.full_method] = channel.unary_unary(
-                route.full_method, request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=route.response_class.FromString)
+            method = self._methods[full_method] = channel.unary_unary(
+                full_method, request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=response_class.FromString)
+        return method
+
+    async def call(self, route: Route, message: Any, metadata: list[tuple[str, str]], timeout: float) -> Any:
+        method = self.unary(self.service_of(route), route.full_method, route.response_class)
         return await method(message, timeout=timeout, metadata=metadata)
 
     async def close(self) -> None:

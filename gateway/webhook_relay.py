@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.domain.webhooks import DELIVERED, FAILED, DueDelivery, FeedEvent, PartnerWebhooks, SendResult
+from mesh.server import cancel_and_wait
 
 log = structlog.get_logger("gateway.webhooks")
 tracer = trace.get_tracer("gaitpay.gateway")
@@ -64,12 +65,7 @@ class WebhookRelay:
         self._task = asyncio.create_task(self._run(), name="webhook-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

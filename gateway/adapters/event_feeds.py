@@ -32,24 +32,20 @@ PAYMENT_FEED = FeedSpec("payment.payments", "payment", "/gaitpay.payment.v1.Paym
                         payment_pb2.ListPaymentEventsRequest, payment_pb2.ListPaymentEventsResponse, "payment")
 
 
+Unary = Callable[[str, str, Any], grpc.aio.UnaryUnaryMultiCallable]  # (service, method path, response class)
+
+
 class MeshEventFeed:
-    def __init__(self, spec: FeedSpec, open_channel: Callable[[str], grpc.aio.Channel], deadline_s: float) -> None:
+    """One feed, read through the gateway's shared channels (http_api.Backends.unary)."""
+
+    def __init__(self, spec: FeedSpec, unary: Unary, deadline_s: float) -> None:
         self.name = spec.name
-        self._spec, self._open, self._deadline = spec, open_channel, deadline_s
-        self._call: grpc.aio.UnaryUnaryMultiCallable | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._spec, self._unary, self._deadline = spec, unary, deadline_s
 
     async def read(self, cursor: str, limit: int) -> tuple[list[FeedEvent], str]:
-        if self._call is None:  # in the serving loop, on first use
-            self._channel = self._open(self._spec.service)
-            self._call = self._channel.unary_unary(self._spec.method, request_serializer=lambda m: m.SerializeToString(),
-                                                   response_deserializer=self._spec.response.FromString)
-        reply = await self._call(self._spec.request(after=cursor, page_size=limit), timeout=self._deadline)
+        call = self._unary(self._spec.service, self._spec.method, self._spec.response)
+        reply = await call(self._spec.request(after=cursor, page_size=limit), timeout=self._deadline)
         events = [FeedEvent(e.event_id, e.type, e.store_id, e.occurred_at.ToDatetime(tzinfo=timezone.utc),
                             self._spec.object_field, partner_json(getattr(e, self._spec.object_field)))
                   for e in reply.events]
         return events, reply.next_cursor
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from matcher.domain.audit import ACTION, IdentificationRecord
+from mesh.server import cancel_and_wait
 
 log = structlog.get_logger("matcher.audit")
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -59,12 +60,7 @@ class IdentityAuditSink:
             await asyncio.wait_for(self._queue.join(), timeout=grace_s)
         except asyncio.TimeoutError:
             log.warning("audit.unsent_at_shutdown", pending=self._queue.qsize())
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._channel is not None:
             await self._channel.close()
 
