@@ -3,7 +3,9 @@ decisions to billing through the durable queue.
 
 Vision runs on one thread per camera (OpenCV and ONNX Runtime release the GIL); the links
 run on the asyncio loop. Nothing a camera sees waits for the network: events are written
-to the queue first, windows are dropped (and counted) while the matcher is unreachable."""
+to the queue first; while the matcher is unreachable windows are decided against the hot
+cache of frequent customers (kept sealed on disk, refreshed while the link is up), and only
+dropped (and counted) when there is no usable cache."""
 
 from __future__ import annotations
 
@@ -19,18 +21,27 @@ from typing import Callable
 import cv2
 import grpc
 import numpy as np
+import structlog
 from google.protobuf import timestamp_pb2
 
 from edge.adapters.billing_link import EventForwarder
 from edge.adapters.event_queue import EventQueue
+from edge.adapters.hot_cache import HotCacheKeeper
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from edge.domain.offline import CacheUnusable, OfflineIdentifier
 from edge.domain.windows import CutWindow, WindowCutter, WindowSpec
 from edge.domain.zones import Line, foot_point
 from edge.vision.pose import LandmarkModel, PoseDetector
 from edge.vision.tracker import PersonTracker, TrackerConfig
 from gaitpay.billing.v1 import billing_pb2
 from gaitpay.matcher.v1 import matcher_pb2
+from matcher.domain.identification import Decision, State
+from matcher.domain.windows import MalformedWindow, TrackKey, Window
+from mesh.client import open_channel
 from mesh.config import Settings
+from mesh.server import cancel_and_wait
+
+log = structlog.get_logger("gaitpay.edge")
 
 FINAL = (matcher_pb2.DECISION_STATE_IDENTIFIED, matcher_pb2.DECISION_STATE_STRANGER)
 
@@ -71,7 +82,9 @@ class EdgeReport:
     cameras: list[CameraReport] = field(default_factory=list)
     events_queued: int = 0
     windows_sent: int = 0
-    windows_dropped_offline: int = 0
+    windows_identified_offline: int = 0  # decided against the hot cache, the matcher unreachable
+    windows_dropped_offline: int = 0  # the matcher unreachable and no usable hot cache
+    hot_cache_customers: int = 0
     decisions: dict[str, str] = field(default_factory=dict)  # track id -> state (and customer)
     queue_depth: int = 0
     billing_link_failures: int = 0
@@ -87,7 +100,8 @@ class EdgeRuntime:
     def __init__(self, settings: Settings, cameras: list[CameraConfig], queue_path: Path, *,
                  billing_address: str | None = None, matcher_address: str | None = None,
                  window: WindowSpec | None = None, threads: int | None = None,
-                 on_event: Callable[[str], None] | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None, offline: bool = True,
+                 hot_cache_refresh_s: float = 600.0) -> None:
         self.settings = settings
         self.cameras = cameras
         self.queue = EventQueue(queue_path)
@@ -99,6 +113,11 @@ class EdgeRuntime:
         self._threads = threads
         self._say = on_event or (lambda _line: None)
         self._decided: set[str] = set()
+        # Offline identification: the hot cache lives beside the queue, in the edge's state.
+        self._keeper = HotCacheKeeper(queue_path.parent, settings.store_id) if offline else None
+        self._offline: OfflineIdentifier | None = None
+        self._hot_cache_refresh_s = hot_cache_refresh_s
+        self.link_online = False
 
     # -- events -----------------------------------------------------------------------------
 
@@ -112,14 +131,14 @@ class EdgeRuntime:
             self._say(f"{billing_pb2.StoreEventKind.Name(kind).removeprefix('STORE_EVENT_KIND_').lower()} "
                       f"{camera_id}/{track_id}" + (f" customer {extra['customer_id']}" if extra.get("customer_id") else ""))
 
-    def _on_decision(self, decision: matcher_pb2.TrackDecision) -> None:
+    def _on_decision(self, decision: matcher_pb2.TrackDecision, offline: bool = False) -> None:
         track = decision.track.track_id
         if decision.state not in FINAL or track in self._decided:
             return
         self._decided.add(track)
         state = matcher_pb2.DecisionState.Name(decision.state).removeprefix("DECISION_STATE_").lower()
         named = decision.customer_id or decision.probable_customer_id
-        self.report.decisions[track] = state + (f" {named}" if named else "")
+        self.report.decisions[track] = state + (f" {named}" if named else "") + (" (offline)" if offline else "")
         self._say(f"decision {decision.track.camera_id}/{track}: {self.report.decisions[track]}")
         if named:
             self._event(billing_pb2.STORE_EVENT_KIND_IDENTIFIED, decision.track.camera_id, track, time.time(),
@@ -189,6 +208,7 @@ class EdgeRuntime:
         forwarder = EventForwarder(self.settings, self.queue, address=self._billing_address)
         forward_task = asyncio.create_task(forwarder.run(stop_links, flush_s=flush_s))
         link = _MatcherSession(self.settings, self._matcher_address, self._on_decision)
+        refresher = asyncio.create_task(self._keep_hot_cache()) if self._keeper is not None else None
 
         def post(item: tuple) -> None:
             loop.call_soon_threadsafe(inbox.put_nowait, item)
@@ -209,12 +229,18 @@ class EdgeRuntime:
                     self._event(kind, camera_id, track_id, at)
                 elif item[0] == "window":
                     _, camera_id, track_id, window, fps = item
-                    if await link.send(self.settings.store_id, camera_id, track_id, window, fps):
+                    sent = await link.send(self.settings.store_id, camera_id, track_id, window, fps)
+                    self.link_online = sent
+                    if sent:
                         self.report.windows_sent += 1
+                    elif await self._identify_offline(camera_id, track_id, window, fps):
+                        self.report.windows_identified_offline += 1
                     else:
                         self.report.windows_dropped_offline += 1
         finally:
             stop_vision.set()
+            if refresher is not None:
+                await cancel_and_wait(refresher)
             await link.close()
             stop_links.set()
             await forward_task
@@ -225,6 +251,72 @@ class EdgeRuntime:
 
     def close(self) -> None:
         self.queue.close()
+
+    # -- offline identification -------------------------------------------------------------
+
+    def _use_cache(self, cache) -> None:  # type: ignore[no-untyped-def]
+        if self._offline is None:
+            from matcher.adapters import gait_model
+
+            embed, _, version = gait_model.embedder(threads=self._threads)
+            self._offline = OfflineIdentifier(embed, version, gait_model.score_model(version))
+        try:
+            self._offline.use(cache)
+        except CacheUnusable as exc:
+            log.warning("hot_cache.unusable", reason=str(exc))
+            return
+        self.report.hot_cache_customers = cache.customers
+        self._say(f"hot cache: {cache.customers} customers")
+
+    async def _keep_hot_cache(self) -> None:
+        """The saved cache at once, then a fresh one while the matcher answers: every
+        hot_cache_refresh_s, or a minute after a failed fetch."""
+        assert self._keeper is not None
+        saved = await asyncio.to_thread(self._keeper.load_saved)
+        if saved is not None:
+            await asyncio.to_thread(self._use_cache, saved)
+        channel = open_channel(self.settings, identity="edge", service="matcher", address=self._matcher_address)
+        try:
+            while True:
+                try:
+                    cache = await self._keeper.fetch(channel, self.settings.default_deadline_s)
+                except (grpc.aio.AioRpcError, ValueError) as exc:  # unreachable, or a box that won't open
+                    log.info("hot_cache.fetch_failed", error=str(exc)[:200])
+                    await asyncio.sleep(min(60.0, self._hot_cache_refresh_s))
+                    continue
+                await asyncio.to_thread(self._use_cache, cache)
+                await asyncio.sleep(self._hot_cache_refresh_s)
+        finally:
+            await channel.close()
+
+    async def _identify_offline(self, camera_id: str, track_id: str, window: CutWindow, fps: float) -> bool:
+        if self._offline is None:
+            return False
+        track = TrackKey(self.settings.store_id, camera_id, track_id)
+        probe = Window(track, window.sequence, window.keypoints[:, :17].astype(np.float32), fps, None, window.quality)
+        try:
+            decision = await asyncio.to_thread(self._offline.observe, probe)
+        except (CacheUnusable, MalformedWindow):
+            return False
+        self._on_decision(_track_decision(decision), offline=True)
+        return True
+
+
+_DECISION_STATES = {State.PENDING: matcher_pb2.DECISION_STATE_PENDING,
+                    State.IDENTIFIED: matcher_pb2.DECISION_STATE_IDENTIFIED,
+                    State.STRANGER: matcher_pb2.DECISION_STATE_STRANGER}
+
+
+def _track_decision(decision: Decision) -> matcher_pb2.TrackDecision:
+    """An offline decision in the shape the matcher's come in, so both take one path."""
+    return matcher_pb2.TrackDecision(
+        track=matcher_pb2.TrackRef(store_id=decision.track.store_id, camera_id=decision.track.camera_id,
+                                   track_id=decision.track.track_id),
+        window_sequence=decision.window_sequence, state=_DECISION_STATES[decision.state],
+        customer_id=decision.customer_id, confidence=decision.confidence,
+        false_match_probability=decision.false_match_probability, windows_used=decision.windows_used,
+        reason=decision.reason + " (offline, against the hot cache)",
+        probable_customer_id=decision.probable_customer_id)
 
 
 class _MatcherSession:

@@ -38,6 +38,11 @@ class CancelableTransform:
         out = np.asarray(embeddings, dtype=np.float32) @ self._matrix.T
         return out.astype(np.float32)
 
+    def restore(self, protected: np.ndarray) -> np.ndarray:
+        """The inverse of apply (the matrix is orthogonal): back to the model's own basis. Only
+        the cloud, which holds the secret, does this: to re-base a hot cache for one edge."""
+        return (np.asarray(protected, dtype=np.float32) @ self._matrix).astype(np.float32)
+
     @property
     def label(self) -> str:
         """Tag stored with each protected template so mixed versions are never compared."""

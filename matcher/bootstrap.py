@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
+from matcher.adapters import gait_model
 from matcher.adapters.identity_audit import AuditMetrics, IdentityAuditSink
 from matcher.domain.audit import IdentificationAudit
-from matcher.domain.identification import EmbedFn, Identifier
-from matcher.domain.policy import ScoreModel
+from matcher.domain.identification import Identifier
 from matcher.grpc_api import MatcherServicer, WindowMetrics
 from mesh import config, dependencies
 from mesh.client import open_channel
@@ -24,21 +23,10 @@ log = structlog.get_logger("gaitpay.matcher")
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
 
 
-def score_model(version: str) -> ScoreModel:
-    """The policy's score model measured for this embedding model by `gaitpay eval
-    --write-calibration`; the built-in defaults only when none was measured for it."""
-    from gait import calibration
-
-    cal = calibration.load(version)
-    if cal is None:
-        log.warning("no policy calibration for this gait model; using built-in defaults", model=version)
-        return ScoreModel()
-    return ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std, cal.window_correlation)
-
-
 def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-untyped-def]
     """With Vault configured, the index holds protected templates (identity transforms them),
-    so every query embedding goes through the same secret transform before the search."""
+    so every query embedding goes through the same secret transform before the search (and a
+    hot cache is re-based out of it for the edge)."""
     if not settings.vault_addr:
         return None
     import hvac
@@ -48,27 +36,11 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
     vault = hvac.Client(url=settings.vault_addr, token=settings.vault_token, timeout=5)
     transform = RefreshingTransform(lambda: load_transform(vault, dim), settings.transform_refresh_s)
     log.info("template transform loaded", version=transform.current().version)
-    return transform.apply
-
-
-def _embedder() -> tuple[EmbedFn, int, str]:
-    from gait.embedder import Embedder, UnusableWalk
-    from gait.walk import Walk
-    from matcher.domain.windows import MalformedWindow
-
-    model = Embedder()
-
-    def embed(keypoints: np.ndarray, fps: float) -> np.ndarray:
-        try:
-            return model.vector(Walk(keypoints, fps))
-        except UnusableWalk as exc:
-            raise MalformedWindow(f"window cannot be embedded: {exc}") from None
-
-    return embed, model.dim, model.version
+    return transform
 
 
 def build(settings: config.Settings) -> ServiceSpec:
-    embed, dim, version = _embedder()
+    embed, dim, version = gait_model.embedder()
     store = None
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
@@ -80,8 +52,9 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.batching import BatchingIndex
 
         index = BatchingIndex(store)
-    identifier = Identifier(index=index, embed=embed, scores=score_model(version),
-                            protect=_query_transform(settings, dim))
+    transform = _query_transform(settings, dim)
+    identifier = Identifier(index=index, embed=embed, scores=gait_model.score_model(version),
+                            protect=transform.apply if transform else None)
 
     registry = CollectorRegistry()
     metrics = WindowMetrics(registry)
@@ -91,7 +64,8 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(
-            MatcherServicer(identifier, store, dim, metrics, audit), server)
+            MatcherServicer(identifier, store, dim, metrics, audit, model_version=version,
+                            transform=transform.current if transform else None), server)
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
                        on_start=[sink.start], on_stop=[sink.stop])

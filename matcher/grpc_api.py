@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Protocol, Sequence
+import os
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 import grpc
 import numpy as np
 
+from gait.protection import CancelableTransform
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain import hot_cache
 from matcher.domain.audit import IdentificationAudit
@@ -94,10 +96,15 @@ class WindowMetrics:
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128,
-                 metrics: WindowMetrics | None = None, audit: IdentificationAudit | None = None) -> None:
+                 metrics: WindowMetrics | None = None, audit: IdentificationAudit | None = None, *,
+                 model_version: str = "", transform: Callable[[], CancelableTransform] | None = None) -> None:
         self._identifier = identifier
         self._store = store
         self._dim = dim
+        # The embedding model's version and the deployment's template transform (None without
+        # Vault): a hot cache is re-based out of that transform into one of its own.
+        self._model_version = model_version
+        self._transform = transform
         self._metrics = metrics
         self._audit = audit
 
@@ -151,12 +158,16 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         frequent = self._identifier.visits.most_frequent(request.store_id, limit)
         scoped = await asyncio.to_thread(store.customers_for_store, request.store_id, limit)
         chosen = hot_cache.choose(frequent, scoped, limit)
-        templates = await asyncio.to_thread(store.templates_of, [c for c, _ in chosen])
+        stored = await asyncio.to_thread(store.templates_of, [c for c, _ in chosen])
+        export = CancelableTransform(os.urandom(32), version=0, dim=self._dim)
+        templates = hot_cache.rebase(stored, self._transform() if self._transform else None, export,
+                                     self._model_version)
         expires = datetime.now(timezone.utc) + HOT_CACHE_TTL
-        cache = matcher_pb2.HotCache(store_id=request.store_id)
+        cache = matcher_pb2.HotCache(store_id=request.store_id, query_transform_secret=export.secret,
+                                     model_version=self._model_version)
         cache.expires_at.FromDatetime(expires)
         for customer, count in chosen:
-            if customer not in templates:  # removed between the two reads: leave them out
+            if customer not in templates:  # removed between the two reads, or nothing usable: leave out
                 continue
             entry = cache.customers.add(customer_id=customer, identifications=count)
             for t in templates[customer]:

@@ -111,10 +111,11 @@ async def test_templates_of_the_wrong_size_are_refused(matcher) -> None:
     assert "64 values" in caught.value.details()
 
 
-async def upsert(stub, customer: str, vectors: np.ndarray, stores: list[str]) -> None:
+async def upsert(stub, customer: str, vectors: np.ndarray, stores: list[str], model_version: str = "test") -> None:
     request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer, store_ids=stores)
     for j, v in enumerate(vectors):
-        request.templates.add(template_id=f"{customer[-4:]}-{j}", values=v.tolist(), model_version="test", quality=0.8)
+        request.templates.add(template_id=f"{customer[-4:]}-{j}", values=v.tolist(), model_version=model_version,
+                              quality=0.8)
     await stub.UpsertTemplates(request)
 
 
@@ -125,14 +126,18 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
     from matcher.grpc_api import HOT_CACHE_INFO
     from mesh import sealing
 
+    from gait.protection import CancelableTransform
+    from matcher.adapters.gait_model import embedder
+
+    model = embedder()[2]  # the cache carries only templates of the matcher's own model
     rng = np.random.default_rng(7)
     centres = unit(rng.normal(size=(6, DIM)))
     async with open_channel(matcher, identity="identity", service="matcher") as channel:
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         for i in range(5):  # customers 0-4 enrolled for store-1, customer 5 only for store-2
             await upsert(stub, customer_id(i), unit(centres[i] + 0.03 * rng.normal(size=(2, DIM))),
-                         ["store-1"] if i < 5 else ["store-2"])
-        await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"])
+                         ["store-1"] if i < 5 else ["store-2"], model_version=model)
+        await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"], model_version=model)
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # identity has no business with the cache
             await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(store_id="store-1",
                                                                         recipient_public_key=bytes(32)))
@@ -157,6 +162,12 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
     assert len(listed) == 3 and customer_id(5) not in listed  # another store's customer stays out
     assert all(len(c.templates) == 2 and len(c.templates[0].values) == DIM for c in cache.customers)
     assert np.allclose(np.linalg.norm(np.asarray(cache.customers[0].templates[0].values)), 1.0, atol=1e-4)
+    # The templates are in the export's own basis: the customer's walk matches them only
+    # through the cache's query transform, which is new with every export.
+    assert cache.model_version == model and len(cache.query_transform_secret) == 32
+    query = CancelableTransform(cache.query_transform_secret, 0, DIM).apply(centres[3])
+    stored = np.asarray([t.values for t in cache.customers[0].templates])
+    assert (stored @ query).min() > 0.9 and (stored @ centres[3]).max() < 0.5
 
     stranger_key, _ = sealing.new_keypair()
     with pytest.raises(sealing.SealError):

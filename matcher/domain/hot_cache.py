@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from gait.protection import CancelableTransform
+from matcher.domain.templates import Template
 
 DEFAULT_CUSTOMERS = 1_000
 
@@ -49,3 +54,26 @@ def choose(frequent: list[tuple[str, int]], enrolled_for_store: Iterable[str], l
             chosen.append((customer, 0))
             taken.add(customer)
     return chosen
+
+
+def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransform | None,
+           export: CancelableTransform, model_version: str) -> dict[str, list[Template]]:
+    """The templates moved from the deployment's protected basis into an export's own one.
+
+    Stored templates are tagged "<model>/<transform label>" (identity writes them so). Only
+    those of this matcher's model and of the deployment's current transform are exported: a
+    template of another model, or one still awaiting re-protection after a re-issue, would
+    compare as noise. Without a deployment transform the stored vectors are the model's own.
+    """
+    out: dict[str, list[Template]] = {}
+    for customer, rows in templates.items():
+        kept = []
+        for t in rows:
+            model, _, label = t.model_version.partition("/")
+            if model != model_version or (label or None) != (deployment.label if deployment else None):
+                continue
+            raw = deployment.restore(t.vector) if deployment else np.asarray(t.vector, dtype=np.float32)
+            kept.append(replace(t, vector=export.apply(raw), model_version=model))
+        if kept:
+            out[customer] = kept
+    return out

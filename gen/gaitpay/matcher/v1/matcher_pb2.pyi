@@ -199,14 +199,18 @@ class ExportHotCacheResponse(_message.Message):
     def __init__(self, sealed_templates: _Optional[bytes] = ..., customers: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ephemeral_public_key: _Optional[bytes] = ...) -> None: ...
 
 class HotCache(_message.Message):
-    __slots__ = ("store_id", "customers", "expires_at")
+    __slots__ = ("store_id", "customers", "expires_at", "query_transform_secret", "model_version")
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TRANSFORM_SECRET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     store_id: str
     customers: _containers.RepeatedCompositeFieldContainer[HotCacheCustomer]
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, store_id: _Optional[str] = ..., customers: _Optional[_Iterable[_Union[HotCacheCustomer, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    query_transform_secret: bytes
+    model_version: str
+    def __init__(self, store_id: _Optional[str] = ..., customers: _Optional[_Iterable[_Union[HotCacheCustomer, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., query_transform_secret: _Optional[bytes] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class HotCacheCustomer(_message.Message):
     __slots__ = ("customer_id", "templates", "identifications")

@@ -1,0 +1,102 @@
+"""Identification at the edge while the cloud is out of reach: the store's hot cache of
+frequent customers, searched in memory, and the matcher's own decision rule over it.
+
+The decision is the matcher's (matcher.domain.identification), not a second, looser one: a
+link that is down must not make a stranger chargeable. The false-match estimate is taken
+over the cache's size, which is the right gallery: a person outside the cache, enrolled or
+not, can only be mistaken for someone in it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gait.protection import CancelableTransform
+from matcher.domain.identification import Decision, EmbedFn, Identifier
+from matcher.domain.policy import ScoreModel
+from matcher.domain.windows import Window
+
+
+@dataclass(frozen=True)
+class HotCache:
+    """An opened hot cache: templates in the export's own basis and the transform into it."""
+
+    store_id: str
+    model_version: str
+    customer_ids: tuple[str, ...]  # one per row of `vectors`
+    vectors: np.ndarray  # float32 [N, D], L2-normalised, in the export's basis
+    transform: CancelableTransform
+    fetched_at: float  # unix seconds
+    expires_at: float
+
+    @property
+    def customers(self) -> int:
+        return len(set(self.customer_ids))
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.expires_at
+
+
+@dataclass
+class HotCacheGallery:
+    """The matcher's TemplateIndex port over a hot cache: best score per customer, top k."""
+
+    cache: HotCache
+
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[tuple[str, float]]:
+        if not len(self.cache.customer_ids):
+            return []
+        scores = self.cache.vectors @ np.asarray(embedding, dtype=np.float32)
+        best: dict[str, float] = {}
+        for row in np.argsort(-scores):
+            customer = self.cache.customer_ids[row]
+            if customer not in best:
+                best[customer] = float(scores[row])
+                if len(best) == k:
+                    break
+        return list(best.items())
+
+    def count(self) -> int:
+        return len(self.cache.customer_ids)
+
+
+class CacheUnusable(RuntimeError):
+    """No hot cache, an expired one, or one of another gait model: no offline decision."""
+
+
+@dataclass
+class OfflineIdentifier:
+    """Per-track evidence against the hot cache in hand. A new cache starts the evidence
+    afresh (its scores are in another basis)."""
+
+    embed: EmbedFn
+    model_version: str
+    scores: ScoreModel = field(default_factory=ScoreModel)
+    _cache: HotCache | None = None
+    _identifier: Identifier | None = None
+    windows_decided: int = 0
+
+    def use(self, cache: HotCache) -> None:
+        if cache.model_version != self.model_version:
+            raise CacheUnusable(f"hot cache holds templates of gait model {cache.model_version!r}; this edge "
+                                f"runs {self.model_version!r}")
+        self._cache = cache
+        self._identifier = Identifier(index=HotCacheGallery(cache), embed=self.embed, scores=self.scores,
+                                      protect=cache.transform.apply, gallery_refresh_s=0.0)
+
+    @property
+    def cache(self) -> HotCache | None:
+        return self._cache
+
+    def observe(self, window: Window) -> Decision:
+        if self._cache is None or self._identifier is None:
+            raise CacheUnusable("no hot cache has been fetched yet")
+        if self._cache.expired():
+            raise CacheUnusable("the hot cache has expired; it is renewed when the link returns")
+        decision = self._identifier.observe(window)
+        self.windows_decided += 1
+        return decision

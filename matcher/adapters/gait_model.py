@@ -1,0 +1,44 @@
+"""The gait embedding model (ONNX Runtime) and the score model measured for it: what turns
+keypoints into an embedding and scores into a decision. The matcher uses it, and so does the
+edge when it identifies against its hot cache offline (the same model and the same
+calibration, so a decision means the same thing on either side of the link)."""
+
+from __future__ import annotations
+
+import numpy as np
+import structlog
+
+from matcher.domain.identification import EmbedFn
+from matcher.domain.policy import ScoreModel
+
+log = structlog.get_logger("gaitpay.matcher")
+
+
+def score_model(version: str) -> ScoreModel:
+    """The policy's score model measured for this embedding model by `gaitpay eval
+    --write-calibration`; the built-in defaults only when none was measured for it."""
+    from gait import calibration
+
+    cal = calibration.load(version)
+    if cal is None:
+        log.warning("no policy calibration for this gait model; using built-in defaults", model=version)
+        return ScoreModel()
+    return ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std, cal.window_correlation)
+
+
+def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
+    """(keypoints, fps) -> embedding, the embedding's size and the model's version. A walk the
+    model cannot embed is a malformed window, with the model's reason."""
+    from gait.embedder import Embedder, UnusableWalk
+    from gait.walk import Walk
+    from matcher.domain.windows import MalformedWindow
+
+    model = Embedder(threads=threads)
+
+    def embed(keypoints: np.ndarray, fps: float) -> np.ndarray:
+        try:
+            return model.vector(Walk(keypoints, fps))
+        except UnusableWalk as exc:
+            raise MalformedWindow(f"window cannot be embedded: {exc}") from None
+
+    return embed, model.dim, model.version

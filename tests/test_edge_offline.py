@@ -1,0 +1,166 @@
+"""Offline identification at the edge: the matcher's hot cache export, sealed for the device,
+opened and searched with the matcher's own decision rule. Synthetic walkers stand in for
+customers (real walks are the evaluation set's business, not a unit test's)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import numpy as np
+import pytest
+
+from edge.adapters.hot_cache import HotCacheKeeper, device_key, open_cache
+from edge.domain.offline import CacheUnusable, HotCache, HotCacheGallery, OfflineIdentifier
+from gait.protection import CancelableTransform
+from gait.synth.dataset import people, walks_of
+from gaitpay.matcher.v1 import matcher_pb2
+from matcher.adapters.gait_model import embedder, score_model
+from matcher.domain import hot_cache
+from matcher.domain.identification import Identifier, State
+from matcher.domain.templates import Template
+from matcher.domain.windows import TrackKey, Window
+from matcher.grpc_api import HOT_CACHE_INFO
+from mesh import sealing
+
+
+@pytest.fixture(scope="module")
+def model():
+    return embedder()
+
+
+@pytest.fixture(scope="module")
+def gallery(model):
+    """12 customers with 3 enrolment walks each, their other walks kept back as probes, and
+    walkers nobody enrolled."""
+    embed, _, version = model
+    enrolled = people(12, seed=4101)
+    walks, labels = walks_of(enrolled, 6, seed=4102)
+    strangers, _ = walks_of(people(4, seed=4103), 4, seed=4104)
+    templates: dict[str, list[Template]] = {}
+    probes: dict[str, list] = {}
+    for walk, label in zip(walks, labels):
+        customer = f"c{label:02d}"
+        mine = templates.setdefault(customer, [])
+        if len(mine) < 3:
+            mine.append(Template(f"{customer}-{len(mine)}", embed(walk.keypoints, walk.fps), 0.8, f"{version}/t7"))
+        else:
+            probes.setdefault(customer, []).append(walk)
+    return templates, probes, strangers
+
+
+def export(templates, deployment: CancelableTransform, version: str, recipient: bytes, store: str = "store-9",
+           expires_in_s: float = 3600) -> matcher_pb2.ExportHotCacheResponse:
+    """What the matcher's ExportHotCache does, minus the transport: re-base, serialize, seal."""
+    fresh = CancelableTransform(os.urandom(32), 0)
+    rebased = hot_cache.rebase(templates, deployment, fresh, version)
+    cache = matcher_pb2.HotCache(store_id=store, query_transform_secret=fresh.secret, model_version=version)
+    cache.expires_at.FromNanoseconds(int((time.time() + expires_in_s) * 1e9))
+    for customer, rows in rebased.items():
+        entry = cache.customers.add(customer_id=customer)
+        for t in rows:
+            entry.templates.add(template_id=t.template_id, values=t.vector.tolist(), model_version=t.model_version)
+    sealed = sealing.seal(cache.SerializeToString(), recipient, store.encode(), HOT_CACHE_INFO)
+    return matcher_pb2.ExportHotCacheResponse(sealed_templates=sealed.box, ephemeral_public_key=sealed.ephemeral_public_key,
+                                              customers=len(cache.customers))
+
+
+def protected(templates, deployment: CancelableTransform):
+    """The templates as the index holds them: in the deployment's secret basis."""
+    return {c: [Template(t.template_id, deployment.apply(t.vector), t.quality, t.model_version) for t in rows]
+            for c, rows in templates.items()}
+
+
+def decide(identifier, walks, track: str):
+    decision = None
+    for seq, walk in enumerate(walks):
+        decision = identifier.observe(Window(TrackKey("store-9", "cam", track), seq, walk.keypoints[:, :17],
+                                             walk.fps, None, 1.0))
+    return decision
+
+
+def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_sealed_cache(model, gallery, tmp_path):
+    embed, _, version = model
+    templates, probes, strangers = gallery
+    deployment = CancelableTransform(os.urandom(32), 7)
+    key = device_key(tmp_path / "device-key.x25519")
+    public = key.public_key().public_bytes_raw()
+    reply = export(protected(templates, deployment), deployment, version, public)
+    cache = open_cache(reply, key, "store-9", time.time())
+    assert cache.customers == 12 and cache.vectors.shape == (36, 128)
+    # The exported vectors are in neither the model's basis nor the deployment's.
+    raw = templates["c00"][0].vector
+    assert abs(float(cache.vectors[0] @ raw)) < 0.5
+    assert abs(float(cache.vectors[0] @ deployment.apply(raw))) < 0.5
+
+    identifier = OfflineIdentifier(embed, version, score_model(version))
+    identifier.use(cache)
+    # The reference: the matcher's own Identifier over the same templates in the model's basis.
+    ids = tuple(c for c, rows in templates.items() for _ in rows)
+    plain = HotCache("store-9", version, ids, np.stack([t.vector for rows in templates.values() for t in rows]),
+                     CancelableTransform(os.urandom(32), 0), time.time(), time.time() + 60)
+    reference = Identifier(index=HotCacheGallery(plain), embed=embed, scores=score_model(version),
+                           gallery_refresh_s=0.0)
+    named = {c: decide(identifier, walks, f"t-{c}") for c, walks in probes.items()}
+    for c, walks in probes.items():  # re-basing preserves every score, so every decision
+        online = decide(reference, walks, f"t-{c}")
+        assert (online.state, online.customer_id) == (named[c].state, named[c].customer_id)
+        assert online.false_match_probability == pytest.approx(named[c].false_match_probability, rel=1e-3, abs=1e-9)
+    right = [c for c, d in named.items() if d.state == State.IDENTIFIED and d.customer_id == c]
+    wrong = [c for c, d in named.items() if d.state == State.IDENTIFIED and d.customer_id != c]
+    assert not wrong, f"offline identification named the wrong customer for {wrong}"
+    assert right, f"no regular identified offline: {named}"
+    for i in range(0, len(strangers), 4):
+        d = decide(identifier, strangers[i:i + 4], f"stranger-{i}")
+        assert d.state != State.IDENTIFIED, f"a stranger was identified offline as {d.customer_id}"
+    assert identifier.windows_decided == sum(len(w) for w in probes.values()) + len(strangers)
+
+
+def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(model, gallery, tmp_path):
+    embed, _, version = model
+    templates, probes, _ = gallery
+    deployment = CancelableTransform(os.urandom(32), 7)
+    key = device_key(tmp_path / "k")
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
+    assert device_key(tmp_path / "k").public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+    public = key.public_key().public_bytes_raw()
+    reply = export(protected(templates, deployment), deployment, version, public)
+    with pytest.raises(sealing.SealError):
+        open_cache(reply, device_key(tmp_path / "other"), "store-9", time.time())
+    with pytest.raises(sealing.SealError):
+        open_cache(reply, key, "store-1", time.time())
+
+    identifier = OfflineIdentifier(embed, version)
+    with pytest.raises(CacheUnusable, match="no hot cache"):
+        decide(identifier, probes["c01"], "t")
+    other_model = HotCache("store-9", "another-model", (), np.zeros((0, 128), np.float32),
+                           CancelableTransform(os.urandom(32), 0), time.time(), time.time() + 60)
+    with pytest.raises(CacheUnusable, match="another-model"):
+        identifier.use(other_model)
+    stale = open_cache(export(protected(templates, deployment), deployment, version, public, expires_in_s=-1),
+                       key, "store-9", time.time())
+    identifier.use(stale)
+    with pytest.raises(CacheUnusable, match="expired"):
+        decide(identifier, probes["c01"], "t")
+    # A template still under an older transform (mid re-issue) is left out, not mis-compared.
+    mixed = protected(templates, deployment)
+    mixed["c00"] = [Template(t.template_id, t.vector, t.quality, f"{version}/t6") for t in mixed["c00"]]
+    assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0), version)
+
+
+def test_the_saved_cache_survives_a_restart_sealed_and_a_damaged_file_is_ignored(model, gallery, tmp_path):
+    _, _, version = model
+    templates, _, _ = gallery
+    deployment = CancelableTransform(os.urandom(32), 7)
+    keeper = HotCacheKeeper(tmp_path, "store-9")
+    assert keeper.load_saved() is None
+    public = device_key(tmp_path / "device-key.x25519").public_key().public_bytes_raw()
+    reply = export(protected(templates, deployment), deployment, version, public)
+    keeper._save(reply.SerializeToString())
+    on_disk = (tmp_path / "hot-cache.sealed").read_bytes()
+    assert b"c00" not in on_disk  # the customer ids are inside the sealed box
+    again = HotCacheKeeper(tmp_path, "store-9").load_saved()
+    assert again is not None and again.customers == 12
+    (tmp_path / "hot-cache.sealed").write_bytes(on_disk[:-7])
+    assert HotCacheKeeper(tmp_path, "store-9").load_saved() is None
