@@ -320,25 +320,29 @@ def _track_decision(decision: Decision) -> matcher_pb2.TrackDecision:
 
 
 class _MatcherSession:
-    """The identification stream, reopened after a failure; reports whether a window went out."""
+    """The identification stream over one channel. A window goes out only while the channel is
+    READY: otherwise (the matcher unreachable) `send` says so at once, without blocking, and
+    the window is decided offline; gRPC keeps reconnecting in the background, and the stream
+    is reopened on the first window after the channel is back."""
 
     def __init__(self, settings: Settings, address: str | None,
                  on_decision: Callable[[matcher_pb2.TrackDecision], None]) -> None:
         self._settings = settings
-        self._address = address
+        self._channel = open_channel(settings, identity="edge", service="matcher", address=address)
         self._on_decision = on_decision
         self._link: MatcherLink | None = None
         self._reader: asyncio.Task | None = None
-        self._retry_at = 0.0
+        self._ready()  # starts connecting now, not at the first window
+
+    def _ready(self) -> bool:
+        return self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY
 
     async def _open(self) -> MatcherLink | None:
         if self._link is not None and self._reader is not None and not self._reader.done():
-            return self._link
-        if time.monotonic() < self._retry_at:
+            return self._link if self._ready() else None
+        if not self._ready():
             return None
-        if self._link is not None:
-            await self._link.close()
-        self._link = MatcherLink(self._settings, address=self._address)
+        self._link = MatcherLink(self._settings, channel=self._channel)
         self._link.open()
         self._reader = asyncio.create_task(self._read(self._link))
         return self._link
@@ -348,8 +352,8 @@ class _MatcherSession:
             async for response in link.responses():
                 if response.WhichOneof("result") == "decision":
                     self._on_decision(response.decision)
-        except grpc.aio.AioRpcError:
-            self._retry_at = time.monotonic() + 1.0
+        except grpc.aio.AioRpcError as exc:
+            log.info("matcher_link.lost", code=exc.code().name)
 
     async def send(self, store_id: str, camera_id: str, track_id: str, window: CutWindow, fps: float) -> bool:
         link = await self._open()
@@ -360,12 +364,11 @@ class _MatcherSession:
         return True
 
     async def close(self, wait_s: float = 10.0) -> None:
-        if self._link is None:
-            return
-        await self._link.finish()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, wait_s)
-            except asyncio.TimeoutError:
-                self._reader.cancel()
-        await self._link.close()
+        if self._link is not None:
+            await self._link.finish()
+            if self._reader is not None:
+                try:
+                    await asyncio.wait_for(self._reader, wait_s)
+                except asyncio.TimeoutError:
+                    self._reader.cancel()
+        await self._channel.close()

@@ -35,6 +35,12 @@ class _DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
+# A peer that went away is retried at most 10 s apart (gRPC's default backoff grows to 2
+# minutes), so an edge whose uplink returns is back within seconds.
+_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.max_reconnect_backoff_ms", 10_000)]
+
+
 def channel_credentials(credentials: pki.Credentials) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(
         root_certificates=credentials.ca_cert, private_key=credentials.key, certificate_chain=credentials.cert
@@ -52,7 +58,7 @@ def open_channel(
     """An aio channel from `identity` to `service` (address from settings unless given)."""
     target = address or settings.address_of(service)
     interceptors: list[Any] = [*aio_client_interceptors(), _DefaultDeadline(settings.default_deadline_s)]
-    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    options = _OPTIONS.copy()
     if not settings.tls:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     creds = credentials or pki.credentials(settings.pki_dir, identity)
@@ -67,7 +73,7 @@ def open_sync_channel(settings: Settings, *, identity: str, service: str, addres
     from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
     target = address or settings.address_of(service)
-    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    options = _OPTIONS.copy()
     if settings.tls:
         creds = pki.credentials(settings.pki_dir, identity)
         options.append(("grpc.ssl_target_name_override", f"{service}.gaitpay.svc"))

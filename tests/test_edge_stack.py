@@ -8,6 +8,7 @@ import asyncio
 import socket
 import threading
 
+import numpy as np
 import pytest
 
 from edge.domain.zones import Line
@@ -142,3 +143,69 @@ def test_an_unreadable_source_is_a_clear_error(local_stack, tmp_path) -> None:
     bad_line = local_stack.cli("edge", "run", "--source", "x.mp4", "--entry-line", "0,0,2,2")
     assert bad_line.returncode == 2 and "entry line" in bad_line.stderr
 
+
+
+def test_with_the_matcher_out_of_reach_an_enrolled_walker_is_identified_from_the_hot_cache(local_stack, tmp_path) -> None:
+    """She enrols (two walks cut from her own clip: the mechanism is under test here, not the
+    model's accuracy), the edge fetches the store's hot cache, and the uplink to the matcher
+    fails before she walks in. Her windows are decided at the edge against the cache, and the
+    identification reaches billing with her entry and exit."""
+    import uuid
+
+    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+    from test_edge_video import _track
+    from edge.vision.tracker import TrackerConfig
+
+    settings = local_stack.settings()
+    tracks, _, _ = _track(sports2d_demo(), TrackerConfig())
+    walker = max(tracks, key=lambda t: np.ptp([k[15:17, 0].mean() for k in t.keypoints]))  # the one who walks across
+    keypoints = np.stack(walker.keypoints)[:, :17].astype(np.float32)
+    half = len(keypoints) // 2
+    with local_stack.channel("identity") as channel:
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        consent = identity_pb2.Consent(policy_version="2026-11", purposes=["gait_identification", "payment"],
+                                       retention_days=365, jurisdiction="IN-DPDP")
+        consent.given_at.GetCurrentTime()
+        customer = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
+            request_id=str(uuid.uuid4()), display_name="Sports2D Walker",
+            phone_e164=f"+9197{uuid.uuid4().int % 10**8:08d}", consent=consent), timeout=30).customer
+        walks = []
+        for part in (keypoints[:half], keypoints[half:]):
+            walk = identity_pb2.Walk(source="app")
+            walk.keypoints.frames, walk.keypoints.joints, walk.keypoints.fps = len(part), 17, 30.0
+            walk.keypoints.xyc.extend(part.ravel().tolist())
+            walks.append(walk)
+        stub.EnrollWalks(identity_pb2.EnrollWalksRequest(request_id=str(uuid.uuid4()), customer_id=customer.customer_id,
+                                                         walks=walks, store_ids=[settings.store_id]), timeout=60)
+
+    uplink = CuttableLink(local_stack.rows["matcher"]["address"])
+    said: list[str] = []
+
+    def on_event(line: str) -> None:
+        said.append(line)
+        if line.startswith("hot cache"):
+            uplink.cut()  # the cache is in hand; now the matcher is out of reach
+
+    camera = CameraConfig("entrance", str(sports2d_demo()), entry=Line.parse("entry", "0.75,1,0.75,0"),
+                          exit=Line.parse("exit", "0.25,1,0.25,0"))
+    runtime = EdgeRuntime(settings, [camera], tmp_path / "queue.sqlite3",
+                          billing_address=local_stack.rows["billing"]["address"], matcher_address=uplink.address,
+                          on_event=on_event)
+    try:
+        report = asyncio.run(runtime.run(flush_s=5.0))
+        history = runtime.queue.history()
+    finally:
+        runtime.close()
+        uplink.close()
+    assert report.hot_cache_customers >= 1
+    assert report.windows_sent == 0 and report.windows_identified_offline >= 2, report
+    decided = [d for d in report.decisions.values() if d.endswith("(offline)")]
+    assert decided == [f"identified {customer.customer_id} (offline)"], report.decisions
+    assert any(s.startswith("identified") and customer.customer_id in s for s in said), said
+    assert report.queue_depth == 0
+    sessions = {session for _, kind, _, session in history if kind == billing_pb2.STORE_EVENT_KIND_IDENTIFIED}
+    assert len(sessions) == 1
+    stub = billing_pb2_grpc.BillingServiceStub(local_stack.channel("billing"))
+    session = stub.GetSession(billing_pb2.GetSessionRequest(store_id=settings.store_id, session_id=sessions.pop()),
+                              timeout=10).session
+    assert session.customer_id == customer.customer_id and session.exited_at.seconds > 0

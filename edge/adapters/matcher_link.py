@@ -37,8 +37,11 @@ def keypoint_window(
 class MatcherLink:
     """Owns the channel and the stream; `send` windows, iterate `responses`."""
 
-    def __init__(self, settings: Settings, *, address: str | None = None, identity: str = "edge") -> None:
-        self._channel = open_channel(settings, identity=identity, service="matcher", address=address)
+    def __init__(self, settings: Settings, *, address: str | None = None, identity: str = "edge",
+                 channel: grpc.aio.Channel | None = None) -> None:
+        # A channel given is shared (the caller closes it); otherwise the link owns its own.
+        self._owned = channel is None
+        self._channel = channel or open_channel(settings, identity=identity, service="matcher", address=address)
         self._stub = matcher_pb2_grpc.MatcherServiceStub(self._channel)
         self._outbox: asyncio.Queue[matcher_pb2.KeypointWindow | None] = asyncio.Queue(maxsize=256)
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -67,4 +70,5 @@ class MatcherLink:
             yield response
 
     async def close(self) -> None:
-        await self._channel.close()
+        if self._owned:
+            await self._channel.close()
