@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +28,7 @@ from edge.adapters.billing_link import EventForwarder
 from edge.adapters.event_queue import EventQueue
 from edge.adapters.hot_cache import HotCacheKeeper
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from edge.domain.floor import FloorCalibration, ShopperFusion
 from edge.domain.offline import CacheUnusable, OfflineIdentifier
 from edge.domain.windows import CutWindow, WindowCutter, WindowSpec
 from edge.domain.zones import Line, foot_point
@@ -54,6 +55,8 @@ class CameraConfig:
     exit: Line | None = None
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     realtime: bool = False  # pace a file at its own frame rate, as a live camera would
+    # Where the camera looks on the floor plan; calibrated cameras see one shopper as one.
+    floor: FloorCalibration | None = None
 
 
 def open_source(source: str) -> cv2.VideoCapture:
@@ -71,10 +74,14 @@ class CameraReport:
     tracks: int = 0
     windows: int = 0
     crossings: dict[str, int] = field(default_factory=dict)
+    active_tracks: int = 0  # people in view at the last frame
+    started: float = field(default_factory=time.perf_counter)
+    stopped: str = ""  # why the camera stopped, once it has
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
+        seconds = self.seconds or time.perf_counter() - self.started  # live while it runs
+        return self.frames / seconds if seconds else 0.0
 
 
 @dataclass
@@ -85,6 +92,7 @@ class EdgeReport:
     windows_identified_offline: int = 0  # decided against the hot cache, the matcher unreachable
     windows_dropped_offline: int = 0  # the matcher unreachable and no usable hot cache
     hot_cache_customers: int = 0
+    tracks_merged_across_cameras: int = 0
     decisions: dict[str, str] = field(default_factory=dict)  # track id -> state (and customer)
     queue_depth: int = 0
     billing_link_failures: int = 0
@@ -118,6 +126,9 @@ class EdgeRuntime:
         self._offline: OfflineIdentifier | None = None
         self._hot_cache_refresh_s = hot_cache_refresh_s
         self.link_online = False
+        self._fusion = ShopperFusion(prefix=self.run_id)
+        self._t0 = time.time()
+        self._sequences: dict[tuple[str, str], int] = {}  # (camera, shopper) -> next window sequence
 
     # -- events -----------------------------------------------------------------------------
 
@@ -151,13 +162,17 @@ class EdgeRuntime:
                 stop: threading.Event) -> None:
         report = CameraReport(camera.camera_id)
         self.report.cameras.append(report)
-        started = time.perf_counter()
+        started = report.started
         tracker: PersonTracker | None = None
         try:
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             tracker = PersonTracker(PoseDetector(threads=self._threads), LandmarkModel(threads=self._threads),
                                     fps, camera.tracker)
             self._follow(camera, capture, tracker, fps, report, post, stop, started)
+            report.stopped = "stopped" if stop.is_set() else "the source ended"
+        except Exception as exc:
+            report.stopped = f"failed: {exc}"
+            raise
         finally:
             report.seconds = time.perf_counter() - started
             report.tracks = len(tracker.close()) if tracker else 0
@@ -168,27 +183,41 @@ class EdgeRuntime:
                 report: CameraReport, post: Callable[[tuple], None], stop: threading.Event, started: float) -> None:
         cutters: dict[int, WindowCutter] = {}
         feet: dict[int, np.ndarray] = {}
+        last_seen: dict[int, int] = {}
         lines = [line for line in (camera.entry, camera.exit) if line is not None]
+        file_clock = not camera.realtime and Path(camera.source).is_file()
         while not stop.is_set():
             ok, image = capture.read()
             if not ok:
                 return
             height, width = image.shape[:2]
-            now = time.time()
-            for person in tracker.update(image):
-                track_id = f"{camera.camera_id}-{self.run_id}-{person.track_id}"
+            # A file played as fast as the box goes keeps its own clock (its frames' times from
+            # the runtime's start), so its events and the cameras' moments stay in step.
+            now = self._t0 + report.frames / fps if file_clock else time.time()
+            people = tracker.update(image)
+            report.active_tracks = len(people)
+            for person in people:
+                local = str(person.track_id)
+                point = foot_point(person.keypoints, width, height)
+                floor = camera.floor.to_floor(point) if camera.floor is not None and point is not None else None
+                post(("seen", camera.camera_id, local, floor, now))  # before anything that names the track
+                last_seen[person.track_id] = report.frames
                 cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
                 for window in cutter.add(report.frames, person.keypoints):
                     report.windows += 1
-                    post(("window", camera.camera_id, track_id, window, fps))
-                point = foot_point(person.keypoints, width, height)
+                    post(("window", camera.camera_id, local, window, fps))
                 if point is not None:
                     before = feet.get(person.track_id)
                     for line in lines:
                         if before is not None and line.crossed(before, point):
                             report.crossings[line.name] = report.crossings.get(line.name, 0) + 1
-                            post(("crossing", camera.camera_id, track_id, line.name, now))
+                            post(("crossing", camera.camera_id, local, line.name, now))
                     feet[person.track_id] = point
+            for track, frame in list(last_seen.items()):
+                if report.frames - frame > fps:  # out of view for a second: this camera lost them
+                    post(("ended", camera.camera_id, str(track)))
+                    for kept in (last_seen, cutters, feet):
+                        kept.pop(track, None)
             report.frames += 1
             if camera.realtime:
                 lag = report.frames / fps - (time.perf_counter() - started)
@@ -201,6 +230,7 @@ class EdgeRuntime:
         """Until every source ends (a file) or forever (a live camera). A source that can't be
         opened raises ValueError before anything starts."""
         captures = [open_source(c.source) for c in self.cameras]
+        self._t0 = time.time()
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[tuple] = asyncio.Queue()
         stop_vision = threading.Event()
@@ -223,12 +253,25 @@ class EdgeRuntime:
                 item = await inbox.get()
                 if item[0] == "done":
                     running -= 1
+                elif item[0] == "seen":
+                    _, camera_id, local, floor, at = item
+                    self._fusion.shopper(camera_id, local, floor, at)
+                    self.report.tracks_merged_across_cameras = self._fusion.merged
+                elif item[0] == "ended":
+                    self._fusion.ended(item[1], item[2])
+                    self._prune()
                 elif item[0] == "crossing":
-                    _, camera_id, track_id, line, at = item
+                    _, camera_id, local, line, at = item
                     kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" else billing_pb2.STORE_EVENT_KIND_EXIT
-                    self._event(kind, camera_id, track_id, at)
+                    self._event(kind, camera_id, self._fusion.shopper(camera_id, local, None, at), at)
                 elif item[0] == "window":
-                    _, camera_id, track_id, window, fps = item
+                    _, camera_id, local, window, fps = item
+                    track_id = self._fusion.shopper(camera_id, local, None, time.time())
+                    # Sequences count per (camera, shopper): a shopper's windows from two of a
+                    # camera's tracks (lost and found again) must not reuse a number.
+                    key = (camera_id, track_id)
+                    window = replace(window, sequence=self._sequences.get(key, 0))
+                    self._sequences[key] = window.sequence + 1
                     sent = await link.send(self.settings.store_id, camera_id, track_id, window, fps)
                     self.link_online = sent
                     if sent:
@@ -251,6 +294,13 @@ class EdgeRuntime:
 
     def close(self) -> None:
         self.queue.close()
+
+    def _prune(self, keep: int = 10_000) -> None:
+        """Per-shopper state of shoppers the fusion has forgotten, on a box that runs for weeks."""
+        if len(self._sequences) > keep:
+            self._sequences = {k: v for k, v in self._sequences.items() if self._fusion.known(k[1])}
+        if len(self._decided) > keep:
+            self._decided = {t for t in self._decided if self._fusion.known(t)}
 
     # -- offline identification -------------------------------------------------------------
 

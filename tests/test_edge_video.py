@@ -76,3 +76,34 @@ def test_the_model_files_are_what_the_script_makes(tmp_path: Path) -> None:
         ours = hashlib.sha256((ROOT / "edge" / "models" / f"{name}.onnx").read_bytes()).hexdigest()
         assert manifest["models"][name]["onnx_sha256"] == ours
         assert max(manifest["models"][name]["max_relative_difference"].values()) < 1e-3
+
+
+def test_two_calibrated_cameras_seeing_the_walker_report_her_entry_and_exit_as_one_shopper(tmp_path: Path) -> None:
+    """The clip played as two cameras on one floor plan (the same calibration: they see the
+    same floor): the entry line is on one, the exit line on the other, and both crossings
+    name one shopper. Nothing is reachable: the events stay in the queue."""
+    import asyncio
+
+    from edge.domain.floor import FloorCalibration
+    from edge.domain.zones import Line
+    from edge.runtime import CameraConfig, EdgeRuntime
+    from gaitpay.billing.v1 import billing_pb2
+    from mesh import config
+
+    floor = FloorCalibration(((0.0, 1.0), (1.0, 1.0), (1.0, 0.5), (0.0, 0.5)), ((0, 0), (8, 0), (8, 10), (0, 10)))
+    cameras = [CameraConfig("door-in", str(sports2d_demo()), entry=Line.parse("entry", "0.75,1,0.75,0"), floor=floor),
+               CameraConfig("door-out", str(sports2d_demo()), exit=Line.parse("exit", "0.25,1,0.25,0"), floor=floor)]
+    settings = config.load({}, home=tmp_path, tls=False)
+    runtime = EdgeRuntime(settings, cameras, tmp_path / "queue.sqlite3", billing_address="127.0.0.1:9",
+                          matcher_address="127.0.0.1:9", offline=False)
+    try:
+        report = asyncio.run(runtime.run(flush_s=0.5))
+        events = runtime.queue.pending()
+    finally:
+        runtime.close()
+    assert report.tracks_merged_across_cameras >= 1
+    crossings = {(e.camera_id, e.kind): e.track_id for e in events}
+    entry = crossings[("door-in", billing_pb2.STORE_EVENT_KIND_ENTRY)]
+    exit_ = crossings[("door-out", billing_pb2.STORE_EVENT_KIND_EXIT)]
+    assert entry == exit_, "the two cameras' crossings name one shopper"
+    assert len(events) == 2
