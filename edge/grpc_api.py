@@ -1,23 +1,31 @@
-"""The edge's own gRPC surface (operators): status of cameras, link and queue."""
+"""The edge's own gRPC surface (operators): status of cameras, link, hot cache and queue."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edge.runtime import EdgeRuntime
 from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
 from mesh.client import open_channel
 from mesh.config import Settings
 
 
+def _stamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
 class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: EdgeRuntime | None = None) -> None:
         self._settings = settings
-        self._since = timestamp_pb2.Timestamp()
-        self._since.FromSeconds(int(time.time()))
+        self._runtime = runtime
+        self._since = _stamp(int(time.time()))
 
     async def _cloud_reachable(self) -> bool:
         """The link is up when the matcher answers a health check within a second."""
@@ -34,8 +42,25 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         self, request: edge_pb2.GetEdgeStatusRequest, context: grpc.aio.ServicerContext
     ) -> edge_pb2.GetEdgeStatusResponse:
         online = await self._cloud_reachable()
-        return edge_pb2.GetEdgeStatusResponse(
+        response = edge_pb2.GetEdgeStatusResponse(
             store_id=self._settings.store_id,
             link=edge_pb2.LINK_STATE_ONLINE if online else edge_pb2.LINK_STATE_OFFLINE,
             since=self._since,
         )
+        runtime = self._runtime
+        if runtime is None:
+            return response
+        configured = {c.camera_id: c.source for c in runtime.cameras}
+        for camera in list(runtime.report.cameras):
+            response.cameras.add(camera_id=camera.camera_id, source=configured.get(camera.camera_id, ""),
+                                 frames_per_second=camera.fps, active_tracks=camera.active_tracks,
+                                 frames=camera.frames, stopped=camera.stopped)
+        response.queued_events = await asyncio.to_thread(runtime.queue.depth)
+        response.tracks_merged_across_cameras = runtime.report.tracks_merged_across_cameras
+        cache = runtime.hot_cache
+        response.hot_cache.windows_identified_offline = runtime.report.windows_identified_offline
+        if cache is not None:
+            response.hot_cache.customers = cache.customers
+            response.hot_cache.fetched_at.CopyFrom(_stamp(cache.fetched_at))
+            response.hot_cache.expires_at.CopyFrom(_stamp(cache.expires_at))
+        return response

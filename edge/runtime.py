@@ -226,9 +226,10 @@ class EdgeRuntime:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    async def run(self, *, flush_s: float = 30.0) -> EdgeReport:
+    async def run(self, *, flush_s: float = 30.0, serve: bool = False) -> EdgeReport:
         """Until every source ends (a file) or forever (a live camera). A source that can't be
-        opened raises ValueError before anything starts."""
+        opened raises ValueError before anything starts. `serve`: the service's way, where the
+        links (queue to billing, hot cache) stay up after the cameras end, until cancelled."""
         captures = [open_source(c.source) for c in self.cameras]
         self._t0 = time.time()
         loop = asyncio.get_running_loop()
@@ -280,6 +281,8 @@ class EdgeRuntime:
                         self.report.windows_identified_offline += 1
                     else:
                         self.report.windows_dropped_offline += 1
+            if serve:
+                await asyncio.Event().wait()
         finally:
             stop_vision.set()
             if refresher is not None:
@@ -294,6 +297,11 @@ class EdgeRuntime:
 
     def close(self) -> None:
         self.queue.close()
+
+    @property
+    def hot_cache(self):  # type: ignore[no-untyped-def]
+        """The hot cache in use (edge.domain.offline.HotCache), or None."""
+        return self._offline.cache if self._offline is not None else None
 
     def _prune(self, keep: int = 10_000) -> None:
         """Per-shopper state of shoppers the fusion has forgotten, on a box that runs for weeks."""

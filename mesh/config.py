@@ -93,6 +93,19 @@ class Settings:
     store_id: str = setting(
         "GAITPAY_STORE_ID", "The store an edge process serves (one edge process per store).", default="store-local-1"
     )
+    edge_cameras: str = setting(
+        "GAITPAY_EDGE_CAMERAS", "TOML file of the store's cameras (sources, entry/exit lines, floor calibration; "
+        "see docs/edge.md). Set: the edge service runs the video pipeline itself. Empty: it serves status only "
+        "and `gaitpay edge run` drives a camera from the command line.", default=""
+    )
+    edge_state_dir: str = setting(
+        "GAITPAY_EDGE_STATE_DIR", "The edge's durable state: event queue, sealed hot cache, device key, dispute "
+        "video. Empty: HOME/edge.", default=""
+    )
+    edge_hot_cache_refresh_s: float = setting(
+        "GAITPAY_EDGE_HOT_CACHE_REFRESH_S", "How often the edge fetches a fresh hot cache of the store's frequent "
+        "customers from the matcher (for identification while the matcher is unreachable).", default=600.0
+    )
     metrics_port_offset: int = setting(
         "GAITPAY_METRICS_PORT_OFFSET",
         "Each service serves Prometheus metrics over HTTP on its gRPC port plus this offset; 0 turns "
@@ -209,6 +222,10 @@ class Settings:
         "GAITPAY_CONFIRM_ABOVE_MINOR", "Bills above this (paise) are confirmed in the app, never auto-charged "
         "(default Rs 5,000).", default=500_000
     )
+
+    @property
+    def edge_state(self) -> Path:
+        return Path(self.edge_state_dir) if self.edge_state_dir else self.home / "edge"
 
     @property
     def pki_dir(self) -> Path:

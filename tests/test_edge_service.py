@@ -1,0 +1,83 @@
+"""The edge service running its cameras itself (GAITPAY_EDGE_CAMERAS), with the cloud out
+of reach: operators see the cameras, the link and the queue in GetEdgeStatus; a cameras
+file with a mistake is refused with the camera and the key it concerns."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from edge import bootstrap
+from edge.adapters import camera_file
+from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
+from gaitpay_cli.real_videos import sports2d_demo
+from mesh import server
+from mesh.client import open_channel
+
+CAMERA = """
+[[camera]]
+id = "entrance"
+source = "{source}"
+entry_line = "0.75,1,0.75,0"
+exit_line = "0.25,1,0.25,0"
+realtime = true
+image_points = [[0.0, 1.0], [1.0, 1.0], [1.0, 0.5], [0.0, 0.5]]
+floor_points = [[0, 0], [8, 0], [8, 10], [0, 10]]
+"""
+
+
+async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(settings, tmp_path: Path) -> None:
+    cameras = tmp_path / "cameras.toml"
+    cameras.write_text(CAMERA.format(source=sports2d_demo()))
+    # Nothing listens at billing's and the matcher's addresses: the store is offline.
+    edge_settings = dataclasses.replace(settings, edge_cameras=str(cameras))
+    running = await server.start(bootstrap.build(edge_settings), edge_settings)
+    busiest = None
+    try:
+        async with open_channel(edge_settings, identity="operator", service="edge") as channel:
+            stub = edge_pb2_grpc.EdgeServiceStub(channel)
+            for _ in range(120):
+                status = await stub.GetEdgeStatus(edge_pb2.GetEdgeStatusRequest(), timeout=10)
+                camera = status.cameras[0] if status.cameras else None
+                if camera and (busiest is None or camera.active_tracks > busiest.active_tracks):
+                    busiest = camera
+                if camera and camera.stopped:
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        await running.stop(grace=0)
+    assert status.link == edge_pb2.LINK_STATE_OFFLINE and status.store_id == settings.store_id
+    assert camera is not None and camera.camera_id == "entrance" and camera.source == str(sports2d_demo())
+    assert camera.stopped == "the source ended" and camera.frames == 230
+    assert 5 < camera.frames_per_second <= 31, "paced at the clip's 30 frames/s, or slower on a busy box"
+    assert busiest is not None and busiest.active_tracks >= 1, "people were in view while it ran"
+    assert status.queued_events >= 2, "her entry and exit wait in the queue for billing"
+    assert status.hot_cache.customers == 0 and status.hot_cache.windows_identified_offline == 0
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\nzoom = 2\n', "camera a: unknown keys ['zoom']"),
+    ('[[camera]]\nid = "a"\n', "camera a: 'source' must be a non-empty string"),
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\nentry_line = "0,0,2,2"\n', "camera a: entry line must join"),
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\nimage_points = [[0, 0], [1, 1]]\nfloor_points = [[0, 0], [1, 1]]\n',
+     "camera a: floor calibration needs"),
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\n[[camera]]\nid = "a"\nsource = "y.mp4"\n', "camera ids must differ"),
+    ('camera = 3\n', "no [[camera]] tables"),
+    ('[[camera\n', "Expected"),
+])
+def test_a_cameras_file_with_a_mistake_is_refused_with_where_it_is(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text(text)
+    with pytest.raises(camera_file.CameraFileError) as refused:
+        camera_file.load(path)
+    assert says in str(refused.value)
+
+
+def test_a_camera_that_cannot_be_opened_stops_the_service_start(settings, tmp_path: Path) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text('[[camera]]\nid = "door"\nsource = "missing.mp4"\n')
+    with pytest.raises(ValueError, match="cannot open video source .*missing.mp4"):
+        bootstrap.build(dataclasses.replace(settings, edge_cameras=str(path)))
