@@ -109,32 +109,50 @@ def extract(
 
 @edge_app.command("run")
 def run(
-    source: str = typer.Option(..., "--source", help="Video file, rtsp:// or http:// stream, or camera index."),
+    source: Optional[str] = typer.Option(None, "--source", help="Video file, rtsp:// or http:// stream, or camera "
+                                         "index (one camera; or give --cameras)."),
+    cameras_file: Optional[Path] = typer.Option(None, "--cameras", help="TOML file of several cameras, with lines "
+                                                "and floor calibration (docs/edge.md)."),
     camera_id: str = typer.Option("entrance", help="This camera's id."),
     entry_line: Optional[str] = typer.Option(None, help="Entry line x0,y0,x1,y1 in 0..1; fires when the feet cross it "
                                              "from the right-hand side of x0,y0->x1,y1 to the left."),
     exit_line: Optional[str] = typer.Option(None, help="Exit line, same form."),
-    queue: Path = typer.Option(Path(".gaitpay/edge/queue.sqlite3"), help="The durable event queue."),
+    queue: Optional[Path] = typer.Option(None, help="The durable event queue (default: the edge's state folder, "
+                                         "GAITPAY_EDGE_STATE_DIR or HOME/edge); the hot cache is kept beside it."),
     realtime: bool = typer.Option(False, help="Pace a file at its own frame rate, as a camera would."),
     tile: float = typer.Option(0.5, min=0.0, max=1.0, help="Detector tile side as a fraction of the frame height."),
 ) -> None:
-    """Run the edge on a camera (or a video file as if it were one) against the running stack:
-    windows to the matcher, entry/exit and identifications to billing through the queue."""
+    """Run the edge on a camera (or a video file as if it were one), or on the cameras of a
+    cameras file, against the running stack: windows to the matcher (against the hot cache
+    while it is unreachable), entry/exit and identifications to billing through the queue."""
+    from edge.adapters import camera_file
     from edge.domain.zones import Line
     from edge.runtime import CameraConfig, EdgeRuntime
     from edge.vision.tracker import TrackerConfig
     from gaitpay_cli.admin_commands import service_address
     from gaitpay_cli.main import _settings
 
+    if (source is None) == (cameras_file is None):
+        err.print("[red]gaitpay edge run:[/red] give one of --source (one camera) or --cameras (a cameras file)")
+        raise typer.Exit(2)
     try:
-        lines = {name: Line.parse(name, text) if text else None for name, text in (("entry", entry_line), ("exit", exit_line))}
+        if cameras_file is not None:
+            cameras = camera_file.load(cameras_file)
+        else:
+            lines = {name: Line.parse(name, text) if text else None
+                     for name, text in (("entry", entry_line), ("exit", exit_line))}
+            cameras = [CameraConfig(camera_id, str(source), lines["entry"], lines["exit"],
+                                    TrackerConfig(tile_fraction=tile), realtime)]
     except ValueError as exc:
         err.print(f"[red]gaitpay edge run:[/red] {exc}")
         raise typer.Exit(2) from None
     settings = _settings()
-    camera = CameraConfig(camera_id, source, lines["entry"], lines["exit"], TrackerConfig(tile_fraction=tile), realtime)
-    runtime = EdgeRuntime(settings, [camera], queue, billing_address=service_address(settings, "billing"),
-                          matcher_address=service_address(settings, "matcher"), on_event=lambda line: console.print(line))
+    queue = queue or settings.edge_state / "queue.sqlite3"
+    queue.parent.mkdir(parents=True, exist_ok=True)
+    runtime = EdgeRuntime(settings, cameras, queue, billing_address=service_address(settings, "billing"),
+                          matcher_address=service_address(settings, "matcher"),
+                          hot_cache_refresh_s=settings.edge_hot_cache_refresh_s,
+                          on_event=lambda line: console.print(line))
     try:
         report = asyncio.run(runtime.run())
     except ValueError as exc:
@@ -146,6 +164,46 @@ def run(
         console.print(f"camera {cam.camera_id}: {cam.frames} frames at {cam.fps:.1f} frames/s, {cam.tracks} tracks, "
                       f"{cam.windows} windows, crossings {cam.crossings or 'none'}")
     console.print(f"events queued {report.events_queued}, still queued {report.queue_depth}; windows sent "
-                  f"{report.windows_sent}, dropped while the matcher was unreachable {report.windows_dropped_offline}")
+                  f"{report.windows_sent}, decided at the edge against the hot cache ({report.hot_cache_customers} "
+                  f"customers) {report.windows_identified_offline}, dropped (matcher unreachable, no usable cache) "
+                  f"{report.windows_dropped_offline}; tracks merged across cameras {report.tracks_merged_across_cameras}")
     if report.queue_depth:
         console.print(f"[yellow]{report.queue_depth} events stay in {queue} and go out on the next start[/yellow]")
+
+
+@edge_app.command("status")
+def status() -> None:
+    """The running edge service's cameras, link, hot cache and queue (GetEdgeStatus, as an operator)."""
+    import grpc
+
+    from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
+    from gaitpay_cli.admin_commands import service_address
+    from gaitpay_cli.main import _settings
+    from mesh.client import open_sync_channel
+
+    settings = _settings()
+    channel = open_sync_channel(settings, identity="operator", service="edge",
+                                address=service_address(settings, "edge"))
+    try:
+        reply = edge_pb2_grpc.EdgeServiceStub(channel).GetEdgeStatus(edge_pb2.GetEdgeStatusRequest(),
+                                                                     timeout=settings.default_deadline_s)
+    except grpc.RpcError as exc:
+        err.print(f"[red]gaitpay edge status:[/red] {exc.code().name}: {exc.details()}")
+        raise typer.Exit(1) from None
+    finally:
+        channel.close()
+    link = edge_pb2.LinkState.Name(reply.link).removeprefix("LINK_STATE_").lower()
+    console.print(f"store {reply.store_id}: link {link}, {reply.queued_events} events queued for billing, "
+                  f"{reply.tracks_merged_across_cameras} tracks merged across cameras")
+    if reply.HasField("hot_cache"):
+        cache = reply.hot_cache
+        expires = cache.expires_at.ToDatetime().isoformat() + "Z" if cache.customers else "-"
+        console.print(f"hot cache: {cache.customers} customers, expires {expires}, "
+                      f"{cache.windows_identified_offline} windows decided offline")
+    table = Table(title="cameras" if reply.cameras else "no cameras run in this edge process (GAITPAY_EDGE_CAMERAS)")
+    for column in ("camera", "source", "frames", "frames/s", "people in view", "state"):
+        table.add_column(column)
+    for c in reply.cameras:
+        table.add_row(c.camera_id, c.source, str(c.frames), f"{c.frames_per_second:.1f}", str(c.active_tracks),
+                      c.stopped or "running")
+    console.print(table)

@@ -142,6 +142,18 @@ def test_an_unreadable_source_is_a_clear_error(local_stack, tmp_path) -> None:
     assert "cannot open video source" in done.stderr
     bad_line = local_stack.cli("edge", "run", "--source", "x.mp4", "--entry-line", "0,0,2,2")
     assert bad_line.returncode == 2 and "entry line" in bad_line.stderr
+    neither = local_stack.cli("edge", "run")
+    assert neither.returncode == 2 and "give one of --source" in neither.stderr
+    bad_file = tmp_path / "cameras.toml"
+    bad_file.write_text('[[camera]]\nid = "door"\nsource = "x.mp4"\nexit_line = "1,1,1,1"\n')
+    refused = local_stack.cli("edge", "run", "--cameras", str(bad_file))
+    assert refused.returncode == 2 and "camera door: exit line must join two different points" in refused.stderr
+
+
+def test_edge_status_says_the_link_is_up_and_no_cameras_run_in_the_service(local_stack) -> None:
+    done = local_stack.cli("edge", "status")
+    assert done.returncode == 0, done.stderr
+    assert "link online" in done.stdout and "no cameras run in this edge process" in done.stdout
 
 
 
