@@ -24,7 +24,7 @@ def build(settings: config.Settings) -> ServiceSpec:
     if settings.edge_cameras:
         from pathlib import Path
 
-        from edge.adapters import camera_file
+        from edge.adapters import camera_file, video_buffer
         from edge.runtime import EdgeRuntime, open_source
 
         cameras = camera_file.load(Path(settings.edge_cameras))
@@ -33,7 +33,7 @@ def build(settings: config.Settings) -> ServiceSpec:
         runtime = EdgeRuntime(settings, cameras, settings.edge_state / "queue.sqlite3",
                               billing_address=settings.billing_addr, matcher_address=settings.matcher_addr,
                               hot_cache_refresh_s=settings.edge_hot_cache_refresh_s,
-                              on_event=lambda line: log.info("edge.event", what=line))
+                              video=video_buffer.from_settings(settings), on_event=lambda line: log.info("edge.event", what=line))
     pipeline: list[asyncio.Task] = []
 
     async def start() -> None:

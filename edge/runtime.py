@@ -28,6 +28,7 @@ from edge.adapters.billing_link import EventForwarder
 from edge.adapters.event_queue import EventQueue
 from edge.adapters.hot_cache import HotCacheKeeper
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from edge.adapters.video_buffer import VideoBuffer
 from edge.domain.floor import FloorCalibration, ShopperFusion
 from edge.domain.offline import CacheUnusable, OfflineIdentifier
 from edge.domain.windows import CutWindow, WindowCutter, WindowSpec
@@ -109,7 +110,7 @@ class EdgeRuntime:
                  billing_address: str | None = None, matcher_address: str | None = None,
                  window: WindowSpec | None = None, threads: int | None = None,
                  on_event: Callable[[str], None] | None = None, offline: bool = True,
-                 hot_cache_refresh_s: float = 600.0) -> None:
+                 hot_cache_refresh_s: float = 600.0, video: VideoBuffer | None = None) -> None:
         self.settings = settings
         self.cameras = cameras
         self.queue = EventQueue(queue_path)
@@ -128,6 +129,7 @@ class EdgeRuntime:
         self.link_online = False
         self._fusion = ShopperFusion(prefix=self.run_id)
         self._t0 = time.time()
+        self._video = video  # the dispute buffer, when the store keeps one
         self._sequences: dict[tuple[str, str], int] = {}  # (camera, shopper) -> next window sequence
 
     # -- events -----------------------------------------------------------------------------
@@ -174,6 +176,8 @@ class EdgeRuntime:
             report.stopped = f"failed: {exc}"
             raise
         finally:
+            if self._video is not None:
+                self._video.close(camera.camera_id)
             report.seconds = time.perf_counter() - started
             report.tracks = len(tracker.close()) if tracker else 0
             capture.release()
@@ -194,6 +198,8 @@ class EdgeRuntime:
             # A file played as fast as the box goes keeps its own clock (its frames' times from
             # the runtime's start), so its events and the cameras' moments stay in step.
             now = self._t0 + report.frames / fps if file_clock else time.time()
+            if self._video is not None:
+                self._video.write(camera.camera_id, image, now, fps)
             people = tracker.update(image)
             report.active_tracks = len(people)
             for person in people:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -125,7 +126,7 @@ def run(
     """Run the edge on a camera (or a video file as if it were one), or on the cameras of a
     cameras file, against the running stack: windows to the matcher (against the hot cache
     while it is unreachable), entry/exit and identifications to billing through the queue."""
-    from edge.adapters import camera_file
+    from edge.adapters import camera_file, video_buffer
     from edge.domain.zones import Line
     from edge.runtime import CameraConfig, EdgeRuntime
     from edge.vision.tracker import TrackerConfig
@@ -152,7 +153,7 @@ def run(
     runtime = EdgeRuntime(settings, cameras, queue, billing_address=service_address(settings, "billing"),
                           matcher_address=service_address(settings, "matcher"),
                           hot_cache_refresh_s=settings.edge_hot_cache_refresh_s,
-                          on_event=lambda line: console.print(line))
+                          video=video_buffer.from_settings(settings), on_event=lambda line: console.print(line))
     try:
         report = asyncio.run(runtime.run())
     except ValueError as exc:
@@ -207,3 +208,39 @@ def status() -> None:
         table.add_row(c.camera_id, c.source, str(c.frames), f"{c.frames_per_second:.1f}", str(c.active_tracks),
                       c.stopped or "running")
     console.print(table)
+
+
+@edge_app.command("clip")
+def clip(
+    camera: str = typer.Option(..., "--camera", help="The camera's id."),
+    start: datetime = typer.Option(..., "--from", help="Start, ISO 8601 (UTC unless it names a zone), e.g. a "
+                                   "session's entered_at."),
+    end: datetime = typer.Option(..., "--to", help="End, ISO 8601, e.g. the session's exited_at."),
+    out: Path = typer.Option(..., "--out", help="The MP4 to write."),
+) -> None:
+    """Cut a clip from the dispute buffer on this edge box (GAITPAY_EDGE_VIDEO_RETENTION_H).
+    The video stays on the box; only what a person with access to it exports leaves."""
+    from edge.adapters.video_buffer import BufferPolicy, VideoBuffer
+    from gaitpay_cli.main import _settings
+
+    settings = _settings()
+
+    def unix(moment: datetime) -> float:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+    if unix(end) <= unix(start):
+        err.print("[red]gaitpay edge clip:[/red] --to must come after --from")
+        raise typer.Exit(2)
+    buffer = VideoBuffer(settings.edge_state / "video", BufferPolicy(retention_s=0))
+    kept = buffer.segments(camera)
+    if not kept:
+        err.print(f"[red]gaitpay edge clip:[/red] no video kept for camera {camera!r} in {buffer.folder}")
+        raise typer.Exit(1)
+    frames = buffer.clip(camera, unix(start), unix(end), out)
+    if not frames:
+        first, last = kept[0].start, kept[-1].start
+        err.print(f"[red]gaitpay edge clip:[/red] nothing kept between those times; camera {camera!r} has video "
+                  f"from {datetime.fromtimestamp(first, timezone.utc).isoformat()} to about "
+                  f"{datetime.fromtimestamp(last, timezone.utc).isoformat()} (plus one segment)")
+        raise typer.Exit(1)
+    console.print(f"wrote {out}: {frames} frames")

@@ -106,6 +106,15 @@ class Settings:
         "GAITPAY_EDGE_HOT_CACHE_REFRESH_S", "How often the edge fetches a fresh hot cache of the store's frequent "
         "customers from the matcher (for identification while the matcher is unreachable).", default=600.0
     )
+    edge_video_retention_h: float = setting(
+        "GAITPAY_EDGE_VIDEO_RETENTION_H", "Hours each camera's video is kept on the edge box for disputes (the "
+        "design's 7 days is 168); 0 keeps no video. It never leaves the box: `gaitpay edge clip` cuts a clip there.",
+        default=0.0
+    )
+    edge_video_max_mb: int = setting(
+        "GAITPAY_EDGE_VIDEO_MAX_MB", "Disk the dispute video may take; past it the oldest segments go first.",
+        default=20_480
+    )
     metrics_port_offset: int = setting(
         "GAITPAY_METRICS_PORT_OFFSET",
         "Each service serves Prometheus metrics over HTTP on its gRPC port plus this offset; 0 turns "

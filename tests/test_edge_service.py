@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
+
+import cv2
 
 import pytest
 
@@ -33,7 +39,7 @@ async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(
     cameras = tmp_path / "cameras.toml"
     cameras.write_text(CAMERA.format(source=sports2d_demo()))
     # Nothing listens at billing's and the matcher's addresses: the store is offline.
-    edge_settings = dataclasses.replace(settings, edge_cameras=str(cameras))
+    edge_settings = dataclasses.replace(settings, edge_cameras=str(cameras), edge_video_retention_h=1.0)
     running = await server.start(bootstrap.build(edge_settings), edge_settings)
     busiest = None
     try:
@@ -56,6 +62,24 @@ async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(
     assert busiest is not None and busiest.active_tracks >= 1, "people were in view while it ran"
     assert status.queued_events >= 2, "her entry and exit wait in the queue for billing"
     assert status.hot_cache.customers == 0 and status.hot_cache.windows_identified_offline == 0
+
+    # The dispute buffer kept the camera's video on the box; an operator cuts a clip from it.
+    segments = sorted((edge_settings.edge_state / "video" / "entrance").glob("*.mp4"))
+    assert segments, "the camera's video was kept"
+    start = int(segments[0].stem.split("_")[0]) / 1000
+    iso = [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in (start + 1, start + 3)]
+    out = tmp_path / "dispute.mp4"
+    done = subprocess.run([sys.executable, "-m", "gaitpay_cli", "edge", "clip", "--camera", "entrance", "--from",
+                           iso[0], "--to", iso[1], "--out", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "GAITPAY_HOME": str(edge_settings.home)})
+    assert done.returncode == 0, done.stderr
+    capture = cv2.VideoCapture(str(out))
+    assert 19 <= capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 21  # two seconds kept at 10 frames/s
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
+    missing = subprocess.run([sys.executable, "-m", "gaitpay_cli", "edge", "clip", "--camera", "aisle-9", "--from",
+                              iso[0], "--to", iso[1], "--out", str(out)], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "GAITPAY_HOME": str(edge_settings.home)})
+    assert missing.returncode == 1 and "no video kept for camera 'aisle-9'" in missing.stderr
 
 
 @pytest.mark.parametrize("text, says", [
