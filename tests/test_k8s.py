@@ -122,3 +122,16 @@ def test_network_policies_allow_exactly_the_calls_of_the_mesh(rendered):
                 for c in callers}
     assert ingress == expected
     assert egress == {(c, s) for c, s in expected if c != "operator-toolbox"}
+
+
+def test_the_edge_is_one_process_per_store_with_its_queue_on_a_volume_that_outlives_the_pod(rendered):
+    _, docs = rendered
+    edge = of_kind(docs, "Deployment")["edge"]
+    assert edge["spec"]["replicas"] == 1 and edge["spec"]["strategy"]["type"] == "Recreate"
+    pod = edge["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    state_dir = {e["name"]: e.get("value") for e in container["env"]}["GAITPAY_EDGE_STATE_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts[state_dir]]["persistentVolumeClaim"]["claimName"]
+    assert claim in of_kind(docs, "PersistentVolumeClaim")
