@@ -9,7 +9,9 @@ import contextlib
 
 import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
+from edge.adapters.metrics import EdgeFigures
 from edge.grpc_api import EdgeServicer
 from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
 from mesh import config
@@ -49,8 +51,10 @@ def build(settings: config.Settings) -> ServiceSpec:
     def register(server: grpc.aio.Server) -> None:
         edge_pb2_grpc.add_EdgeServiceServicer_to_server(EdgeServicer(settings, runtime), server)
 
+    registry = CollectorRegistry()
+    registry.register(EdgeFigures(runtime))
     return ServiceSpec(name="edge", register=register, grpc_services=[SERVICE_NAME], on_start=[start],
-                       on_stop=[stop])
+                       on_stop=[stop], registry=registry)
 
 
 async def _run(runtime) -> None:  # type: ignore[no-untyped-def]

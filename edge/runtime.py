@@ -166,11 +166,12 @@ class EdgeRuntime:
         self.report.cameras.append(report)
         started = report.started
         tracker: PersonTracker | None = None
+        holder = [capture]  # a live source that is reopened replaces it
         try:
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             tracker = PersonTracker(PoseDetector(threads=self._threads), LandmarkModel(threads=self._threads),
                                     fps, camera.tracker)
-            self._follow(camera, capture, tracker, fps, report, post, stop, started)
+            self._follow(camera, holder, tracker, fps, report, post, stop, started)
             report.stopped = "stopped" if stop.is_set() else "the source ended"
         except Exception as exc:
             report.stopped = f"failed: {exc}"
@@ -180,10 +181,31 @@ class EdgeRuntime:
                 self._video.close(camera.camera_id)
             report.seconds = time.perf_counter() - started
             report.tracks = len(tracker.close()) if tracker else 0
-            capture.release()
+            holder[0].release()
             post(("done", camera.camera_id))
 
-    def _follow(self, camera: CameraConfig, capture: cv2.VideoCapture, tracker: PersonTracker, fps: float,
+    @staticmethod
+    def _reconnect(camera: CameraConfig, holder: list[cv2.VideoCapture], report: CameraReport,
+                   stop: threading.Event) -> bool:
+        """A live source (stream or camera) that stops delivering is reopened, 1 s then up to
+        30 s apart, until it delivers or the edge stops; a file that ends has ended."""
+        if Path(camera.source).is_file():
+            return False
+        holder[0].release()
+        wait = 1.0
+        while not stop.wait(wait):
+            report.stopped = f"reconnecting to {camera.source} (retry every {wait:.0f} s)"
+            log.warning("camera.reconnecting", camera=camera.camera_id, wait_s=wait)
+            try:
+                holder[0] = open_source(camera.source)
+            except ValueError:
+                wait = min(30.0, wait * 2)
+                continue
+            report.stopped = ""
+            return True
+        return False
+
+    def _follow(self, camera: CameraConfig, holder: list[cv2.VideoCapture], tracker: PersonTracker, fps: float,
                 report: CameraReport, post: Callable[[tuple], None], stop: threading.Event, started: float) -> None:
         cutters: dict[int, WindowCutter] = {}
         feet: dict[int, np.ndarray] = {}
@@ -191,8 +213,10 @@ class EdgeRuntime:
         lines = [line for line in (camera.entry, camera.exit) if line is not None]
         file_clock = not camera.realtime and Path(camera.source).is_file()
         while not stop.is_set():
-            ok, image = capture.read()
+            ok, image = holder[0].read()
             if not ok:
+                if self._reconnect(camera, holder, report, stop):
+                    continue
                 return
             height, width = image.shape[:2]
             # A file played as fast as the box goes keeps its own clock (its frames' times from

@@ -5,10 +5,12 @@ file with a mistake is refused with the camera and the key it concerns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,3 +107,86 @@ def test_a_camera_that_cannot_be_opened_stops_the_service_start(settings, tmp_pa
     path.write_text('[[camera]]\nid = "door"\nsource = "missing.mp4"\n')
     with pytest.raises(ValueError, match="cannot open video source .*missing.mp4"):
         bootstrap.build(dataclasses.replace(settings, edge_cameras=str(path)))
+
+
+class MjpegCamera:
+    """An IP camera as many stores have: MJPEG over HTTP. `stop()` pulls its plug (open
+    connections end, new ones are refused); `start()` powers it back on the same port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server = None
+
+    def start(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import numpy as np
+
+        alive = threading.Event()
+        alive.set()
+
+        class Stream(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while alive.is_set():
+                        _, jpg = cv2.imencode(".jpg", np.full((180, 320, 3), (i * 10) % 255, np.uint8))
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n"
+                                         % (len(jpg), jpg.tobytes()))
+                        i += 1
+                        time.sleep(0.04)
+                except OSError:
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._alive = alive
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Stream)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._alive.clear()
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+
+async def test_a_stream_camera_that_loses_power_is_reconnected_and_read_on(settings, tmp_path: Path) -> None:
+    from edge.runtime import CameraConfig, EdgeRuntime
+
+    camera = MjpegCamera()
+    camera.start()
+    runtime = EdgeRuntime(settings, [CameraConfig("ipcam", camera.url)], tmp_path / "queue.sqlite3",
+                          billing_address="127.0.0.1:9", matcher_address="127.0.0.1:9", offline=False)
+    task = asyncio.create_task(runtime.run(flush_s=0.5))
+
+    async def until(condition, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out: {runtime.report.cameras}"
+            await asyncio.sleep(0.1)
+
+    try:
+        await until(lambda: runtime.report.cameras and runtime.report.cameras[0].frames >= 20)
+        camera.stop()
+        await until(lambda: runtime.report.cameras[0].stopped.startswith("reconnecting"))
+        before = runtime.report.cameras[0].frames
+        camera.start()
+        await until(lambda: runtime.report.cameras[0].frames >= before + 20)
+        assert runtime.report.cameras[0].stopped == ""
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        runtime.close()
+        camera.stop()
+    assert runtime.report.cameras[0].stopped == "stopped"

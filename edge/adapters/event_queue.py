@@ -61,6 +61,12 @@ class EventQueue:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM events WHERE acked_at IS NULL").fetchone()[0])
 
+    def oldest_queued_at(self) -> float | None:
+        """When the oldest event still waiting for billing was queued (unix seconds), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT min(queued_at) FROM events WHERE acked_at IS NULL").fetchone()
+        return None if row[0] is None else float(row[0])
+
     def history(self) -> list[tuple[str, int, bool, str]]:
         """(event id, kind, duplicate, session id) of every acknowledged event, in queue order."""
         with self._lock:
