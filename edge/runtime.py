@@ -368,7 +368,7 @@ class EdgeRuntime:
             while True:
                 try:
                     cache = await self._keeper.fetch(channel, self.settings.default_deadline_s)
-                except (grpc.aio.AioRpcError, ValueError) as exc:  # unreachable, or a box that won't open
+                except (grpc.aio.AioRpcError, ValueError, OSError) as exc:  # unreachable, a box that won't open, disk
                     log.info("hot_cache.fetch_failed", error=str(exc)[:200])
                     await asyncio.sleep(min(60.0, self._hot_cache_refresh_s))
                     continue
