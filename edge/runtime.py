@@ -58,6 +58,8 @@ class CameraConfig:
     realtime: bool = False  # pace a file at its own frame rate, as a live camera would
     # Where the camera looks on the floor plan; calibrated cameras see one shopper as one.
     floor: FloorCalibration | None = None
+    # Named lines inside the store (an aisle's mouth): each crossing is a ZONE event.
+    zones: tuple[Line, ...] = ()
 
 
 def open_source(source: str) -> cv2.VideoCapture:
@@ -131,11 +133,12 @@ class EdgeRuntime:
         self._t0 = time.time()
         self._video = video  # the dispute buffer, when the store keeps one
         self._sequences: dict[tuple[str, str], int] = {}  # (camera, shopper) -> next window sequence
+        self._zone_crossings: dict[tuple[str, str], int] = {}  # (shopper, zone) -> crossings so far
 
     # -- events -----------------------------------------------------------------------------
 
-    def _event(self, kind: int, camera_id: str, track_id: str, at: float, **extra) -> None:
-        tag = f"{self.settings.store_id}|{camera_id}|{track_id}|{kind}"
+    def _event(self, kind: int, camera_id: str, track_id: str, at: float, occurrence: str = "", **extra) -> None:
+        tag = f"{self.settings.store_id}|{camera_id}|{track_id}|{kind}" + (f"|{occurrence}" if occurrence else "")
         event_id = hashlib.sha256(tag.encode()).hexdigest()[:32]  # the same observation -> the same id
         event = billing_pb2.StoreEvent(event_id=event_id, kind=kind, store_id=self.settings.store_id,
                                        camera_id=camera_id, track_id=track_id, occurred_at=_timestamp(at), **extra)
@@ -210,7 +213,7 @@ class EdgeRuntime:
         cutters: dict[int, WindowCutter] = {}
         feet: dict[int, np.ndarray] = {}
         last_seen: dict[int, int] = {}
-        lines = [line for line in (camera.entry, camera.exit) if line is not None]
+        lines = [line for line in (camera.entry, camera.exit) if line is not None] + list(camera.zones)
         file_clock = not camera.realtime and Path(camera.source).is_file()
         while not stop.is_set():
             ok, image = holder[0].read()
@@ -293,8 +296,15 @@ class EdgeRuntime:
                     self._prune()
                 elif item[0] == "crossing":
                     _, camera_id, local, line, at = item
-                    kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" else billing_pb2.STORE_EVENT_KIND_EXIT
-                    self._event(kind, camera_id, self._fusion.shopper(camera_id, local, None, at), at)
+                    shopper = self._fusion.shopper(camera_id, local, None, at)
+                    if line in ("entry", "exit"):
+                        kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" else billing_pb2.STORE_EVENT_KIND_EXIT
+                        self._event(kind, camera_id, shopper, at)
+                    else:  # a zone: every crossing counts, so each is its own event
+                        key = (shopper, line)
+                        self._zone_crossings[key] = self._zone_crossings.get(key, 0) + 1
+                        self._event(billing_pb2.STORE_EVENT_KIND_ZONE, camera_id, shopper, at,
+                                    occurrence=f"{line}#{self._zone_crossings[key]}", zone=line)
                 elif item[0] == "window":
                     _, camera_id, local, window, fps = item
                     track_id = self._fusion.shopper(camera_id, local, None, time.time())
@@ -337,6 +347,8 @@ class EdgeRuntime:
         """Per-shopper state of shoppers the fusion has forgotten, on a box that runs for weeks."""
         if len(self._sequences) > keep:
             self._sequences = {k: v for k, v in self._sequences.items() if self._fusion.known(k[1])}
+        if len(self._zone_crossings) > keep:
+            self._zone_crossings = {k: v for k, v in self._zone_crossings.items() if self._fusion.known(k[0])}
         if len(self._decided) > keep:
             self._decided = {t for t in self._decided if self._fusion.known(t)}
 

@@ -92,6 +92,8 @@ async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(
      "camera a: floor calibration needs"),
     ('[[camera]]\nid = "a"\nsource = "x.mp4"\n[[camera]]\nid = "a"\nsource = "y.mp4"\n', "camera ids must differ"),
     ('camera = 3\n', "no [[camera]] tables"),
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\nzones = { exit = "0,0,1,1" }\n', "camera a: a zone cannot be named"),
+    ('[[camera]]\nid = "a"\nsource = "x.mp4"\nzones = { aisle-3 = "0,0,1" }\n', "camera a: zone aisle-3 line must be"),
     ('[[camera\n', "Expected"),
 ])
 def test_a_cameras_file_with_a_mistake_is_refused_with_where_it_is(tmp_path: Path, text: str, says: str) -> None:
@@ -100,6 +102,16 @@ def test_a_cameras_file_with_a_mistake_is_refused_with_where_it_is(tmp_path: Pat
     with pytest.raises(camera_file.CameraFileError) as refused:
         camera_file.load(path)
     assert says in str(refused.value)
+
+
+def test_a_cameras_file_names_sources_relative_to_itself_and_reads_zones(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text('[[camera]]\nid = "a"\nsource = "clips/a.mp4"\nzones = { aisle-3 = "0.5,0.2,0.5,0.8" }\n'
+                    '[[camera]]\nid = "b"\nsource = "rtsp://10.0.0.2/s"\n')
+    a, b = camera_file.load(path)
+    assert a.source == str(tmp_path / "clips/a.mp4") and b.source == "rtsp://10.0.0.2/s"
+    assert [(z.name, z.a, z.b) for z in a.zones] == [("aisle-3", (0.5, 0.2), (0.5, 0.8))] and b.zones == ()
+    assert a.floor is None and a.entry is None
 
 
 def test_a_camera_that_cannot_be_opened_stops_the_service_start(settings, tmp_path: Path) -> None:

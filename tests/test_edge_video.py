@@ -81,7 +81,7 @@ def test_the_model_files_are_what_the_script_makes(tmp_path: Path) -> None:
 def test_two_calibrated_cameras_seeing_the_walker_report_her_entry_and_exit_as_one_shopper(tmp_path: Path) -> None:
     """The clip played as two cameras on one floor plan (the same calibration: they see the
     same floor): the entry line is on one, the exit line on the other, and both crossings
-    name one shopper. Nothing is reachable: the events stay in the queue."""
+    name one shopper, as does her crossing of an aisle's line on the first. Nothing is reachable: the events stay in the queue."""
     import asyncio
 
     from edge.domain.floor import FloorCalibration
@@ -91,7 +91,8 @@ def test_two_calibrated_cameras_seeing_the_walker_report_her_entry_and_exit_as_o
     from mesh import config
 
     floor = FloorCalibration(((0.0, 1.0), (1.0, 1.0), (1.0, 0.5), (0.0, 0.5)), ((0, 0), (8, 0), (8, 10), (0, 10)))
-    cameras = [CameraConfig("door-in", str(sports2d_demo()), entry=Line.parse("entry", "0.75,1,0.75,0"), floor=floor),
+    cameras = [CameraConfig("door-in", str(sports2d_demo()), entry=Line.parse("entry", "0.75,1,0.75,0"), floor=floor,
+                            zones=(Line.parse("aisle-1", "0.5,1,0.5,0"),)),
                CameraConfig("door-out", str(sports2d_demo()), exit=Line.parse("exit", "0.25,1,0.25,0"), floor=floor)]
     settings = config.load({}, home=tmp_path, tls=False)
     runtime = EdgeRuntime(settings, cameras, tmp_path / "queue.sqlite3", billing_address="127.0.0.1:9",
@@ -106,4 +107,6 @@ def test_two_calibrated_cameras_seeing_the_walker_report_her_entry_and_exit_as_o
     entry = crossings[("door-in", billing_pb2.STORE_EVENT_KIND_ENTRY)]
     exit_ = crossings[("door-out", billing_pb2.STORE_EVENT_KIND_EXIT)]
     assert entry == exit_, "the two cameras' crossings name one shopper"
-    assert len(events) == 2
+    zone = [e for e in events if e.kind == billing_pb2.STORE_EVENT_KIND_ZONE]
+    assert [(z.zone, z.track_id) for z in zone] == [("aisle-1", entry)], "she passed the aisle's mouth once"
+    assert len(events) == 3

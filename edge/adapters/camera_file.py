@@ -5,6 +5,7 @@
     source = "rtsp://10.0.0.21/stream1"     # a file, an rtsp:// or http:// stream, or "0"
     entry_line = "0.75,1,0.75,0"            # x0,y0,x1,y1 in 0..1 (see edge.domain.zones)
     exit_line = "0.25,1,0.25,0"
+    zones = { "aisle-3" = "0.5,0.2,0.5,0.8" }   # named lines inside the store: ZONE events
     tile = 0.5                              # detector tile side, fraction of the frame height
     realtime = false                        # pace a file at its own frame rate
     # Floor calibration: four or more taped points, on the image (0..1) and the floor plan (m).
@@ -24,7 +25,8 @@ from edge.domain.zones import Line
 from edge.runtime import CameraConfig
 from edge.vision.tracker import TrackerConfig
 
-_KEYS = {"id", "source", "entry_line", "exit_line", "tile", "realtime", "image_points", "floor_points"}
+_KEYS = {"id", "source", "entry_line", "exit_line", "zones", "tile", "realtime", "image_points", "floor_points"}
+_RESERVED = {"entry", "exit"}
 
 
 class CameraFileError(ValueError):
@@ -45,6 +47,15 @@ def _camera(i: int, entry: dict[str, Any], base: Path) -> CameraConfig:
     try:
         lines = {name: Line.parse(name, entry[f"{name}_line"]) if entry.get(f"{name}_line") else None
                  for name in ("entry", "exit")}
+        zones = entry.get("zones", {})
+        if not isinstance(zones, dict):
+            raise ValueError("zones must be a table of name = \"x0,y0,x1,y1\"")
+        if _RESERVED & set(zones):
+            raise ValueError("a zone cannot be named entry or exit (those are entry_line and exit_line)")
+        zone_lines = tuple(Line.parse(f"zone {name}", str(text)) for name, text in zones.items())
+        zone_lines = tuple(Line(name, z.a, z.b) for name, z in zip(zones, zone_lines))
+        if any(not 1 <= len(z.name) <= 64 for z in zone_lines):
+            raise ValueError("zone names must hold 1 to 64 characters")
         floor = None
         if "image_points" in entry or "floor_points" in entry:
             floor = FloorCalibration(tuple(tuple(p) for p in entry.get("image_points", ())),
@@ -55,7 +66,7 @@ def _camera(i: int, entry: dict[str, Any], base: Path) -> CameraConfig:
     except (ValueError, TypeError) as exc:
         raise CameraFileError(f"{where}: {exc}") from None
     return CameraConfig(entry["id"], source, lines["entry"], lines["exit"], TrackerConfig(tile_fraction=tile),
-                        bool(entry.get("realtime", False)), floor)
+                        bool(entry.get("realtime", False)), floor, zone_lines)
 
 
 def load(path: Path) -> list[CameraConfig]:
