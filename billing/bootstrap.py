@@ -34,13 +34,27 @@ def build(settings: config.Settings) -> ServiceSpec:
     # A charge may walk two gateways with a retry each: its deadline covers that walk.
     payments = PaymentClient(open_sync_channel(settings, identity="billing", service="payment"),
                              max(settings.default_deadline_s, 4 * settings.gateway_timeout_s + 2))
-    core = BillingCore(PostgresDatabase(settings.postgres_dsn), payments, identity,
+    db = PostgresDatabase(settings.postgres_dsn)
+    core = BillingCore(db, payments, identity,
                        RiskPolicy(confirm_above_minor=settings.confirm_above_minor),
                        confirmation_timeout_s=settings.confirmation_timeout_s)
     # Confirmations past their deadline fall back to payment links; sessions left charging
     # (an UNKNOWN payment, a crash) are settled again.
     sweeper = Periodic("sweep", 2.0, core.sweep,
                        lambda counts: counts if counts["payment_links"] or counts["retried"] else None)
+    jobs = [sweeper]
+    if settings.smtp_url:  # receipts leave the outbox by email; other channels wait for theirs
+        from billing.adapters.notify_providers import IdentityContacts, SmtpMailer
+        from billing.domain.notifications import NotificationRelay
+
+        relay = NotificationRelay(db, IdentityContacts(open_sync_channel(settings, identity="billing",
+                                                                              service="identity"),
+                                                            settings.default_deadline_s),
+                                  {"email": SmtpMailer(settings.smtp_url, settings.mail_from,
+                                                       settings.default_deadline_s)},
+                                  retry_base_s=settings.notify_retry_base_s)
+        jobs.append(Periodic("notify", 1.0, relay.relay,
+                             lambda counts: counts if any(counts.values()) else None))
 
     registry = CollectorRegistry()
     figures = BillingFigures(settings.postgres_dsn)
@@ -53,7 +67,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
 
     return ServiceSpec(name="billing", register=register, grpc_services=[SERVICE_NAME],
-                       on_start=[sweeper.start], on_stop=[sweeper.stop, stop_figures], registry=registry)
+                       on_start=[j.start for j in jobs], on_stop=[*(j.stop for j in jobs), stop_figures],
+                       registry=registry)
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

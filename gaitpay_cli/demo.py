@@ -120,6 +120,7 @@ class Summary:
     visits_s: float = 0.0
     sample_trace_id: str = ""
     outbox_by_channel: dict[str, int] = field(default_factory=dict)
+    emails_sent: int = 0  # receipts the relay handed to the SMTP server (the stack's keeps them in HOME/mail)
 
 
 def _now_ts() -> Any:
@@ -280,13 +281,23 @@ class Demo:
                     visit.exit_to_capture_ms = (captured - session.exited_at.ToDatetime(tzinfo=timezone.utc)
                                                 ).total_seconds() * 1000
 
-    def outbox_counts(self, tracks: list[str]) -> dict[str, int]:
-        """The local notification outbox (receipts by email, app pushes, payment-link SMS,
-        staff notices), read straight from the stack's PostgreSQL: locally nothing sends them."""
+    def outbox_counts(self, tracks: list[str], wait_s: float = 15.0) -> tuple[dict[str, int], int]:
+        """The notification outbox of this run's visits (receipts by email, app pushes,
+        payment-link SMS, staff notices), read straight from the stack's PostgreSQL, and how
+        many receipts billing's relay has emailed; it waits a little for the relay to catch up.
+        Push, SMS and staff notices have no provider locally and stay in the outbox."""
         import psycopg
 
-        with psycopg.connect(self.env["GAITPAY_POSTGRES_DSN"], connect_timeout=5) as conn:
-            return {channel: n for channel, n in conn.execute(_outbox_sql(), (tracks,)).fetchall()}
+        deadline = time.monotonic() + wait_s
+        with psycopg.connect(self.env["GAITPAY_POSTGRES_DSN"], connect_timeout=5, autocommit=True) as conn:
+            while True:
+                rows = conn.execute(_outbox_sql(), (tracks,)).fetchall()
+                by_channel = {channel: n for channel, n, _, _ in rows}
+                sent = sum(s for channel, _, s, _ in rows if channel == "email")
+                waiting = sum(w for channel, _, _, w in rows if channel == "email")
+                if not waiting or time.monotonic() > deadline:
+                    return by_channel, sent
+                time.sleep(0.2)
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -410,14 +421,16 @@ class Demo:
             s.confirm_to_capture_samples = len(confirmed)
             s.confirm_to_capture_ms_p50 = round(statistics.median(confirmed), 1)
             s.confirm_to_capture_ms_p99 = round(float(np.percentile(confirmed, 99)), 1)
-        s.outbox_by_channel = self.outbox_counts([v.track_id for v in visits])
+        s.outbox_by_channel, s.emails_sent = self.outbox_counts([v.track_id for v in visits])
         paid = [v for v in visits if v.final_state == "PAID"]
         s.sample_trace_id = (paid[0] if paid else visits[0]).trace_id if visits else ""
         return s
 
 
 def _outbox_sql() -> str:
-    return ("SELECT o.channel, count(*) AS n FROM billing.outbox o JOIN billing.sessions s USING (session_id) "
+    return ("SELECT o.channel, count(*) AS n, count(o.sent_at) AS sent, "
+            "count(*) FILTER (WHERE o.sent_at IS NULL AND o.failed_at IS NULL) AS waiting "
+            "FROM billing.outbox o JOIN billing.sessions s USING (session_id) "
             "WHERE s.track_id = ANY(%s) GROUP BY o.channel")
 
 
@@ -457,6 +470,7 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
                               f"{summary.edge_link_cuts} edge link cuts, {summary.events_replayed} events replayed, "
                               f"{summary.duplicate_events_acknowledged} acknowledged as duplicates")
     yield "notifications in the outbox", ", ".join(f"{n} {c}" for c, n in sorted(summary.outbox_by_channel.items()))
+    yield "receipts emailed", f"{summary.emails_sent} (to the stack's SMTP server; HOME/mail holds them)"
     yield "time", f"enrolment {summary.enrolment_s} s, visits {summary.visits_s} s"
     yield "one visit's trace", f"gaitpay trace {summary.sample_trace_id}"
 

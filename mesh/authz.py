@@ -46,6 +46,7 @@ METHOD_CALLERS: Mapping[str, frozenset[str]] = {
     "gaitpay.billing.v1.BillingService/UpsertCatalogue": frozenset({GATEWAY, OPERATOR}),
     "gaitpay.billing.v1.BillingService/ConfirmCharge": frozenset({GATEWAY, OPERATOR}),
     "gaitpay.identity.v1.IdentityService/ReprotectTemplates": frozenset({OPERATOR}),
+    "gaitpay.identity.v1.IdentityService/GetContact": frozenset({"billing", OPERATOR}),
     "gaitpay.billing.v1.BillingService/ListSessionEvents": frozenset({GATEWAY, OPERATOR}),
     "gaitpay.payment.v1.PaymentService/ListPaymentEvents": frozenset({GATEWAY, OPERATOR}),
     "gaitpay.gateway.v1.PartnerAdminService/CreateApiKey": frozenset({OPERATOR}),

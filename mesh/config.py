@@ -227,6 +227,18 @@ class Settings:
         "GAITPAY_CONFIRMATION_TIMEOUT_S", "How long the shopper has to confirm a held charge in the app before "
         "billing falls back to a payment link.", default=300.0
     )
+    smtp_url: str = setting(
+        "GAITPAY_SMTP_URL", "Where billing sends receipt emails: smtp://host:port, smtp+starttls://user:pass@host:587 "
+        "or smtps://user:pass@host:465. Empty: receipts stay in the outbox. The local stack runs an SMTP server "
+        "that keeps what it receives in HOME/mail (a Maildir).", default=""
+    )
+    mail_from: str = setting(
+        "GAITPAY_MAIL_FROM", "The From of receipt emails.", default="GaitPay receipts <receipts@gaitpay.example>"
+    )
+    notify_retry_base_s: float = setting(
+        "GAITPAY_NOTIFY_RETRY_BASE_S", "Wait before a failed notification is tried again; it doubles each time, up "
+        "to an hour, for 8 attempts.", default=30.0
+    )
     confirm_above_minor: int = setting(
         "GAITPAY_CONFIRM_ABOVE_MINOR", "Bills above this (paise) are confirmed in the app, never auto-charged "
         "(default Rs 5,000).", default=500_000

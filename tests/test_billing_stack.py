@@ -47,9 +47,9 @@ def shop(local_stack):
         def __init__(self) -> None:
             self.billing = billing
 
-        def customer(self, gateways=("stripe", "razorpay")) -> str:
+        def customer(self, gateways=("stripe", "razorpay"), email: str = "") -> str:
             c = self.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
-                request_id=rid(), display_name="Shopper", consent=consent()), timeout=30).customer
+                request_id=rid(), display_name="Shopper", email=email, consent=consent()), timeout=30).customer
             for gateway in gateways:
                 email = f"{c.customer_id}@example.com"
                 token = sandbox.token_from_stack(env, gateway, email)
@@ -89,8 +89,9 @@ def event(kind, track, store=STORE, **kw) -> B.StoreEvent:
     return e
 
 
-def test_walk_in_shop_walk_out_charged_once_with_a_receipt(shop):
-    customer, track = shop.customer(), rid()
+def test_walk_in_shop_walk_out_charged_once_with_a_receipt(shop, local_stack):
+    address = f"shopper.{rid()[:8]}@example.com"
+    customer, track = shop.customer(email=address), rid()
     entry, identified = event(B.STORE_EVENT_KIND_ENTRY, track), event(
         B.STORE_EVENT_KIND_IDENTIFIED, track, customer_id=customer, false_match_probability=1e-6)
     acks = shop.events(entry, identified)
@@ -115,6 +116,16 @@ def test_walk_in_shop_walk_out_charged_once_with_a_receipt(shop):
     assert again.state == B.SESSION_STATE_PAID and again.payment_id == session.payment_id
     receipt = shop.billing.GetReceipt(B.GetReceiptRequest(store_id=STORE, session_id=session_id), timeout=10)
     assert receipt.media_type == "text/html" and b"Rs 763.09" in receipt.document
+    # The receipt left the outbox by email: the stack's SMTP server received it, once.
+    import mailbox
+
+    deadline, mails = time.monotonic() + 20, []
+    while not mails and time.monotonic() < deadline:
+        time.sleep(0.2)
+        mails = [m for m in mailbox.Maildir(local_stack.home / "mail", factory=None) if address in m["To"]]
+    assert len(mails) == 1 and mails[0]["Subject"] == "Your GaitPay receipt: Rs 763.09"
+    html = next(p for p in mails[0].walk() if p.get_content_type() == "text/html").get_payload(decode=True)
+    assert html.replace(b"\r\n", b"\n") == receipt.document.replace(b"\r\n", b"\n")
     with pytest.raises(grpc.RpcError) as closed:
         shop.cart(session_id, TEA=1)
     assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -243,3 +243,33 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
         assert again.customers == 0  # done already: a repeat does only what is left
     actions = db_count(dsn, "SELECT count(*) FROM identity.audit_log WHERE action = 'templates.reprotected'")
     assert actions >= 2
+
+
+def test_contact_details_go_to_billing_alone_each_read_audited_and_none_after_erasure(local_stack) -> None:
+    email, phone = f"meera.{uuid.uuid4().hex[:6]}@example.com", f"+9197{uuid.uuid4().int % 10**8:08d}"
+    with local_stack.channel("identity") as channel:
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        customer = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
+            request_id=rid(), display_name="Meera Iyer", phone_e164=phone, email=email, consent=consent()),
+            timeout=30).customer
+        ask = identity_pb2.GetContactRequest(customer_id=customer.customer_id, purpose="receipt")
+        for caller in ("matcher", "gateway", "edge"):
+            with local_stack.channel("identity", caller) as other, pytest.raises(grpc.RpcError) as refused:
+                identity_pb2_grpc.IdentityServiceStub(other).GetContact(ask, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, caller
+        with local_stack.channel("identity", "billing") as billing:
+            contact = identity_pb2_grpc.IdentityServiceStub(billing).GetContact(ask, timeout=10)
+        assert (contact.display_name, contact.email, contact.phone_e164) == ("Meera Iyer", email, phone)
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.GetContact(identity_pb2.GetContactRequest(customer_id=customer.customer_id, purpose="Marketing!"),
+                            timeout=10)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stub.EraseCustomer(identity_pb2.EraseCustomerRequest(request_id=rid(), customer_id=customer.customer_id),
+                           timeout=60)
+        with pytest.raises(grpc.RpcError) as erased:
+            stub.GetContact(ask, timeout=10)
+        assert erased.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "erased" in erased.value.details()
+    state_env = __import__("json").loads((local_stack.home / "stack.json").read_text())["env"]
+    reads = db_count(state_env["GAITPAY_POSTGRES_DSN"], "SELECT count(*) FROM identity.audit_log WHERE "
+                     "customer_id = %s AND action = 'data_access.contact'", customer.customer_id)
+    assert reads == 1, "the one read that was allowed is in the audit trail"

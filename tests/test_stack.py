@@ -45,7 +45,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     try:
         report = json.loads(gaitpay(home, "status", "--json").stdout)
         rows = {r["name"]: r for r in report["components"]}
-        assert set(rows) == {"postgres", "milvus", "vault", "stripe", "razorpay", *EXPECTED}
+        assert set(rows) == {"postgres", "milvus", "vault", "stripe", "razorpay", "mail", *EXPECTED}
         unhealthy = {name: r["detail"] for name, r in rows.items() if not r["healthy"]}
         assert not unhealthy
         assert all(r["address"].startswith("127.0.0.1:") for r in rows.values())

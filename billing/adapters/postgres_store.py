@@ -7,10 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from billing.domain.bill import Item, Line
 from billing.domain.events import PublishedEvent
 from billing.domain.model import Session, StoreEvent
+from billing.domain.notifications import Notification
 from mesh import postgres
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -118,6 +118,25 @@ class PostgresTx(postgres.Rows):
                              body: str) -> None:
         self._c.execute("INSERT INTO billing.outbox (session_id, customer_id, channel, subject, body) "
                         "VALUES (%s,%s,%s,%s,%s)", (session_id, customer_id, channel, subject, body))
+
+    def claim_notification(self, channels: Sequence[str], now: datetime) -> Notification | None:
+        row = self._one("SELECT notification_id, session_id::text, customer_id::text, channel, subject, body, attempts "
+                        "FROM billing.outbox WHERE channel = ANY(%s) AND sent_at IS NULL AND failed_at IS NULL "
+                        "AND next_attempt_at <= %s ORDER BY next_attempt_at, notification_id LIMIT 1 "
+                        "FOR UPDATE SKIP LOCKED", (list(channels), now))
+        return Notification(**row) if row else None
+
+    def notification_sent(self, notification_id: int, attempts: int, now: datetime) -> None:
+        self._c.execute("UPDATE billing.outbox SET sent_at = %s, attempts = %s, last_error = NULL "
+                        "WHERE notification_id = %s", (now, attempts, notification_id))
+
+    def notification_retry(self, notification_id: int, attempts: int, error: str, at: datetime) -> None:
+        self._c.execute("UPDATE billing.outbox SET attempts = %s, last_error = %s, next_attempt_at = %s "
+                        "WHERE notification_id = %s", (attempts, error, at, notification_id))
+
+    def notification_failed(self, notification_id: int, attempts: int, error: str, now: datetime) -> None:
+        self._c.execute("UPDATE billing.outbox SET attempts = %s, last_error = %s, failed_at = %s "
+                        "WHERE notification_id = %s", (attempts, error, now, notification_id))
 
     def publish(self, event_type: str, session_id: str) -> None:
         _FEED.append(self, event_type, "session_id", session_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from billing.domain.bill import Item
 from billing.domain.events import PublishedEvent
 from billing.domain.model import ChargeProfile, PaymentOutcome, Session, StoreEvent
+
+if TYPE_CHECKING:  # the relay's own module imports this one
+    from billing.domain.notifications import Notification
 
 
 class Tx(Protocol):
@@ -31,6 +34,10 @@ class Tx(Protocol):
     def receipt(self, session_id: str) -> tuple[str, bytes] | None: ...
     def enqueue_notification(self, session_id: str, customer_id: str | None, channel: str, subject: str,
                              body: str) -> None: ...
+    def claim_notification(self, channels: Sequence[str], now: datetime) -> Notification | None: ...  # locked
+    def notification_sent(self, notification_id: int, attempts: int, now: datetime) -> None: ...
+    def notification_retry(self, notification_id: int, attempts: int, error: str, at: datetime) -> None: ...
+    def notification_failed(self, notification_id: int, attempts: int, error: str, now: datetime) -> None: ...
     def publish(self, event_type: str, session_id: str) -> None: ...  # after the session's save
     def events_after(self, cursor: str, limit: int) -> tuple[list[PublishedEvent], str]: ...
     def anonymise_customer(self, customer_id: str) -> int: ...

@@ -12,6 +12,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -383,6 +384,15 @@ class IdentityCore:
         return ChargeProfile(customer_id, pm.payment_method_id, pm.gateway, pm.gateway_token,
                              pm.per_visit_limit_paise, pm.daily_limit_paise, tuple(methods))
 
+    def contact(self, customer_id: str, purpose: str, actor: str = "") -> Contact:
+        """Where to reach an active customer; the read is audited with its purpose."""
+        with self._transaction() as tx:
+            row = self._active_customer(tx, customer_id, lock=False)
+            self._audit(tx, "data_access.contact", customer_id, actor, {"purpose": purpose})
+        open_field = partial(self.keys.decrypt_field, customer_id)
+        return Contact(customer_id, open_field(row.display_name_ct) if row.display_name_ct else "",
+                       open_field(row.email_ct) if row.email_ct else "", open_field(row.phone_ct) if row.phone_ct else "")
+
     # -- audit -------------------------------------------------------------------------------------
 
     def append_audit(self, request_id: str, action: str, customer_id: str, attributes: dict[str, str],
@@ -398,6 +408,14 @@ class IdentityCore:
 
     def verify_audit(self) -> audit.ChainReport:
         return audit.verify(self.db.audit_rows(), self.keys.audit_macs, self.keys.audit_anchor())
+
+
+@dataclass(frozen=True)
+class Contact:
+    customer_id: str
+    display_name: str
+    email: str
+    phone_e164: str
 
 
 @dataclass(frozen=True)

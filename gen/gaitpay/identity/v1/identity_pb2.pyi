@@ -237,6 +237,26 @@ class GetChargeProfileResponse(_message.Message):
     routes: _containers.RepeatedCompositeFieldContainer[ChargeRoute]
     def __init__(self, customer_id: _Optional[str] = ..., payment_method_id: _Optional[str] = ..., gateway: _Optional[str] = ..., gateway_token: _Optional[str] = ..., per_visit_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., daily_limit: _Optional[_Union[_types_pb2.Money, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[ChargeRoute, _Mapping]]] = ...) -> None: ...
 
+class GetContactRequest(_message.Message):
+    __slots__ = ("customer_id", "purpose")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    purpose: str
+    def __init__(self, customer_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class GetContactResponse(_message.Message):
+    __slots__ = ("customer_id", "display_name", "email", "phone_e164")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_E164_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    display_name: str
+    email: str
+    phone_e164: str
+    def __init__(self, customer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., email: _Optional[str] = ..., phone_e164: _Optional[str] = ...) -> None: ...
+
 class ChargeRoute(_message.Message):
     __slots__ = ("payment_method_id", "gateway", "gateway_customer", "gateway_token")
     PAYMENT_METHOD_ID_FIELD_NUMBER: _ClassVar[int]

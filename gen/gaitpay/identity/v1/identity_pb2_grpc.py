@@ -82,6 +82,11 @@ class IdentityServiceStub:
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileRequest.SerializeToString,
                 response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileResponse.FromString,
                 _registered_method=True)
+        self.GetContact = channel.unary_unary(
+                '/gaitpay.identity.v1.IdentityService/GetContact',
+                request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
+                response_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
+                _registered_method=True)
         self.AppendAuditEvent = channel.unary_unary(
                 '/gaitpay.identity.v1.IdentityService/AppendAuditEvent',
                 request_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.AppendAuditEventRequest.SerializeToString,
@@ -167,6 +172,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetContact(self, request, context):
+        """Where to reach a customer (a receipt, a payment link), for billing's notification relay.
+        Read at sending time so no other service stores an address; each read is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AppendAuditEvent(self, request, context):
         """Append an audit event (identifications from the matcher, for example).
         """
@@ -228,6 +241,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetChargeProfile,
                     request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileRequest.FromString,
                     response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileResponse.SerializeToString,
+            ),
+            'GetContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContact,
+                    request_deserializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.FromString,
+                    response_serializer=gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.SerializeToString,
             ),
             'AppendAuditEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.AppendAuditEvent,
@@ -486,6 +504,33 @@ class IdentityService:
             '/gaitpay.identity.v1.IdentityService/GetChargeProfile',
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileRequest.SerializeToString,
             gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetChargeProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gaitpay.identity.v1.IdentityService/GetContact',
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactRequest.SerializeToString,
+            gaitpay_dot_identity_dot_v1_dot_identity__pb2.GetContactResponse.FromString,
             options,
             channel_credentials,
             insecure,
