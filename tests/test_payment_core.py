@@ -336,3 +336,75 @@ def test_a_dispute_moves_the_money_to_the_disputed_account_once(db, stripe_gw, g
     with pytest.raises(FailedPrecondition):  # a disputed payment is not refunded on top
         core.refund(str(uuid.uuid4()), payment.payment_id, 100)
     assert core.ledger_balance().balanced
+
+
+class WebhookFirst:
+    """The real gateway, whose refund webhook is delivered (and applied by the core) before
+    the refund call itself returns: the race a loaded box showed, where one refund was booked
+    twice, once by its webhook as if made on the dashboard and once by its own call."""
+
+    def __init__(self, inner, event_for) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.name, self.event_for, self.core = inner, inner.name, event_for, None
+
+    def refund(self, payment_reference: str, amount_minor: int, idempotency_key: str) -> str:
+        reference = self.inner.refund(payment_reference, amount_minor, idempotency_key)
+        self.applied = self.core.apply_event(self.event_for(reference, amount_minor, idempotency_key))
+        return reference
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_a_refund_whose_webhook_beats_its_own_answer_is_booked_once(db, stripe_gw, razorpay_gw, good_routes):
+    for inner, route in ((razorpay_gw, good_routes["razorpay"]), (stripe_gw, good_routes["stripe"])):
+        payment = core_with(db, [inner]).charge(command([route], amount=20_000))
+        assert payment.state == State.CAPTURED
+        with db.transaction() as tx:
+            order = tx.gateway_refs(payment.payment_id)[inner.name]
+
+        def event_for(reference, amount, key, inner=inner, order=order):  # type: ignore[no-untyped-def]
+            # As the adapters parse them: Razorpay carries our key in the refund's notes,
+            # Stripe in its metadata.
+            return GatewayEvent(inner.name, f"evt_{uuid.uuid4().hex}", "refunded", order, payment.gateway_reference,
+                                amount, reference, our_refund_id=key.removeprefix("refund:"))
+
+        racing = WebhookFirst(inner, event_for)
+        core = core_with(db, [racing])
+        racing.core = core
+        after, refund = core.refund(str(uuid.uuid4()), payment.payment_id, 5_000)
+        assert racing.applied == "applied"
+        assert after.refunded_minor == 5_000 and core.get(payment.payment_id).refunded_minor == 5_000, inner.name
+        refunds = [r for r in ledger_lines(db, payment.payment_id) if r["txn_id"].startswith("refund:")]
+        assert len({r["txn_id"] for r in refunds}) == 1, f"{inner.name}: one refund booked once"
+        # A refund made on the gateway's dashboard meanwhile is still booked, capped by what
+        # is neither refunded nor reserved.
+        dashboard = GatewayEvent(inner.name, f"evt_{uuid.uuid4().hex}", "refunded", order, payment.gateway_reference,
+                                 99_999, f"rf_dash_{uuid.uuid4().hex[:6]}")
+        assert core.apply_event(dashboard) == "applied"
+        assert core.get(payment.payment_id).refunded_minor == 20_000 and core.ledger_balance().balanced
+
+
+def test_the_adapters_read_our_refund_id_from_the_gateways_webhooks():
+    import hashlib
+    import hmac
+    import json
+
+    refund_id = str(uuid.uuid4())
+    body = json.dumps({"event": "refund.processed", "payload": {
+        "refund": {"entity": {"id": "rfnd_1", "amount": 500, "notes": {"idempotency_key": f"refund:{refund_id}"}}},
+        "payment": {"entity": {"id": "pay_1", "order_id": "order_1", "amount": 900}}}}).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert razorpay_event(body, signature, "evt_1", "s3cret").our_refund_id == refund_id
+    no_notes = body.replace(f'"notes": {{"idempotency_key": "refund:{refund_id}"}}'.encode(), b'"notes": []')
+    signature = hmac.new(b"s3cret", no_notes, hashlib.sha256).hexdigest()
+    assert razorpay_event(no_notes, signature, "evt_2", "s3cret").our_refund_id == ""
+    at = int(time.time())
+    stripe_body = json.dumps({"id": "evt_s", "object": "event", "type": "refund.created", "data": {"object": {
+        "id": "re_1", "object": "refund", "amount": 500, "payment_intent": "pi_1",
+        "metadata": {"gaitpay_refund_id": refund_id}}}})
+    assert stripe_event(stripe_body.encode(), _stripe_signed(stripe_body, "whsec_x", at), "whsec_x").our_refund_id \
+        == refund_id
+    dispute_body = json.dumps({"id": "evt_d", "object": "event", "type": "charge.dispute.created", "data": {"object": {
+        "id": "dp_1", "object": "dispute", "amount": 900, "payment_intent": "pi_1"}}})
+    dispute = stripe_event(dispute_body.encode(), _stripe_signed(dispute_body, "whsec_x", at), "whsec_x")
+    assert (dispute.kind, dispute.reference, dispute.amount_minor, dispute.object_id) == ("disputed", "pi_1", 900, "dp_1")

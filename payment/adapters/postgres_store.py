@@ -102,6 +102,11 @@ class PostgresTx(postgres.Rows):
                         "FROM payment.refunds WHERE gateway_reference = %s", (gateway_reference,))
         return Refund(**row) if row else None
 
+    def refund_by_id(self, refund_id: str) -> Refund | None:
+        row = self._one("SELECT refund_id::text, payment_id::text, amount_minor, gateway_reference, state "
+                        "FROM payment.refunds WHERE refund_id = %s", (refund_id,))
+        return Refund(**row) if row else None
+
     def insert_refund(self, refund: Refund, request_id: str, fingerprint: str) -> None:
         self._c.execute("INSERT INTO payment.refunds (refund_id, payment_id, request_id, fingerprint, amount_minor, "
                         "gateway_reference, state) VALUES (%s,%s,%s,%s,%s,%s,%s)",

@@ -82,8 +82,10 @@ class StripeGateway:
 
     def refund(self, payment_reference: str, amount_minor: int, idempotency_key: str) -> str:
         try:
-            refund = self._client.v1.refunds.create(params={"payment_intent": payment_reference, "amount": amount_minor},
-                                                    options={"idempotency_key": idempotency_key})
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": payment_reference, "amount": amount_minor,
+                        "metadata": {"gaitpay_refund_id": idempotency_key.removeprefix("refund:")}},
+                options={"idempotency_key": idempotency_key})
         except stripe.InvalidRequestError as exc:
             raise GatewayDeclined(exc.user_message or str(exc)) from exc
         except stripe.APIConnectionError as exc:

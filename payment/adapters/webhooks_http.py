@@ -46,9 +46,12 @@ def stripe_event(body: bytes, signature: str, secret: str, tolerance_s: int = 30
     if kind in ("captured", "declined"):
         return GatewayEvent("stripe", str(event.id), kind, str(obj.id), payment_reference=str(obj.id),
                             amount_minor=int(obj.amount))
-    reference = str(obj.get("payment_intent") or "")
+    fields = obj.to_dict()  # a StripeObject has no dict .get (a refund or dispute event failed on it)
+    reference = str(fields.get("payment_intent") or "")
+    metadata = fields.get("metadata") or {}
     return GatewayEvent("stripe", str(event.id), kind, reference, payment_reference=reference,
-                        amount_minor=int(obj.amount), object_id=str(obj.id))
+                        amount_minor=int(fields["amount"]), object_id=str(fields["id"]),
+                        our_refund_id=str(metadata.get("gaitpay_refund_id") or "") if kind == "refunded" else "")
 
 
 def razorpay_event(body: bytes, signature: str, event_id: str, secret: str) -> GatewayEvent | None:
@@ -65,8 +68,9 @@ def razorpay_event(body: bytes, signature: str, event_id: str, secret: str) -> G
             raise ValueError("X-Razorpay-Event-Id is missing")
         if kind == "refunded":
             refund = event["payload"]["refund"]["entity"]
+            key = str((refund.get("notes") or {}).get("idempotency_key") or "")
             return GatewayEvent("razorpay", event_id, kind, str(payment["order_id"]), str(payment["id"]),
-                                int(refund["amount"]), str(refund["id"]))
+                                int(refund["amount"]), str(refund["id"]), our_refund_id=key.removeprefix("refund:"))
         if kind == "disputed":
             dispute = event["payload"]["dispute"]["entity"]
             return GatewayEvent("razorpay", event_id, kind, str(payment["order_id"]), str(payment["id"]),

@@ -83,6 +83,9 @@ class GatewayEvent:
     payment_reference: str = ""
     amount_minor: int = 0
     object_id: str = ""  # refund or dispute id
+    # For a refund we asked for: our refund id, as we gave it to the gateway (Razorpay notes,
+    # Stripe metadata), so its webhook is matched even before our own call has returned.
+    our_refund_id: str = ""
 
 
 @dataclass(frozen=True)

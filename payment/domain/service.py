@@ -262,6 +262,10 @@ class PaymentCore:
         with self._db.transaction() as tx:
             before = tx.payment(payment_id, lock=True)
             assert before is not None
+            booked = tx.refund_by_id(refund.refund_id)
+            if booked is not None and booked.state == "processed":
+                # Its webhook came first and booked it (the payment row lock orders the two).
+                return before, booked
             current = self._refunded(tx, before, refund.refund_id, amount_minor)
             tx.finish_refund(refund.refund_id, "processed", gateway_reference)
             _update(tx, before, current)
@@ -340,12 +344,22 @@ class PaymentCore:
             if event.kind == "declined" and payment.state in (State.PROCESSING, State.UNKNOWN):
                 payment = replace(payment, state=State.DECLINED, failure_reason="declined (webhook)", updated_at=_now())
             elif event.kind == "refunded" and event.object_id and tx.refund_by_gateway_reference(event.object_id) is None:
-                # A refund we did not ask for (the gateway's dashboard): recorded, capped.
-                amount = min(event.amount_minor, payment.amount_minor - payment.refunded_minor)
-                if amount > 0:
-                    refund = Refund(str(uuid.uuid4()), payment.payment_id, amount, event.object_id, "processed")
-                    tx.insert_refund(refund, f"webhook:{event.event_id}", "")
-                    payment = self._refunded(tx, payment, refund.refund_id, amount)
+                ours = tx.refund_by_id(event.our_refund_id) if _is_uuid(event.our_refund_id) else None
+                if ours is not None and ours.payment_id == payment.payment_id:
+                    if ours.state == "pending":
+                        # Ours, its webhook faster than our own call's answer: booked here, once;
+                        # the call's own booking then finds it processed.
+                        payment = self._refunded(tx, payment, ours.refund_id, ours.amount_minor)
+                        tx.finish_refund(ours.refund_id, "processed", event.object_id)
+                else:
+                    # A refund we did not ask for (the gateway's dashboard): recorded, capped by
+                    # what is neither refunded nor reserved for a refund of ours in flight.
+                    amount = min(event.amount_minor, payment.amount_minor - payment.refunded_minor
+                                 - tx.pending_refunds_minor(payment.payment_id))
+                    if amount > 0:
+                        refund = Refund(str(uuid.uuid4()), payment.payment_id, amount, event.object_id, "processed")
+                        tx.insert_refund(refund, f"webhook:{event.event_id}", "")
+                        payment = self._refunded(tx, payment, refund.refund_id, amount)
             elif event.kind == "disputed" and payment.state != State.DISPUTED:
                 amount = min(event.amount_minor or payment.amount_minor, payment.amount_minor - payment.refunded_minor)
                 tx.post_ledger(f"dispute:{event.object_id or event.event_id}", payment.payment_id,
@@ -364,3 +378,11 @@ class PaymentCore:
     def anonymise_customer(self, customer_id: str) -> int:
         with self._db.transaction() as tx:
             return tx.anonymise_customer(customer_id)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
