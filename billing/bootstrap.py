@@ -21,7 +21,9 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     from billing.adapters.mesh_clients import IdentityProfiles, PaymentClient
     from billing.adapters.metrics import BillingFigures
+    from billing.adapters.notify_providers import IdentityAudit, IdentityContacts, SmtpMailer
     from billing.adapters.postgres_store import PostgresDatabase
+    from billing.domain.notifications import NotificationRelay
     from billing.domain.risk import RiskPolicy
     from billing.domain.service import BillingCore
     from billing.grpc_api import BillingServicer
@@ -29,8 +31,8 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     if not settings.postgres_dsn:
         raise Unavailable("billing needs PostgreSQL (GAITPAY_POSTGRES_DSN)")
-    identity = IdentityProfiles(open_sync_channel(settings, identity="billing", service="identity"),
-                                settings.default_deadline_s)
+    identity_channel = open_sync_channel(settings, identity="billing", service="identity")
+    identity = IdentityProfiles(identity_channel, settings.default_deadline_s)
     # A charge may walk two gateways with a retry each: its deadline covers that walk.
     payments = PaymentClient(open_sync_channel(settings, identity="billing", service="payment"),
                              max(settings.default_deadline_s, 4 * settings.gateway_timeout_s + 2))
@@ -42,19 +44,14 @@ def build(settings: config.Settings) -> ServiceSpec:
     # (an UNKNOWN payment, a crash) are settled again.
     sweeper = Periodic("sweep", 2.0, core.sweep,
                        lambda counts: counts if counts["payment_links"] or counts["retried"] else None)
-    jobs = [sweeper]
-    if settings.smtp_url:  # receipts leave the outbox by email; other channels wait for theirs
-        from billing.adapters.notify_providers import IdentityContacts, SmtpMailer
-        from billing.domain.notifications import NotificationRelay
-
-        relay = NotificationRelay(db, IdentityContacts(open_sync_channel(settings, identity="billing",
-                                                                              service="identity"),
-                                                            settings.default_deadline_s),
-                                  {"email": SmtpMailer(settings.smtp_url, settings.mail_from,
-                                                       settings.default_deadline_s)},
-                                  retry_base_s=settings.notify_retry_base_s)
-        jobs.append(Periodic("notify", 1.0, relay.relay,
-                             lambda counts: counts if any(counts.values()) else None))
+    # The outbox's relay: edge identifications to identity's audit trail always; receipts by
+    # email when an SMTP server is configured (other channels wait in the outbox).
+    senders: dict = {"audit": IdentityAudit(identity_channel, settings.default_deadline_s)}
+    if settings.smtp_url:
+        senders["email"] = SmtpMailer(settings.smtp_url, settings.mail_from, settings.default_deadline_s)
+    relay = NotificationRelay(db, IdentityContacts(identity_channel, settings.default_deadline_s), senders,
+                              retry_base_s=settings.notify_retry_base_s)
+    jobs = [sweeper, Periodic("notify", 1.0, relay.relay, lambda counts: counts if any(counts.values()) else None)]
 
     registry = CollectorRegistry()
     figures = BillingFigures(settings.postgres_dsn)

@@ -81,7 +81,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                                       field_violations=[("event", "incomplete")])
             event = StoreEvent(e.event_id, _KINDS[e.kind], e.store_id, e.camera_id, e.track_id,
                                e.occurred_at.ToDatetime(tzinfo=timezone.utc), e.customer_id or None,
-                               e.false_match_probability if e.customer_id else 1.0)
+                               e.false_match_probability if e.customer_id else 1.0,
+                               identified_at_edge=e.identified_at_edge and bool(e.customer_id))
             result = await self._run(self._core.record_event, event)
             if result.settle:
                 self._settle_soon(result.session_id)

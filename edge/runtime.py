@@ -159,7 +159,7 @@ class EdgeRuntime:
         if named:
             self._event(billing_pb2.STORE_EVENT_KIND_IDENTIFIED, decision.track.camera_id, track, time.time(),
                         customer_id=named, identification_confidence=decision.confidence,
-                        false_match_probability=decision.false_match_probability)
+                        false_match_probability=decision.false_match_probability, identified_at_edge=offline)
 
     # -- vision (one thread per camera) -----------------------------------------------------
 

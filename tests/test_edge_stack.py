@@ -223,3 +223,20 @@ def test_with_the_matcher_out_of_reach_an_enrolled_walker_is_identified_from_the
     session = stub.GetSession(billing_pb2.GetSessionRequest(store_id=settings.store_id, session_id=sessions.pop()),
                               timeout=10).session
     assert session.customer_id == customer.customer_id and session.exited_at.seconds > 0
+
+    # The matcher never saw this identification: billing put it in identity's audit trail.
+    import json
+    import time
+
+    import psycopg
+
+    dsn = json.loads((local_stack.home / "stack.json").read_text())["env"]["GAITPAY_POSTGRES_DSN"]
+    deadline, rows = time.monotonic() + 20, []
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.3)
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT actor, attributes FROM identity.audit_log WHERE action = 'identification' "
+                                "AND customer_id = %s", (customer.customer_id,)).fetchall()
+    assert len(rows) == 1, rows
+    actor, attributes = rows[0]
+    assert actor == "billing" and attributes["decided_at"] == "edge (offline)" and attributes["track_id"] == her_track

@@ -22,6 +22,7 @@ class StoreEvent:
     occurred_at: datetime
     customer_id: str | None = None
     false_match_probability: float = 1.0
+    identified_at_edge: bool = False  # decided offline at the edge: billing audits it
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Delivery of the notification outbox: receipts by email (and any other channel that has a
-provider) sent after the transaction that wrote them, at least once.
+"""Delivery of the notification outbox: receipts by email, identifications made at the edge
+to identity's audit trail (and any other channel that has a provider), sent after the
+transaction that wrote them, at least once.
 
 One notification at a time is claimed in its own transaction, with its row locked while the
 provider is called, so two billing replicas never send the same one. The customer's address
@@ -52,9 +53,12 @@ class Contacts(Protocol):
 
 
 class Sender(Protocol):
-    """Port: one channel's provider (SMTP for email). Raises DeliveryFailed."""
+    """Port: one channel's provider (SMTP for email, identity's audit trail for audit).
+    Raises DeliveryFailed. `needs_contact`: the customer's address is asked for first."""
 
-    def send(self, notification: Notification, contact: Contact) -> None: ...
+    needs_contact: bool
+
+    def send(self, notification: Notification, contact: Contact | None) -> None: ...
 
 
 PURPOSE = {"email": "receipt", "sms": "payment_link", "push": "confirmation"}
@@ -99,7 +103,11 @@ class NotificationRelay:
             return "sent"
 
     def _deliver(self, notification: Notification) -> None:
+        sender = self.senders[notification.channel]
+        if not sender.needs_contact:
+            sender.send(notification, None)
+            return
         if not notification.customer_id:
             raise DeliveryFailed("no customer to send it to", permanent=True)
         contact = self.contacts.contact(notification.customer_id, PURPOSE.get(notification.channel, "notification"))
-        self.senders[notification.channel].send(notification, contact)
+        sender.send(notification, contact)

@@ -7,6 +7,7 @@ It knows nothing of gRPC or SQL; the database, identity and payment come in thro
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -48,6 +49,12 @@ def _save(tx: Tx, before: Session | None, after: Session) -> None:
         tx.publish(event_type, after.session_id)
 
 
+def _edge_identification(event: StoreEvent) -> dict[str, str]:
+    return {"store_id": event.store_id, "camera_id": event.camera_id, "track_id": event.track_id,
+            "false_match_probability": f"{event.false_match_probability:.3g}", "decided_at": "edge (offline)",
+            "event_id": event.event_id}
+
+
 def _notify_staff(tx: Tx, session: Session, reason: str) -> None:
     tx.enqueue_notification(session.session_id, None, "staff", f"Assisted checkout: {reason.replace('_', ' ')}",
                             f"Session {session.session_id} at {session.store_id}: {rupees(session.bill.total)}.")
@@ -76,6 +83,11 @@ class BillingCore:
             session, settle = self._apply(tx, session, event)
             _save(tx, before, session)
             tx.link_event(event.event_id, session.session_id)
+            if event.kind == "identified" and event.identified_at_edge and event.customer_id:
+                # The matcher audits its own identifications; one made at the edge offline
+                # reaches the audit trail through the outbox, in this same transaction.
+                tx.enqueue_notification(session.session_id, event.customer_id, "audit", "identification",
+                                        json.dumps(_edge_identification(event)))
             return EventResult(session.session_id, False, settle)
 
     def _apply(self, tx, session: Session, event: StoreEvent) -> tuple[Session, bool]:  # type: ignore[no-untyped-def]

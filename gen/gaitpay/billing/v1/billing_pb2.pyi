@@ -47,7 +47,7 @@ SESSION_STATE_CANCELLED: SessionState
 SESSION_STATE_PAYMENT_LINK: SessionState
 
 class StoreEvent(_message.Message):
-    __slots__ = ("event_id", "kind", "store_id", "camera_id", "track_id", "occurred_at", "customer_id", "identification_confidence", "false_match_probability", "zone")
+    __slots__ = ("event_id", "kind", "store_id", "camera_id", "track_id", "occurred_at", "customer_id", "identification_confidence", "false_match_probability", "zone", "identified_at_edge")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class StoreEvent(_message.Message):
     IDENTIFICATION_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     FALSE_MATCH_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIED_AT_EDGE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     kind: StoreEventKind
     store_id: str
@@ -68,7 +69,8 @@ class StoreEvent(_message.Message):
     identification_confidence: float
     false_match_probability: float
     zone: str
-    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[StoreEventKind, str]] = ..., store_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customer_id: _Optional[str] = ..., identification_confidence: _Optional[float] = ..., false_match_probability: _Optional[float] = ..., zone: _Optional[str] = ...) -> None: ...
+    identified_at_edge: bool
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[StoreEventKind, str]] = ..., store_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customer_id: _Optional[str] = ..., identification_confidence: _Optional[float] = ..., false_match_probability: _Optional[float] = ..., zone: _Optional[str] = ..., identified_at_edge: _Optional[bool] = ...) -> None: ...
 
 class StreamStoreEventsRequest(_message.Message):
     __slots__ = ("event",)
