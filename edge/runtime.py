@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2
 from edge.adapters.billing_link import EventForwarder
 from edge.adapters.event_queue import EventQueue
 from edge.adapters.hot_cache import HotCacheKeeper
-from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from edge.adapters.matcher_link import MatcherSession
 from edge.adapters.video_buffer import VideoBuffer
 from edge.domain.floor import FloorCalibration, ShopperFusion
 from edge.domain.offline import CacheUnusable, OfflineIdentifier
@@ -271,7 +271,7 @@ class EdgeRuntime:
         stop_links = asyncio.Event()
         forwarder = EventForwarder(self.settings, self.queue, address=self._billing_address)
         forward_task = asyncio.create_task(forwarder.run(stop_links, flush_s=flush_s))
-        link = _MatcherSession(self.settings, self._matcher_address, self._on_decision)
+        link = MatcherSession(self.settings, self._matcher_address, self._on_decision)
         refresher = asyncio.create_task(self._keep_hot_cache()) if self._keeper is not None else None
 
         def post(item: tuple) -> None:
@@ -417,58 +417,3 @@ def _track_decision(decision: Decision) -> matcher_pb2.TrackDecision:
         false_match_probability=decision.false_match_probability, windows_used=decision.windows_used,
         reason=decision.reason + " (offline, against the hot cache)",
         probable_customer_id=decision.probable_customer_id)
-
-
-class _MatcherSession:
-    """The identification stream over one channel. A window goes out only while the channel is
-    READY: otherwise (the matcher unreachable) `send` says so at once, without blocking, and
-    the window is decided offline; gRPC keeps reconnecting in the background, and the stream
-    is reopened on the first window after the channel is back."""
-
-    def __init__(self, settings: Settings, address: str | None,
-                 on_decision: Callable[[matcher_pb2.TrackDecision], None]) -> None:
-        self._settings = settings
-        self._channel = open_channel(settings, identity="edge", service="matcher", address=address)
-        self._on_decision = on_decision
-        self._link: MatcherLink | None = None
-        self._reader: asyncio.Task | None = None
-        self._ready()  # starts connecting now, not at the first window
-
-    def _ready(self) -> bool:
-        return self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY
-
-    async def _open(self) -> MatcherLink | None:
-        if self._link is not None and self._reader is not None and not self._reader.done():
-            return self._link if self._ready() else None
-        if not self._ready():
-            return None
-        self._link = MatcherLink(self._settings, channel=self._channel)
-        self._link.open()
-        self._reader = asyncio.create_task(self._read(self._link))
-        return self._link
-
-    async def _read(self, link: MatcherLink) -> None:
-        try:
-            async for response in link.responses():
-                if response.WhichOneof("result") == "decision":
-                    self._on_decision(response.decision)
-        except grpc.aio.AioRpcError as exc:
-            log.info("matcher_link.lost", code=exc.code().name)
-
-    async def send(self, store_id: str, camera_id: str, track_id: str, window: CutWindow, fps: float) -> bool:
-        link = await self._open()
-        if link is None:
-            return False
-        await link.send(keypoint_window(store_id, camera_id, track_id, window.sequence, window.keypoints[:, :17],
-                                        fps, quality=window.quality))
-        return True
-
-    async def close(self, wait_s: float = 10.0) -> None:
-        if self._link is not None:
-            await self._link.finish()
-            if self._reader is not None:
-                try:
-                    await asyncio.wait_for(self._reader, wait_s)
-                except asyncio.TimeoutError:
-                    self._reader.cancel()
-        await self._channel.close()

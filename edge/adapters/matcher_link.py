@@ -7,14 +7,18 @@ the edge into the matcher."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import grpc
 import numpy as np
+import structlog
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mesh.client import open_channel
+from edge.domain.windows import CutWindow
 from mesh.config import Settings
+
+log = structlog.get_logger("gaitpay.edge")
 
 
 def keypoint_window(
@@ -72,3 +76,58 @@ class MatcherLink:
     async def close(self) -> None:
         if self._owned:
             await self._channel.close()
+
+
+class MatcherSession:
+    """The identification stream over one channel. A window goes out only while the channel is
+    READY: otherwise (the matcher unreachable) `send` says so at once, without blocking, and
+    the window is decided offline; gRPC keeps reconnecting in the background, and the stream
+    is reopened on the first window after the channel is back."""
+
+    def __init__(self, settings: Settings, address: str | None,
+                 on_decision: Callable[[matcher_pb2.TrackDecision], None]) -> None:
+        self._settings = settings
+        self._channel = open_channel(settings, identity="edge", service="matcher", address=address)
+        self._on_decision = on_decision
+        self._link: MatcherLink | None = None
+        self._reader: asyncio.Task | None = None
+        self._ready()  # starts connecting now, not at the first window
+
+    def _ready(self) -> bool:
+        return self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY
+
+    async def _open(self) -> MatcherLink | None:
+        if self._link is not None and self._reader is not None and not self._reader.done():
+            return self._link if self._ready() else None
+        if not self._ready():
+            return None
+        self._link = MatcherLink(self._settings, channel=self._channel)
+        self._link.open()
+        self._reader = asyncio.create_task(self._read(self._link))
+        return self._link
+
+    async def _read(self, link: MatcherLink) -> None:
+        try:
+            async for response in link.responses():
+                if response.WhichOneof("result") == "decision":
+                    self._on_decision(response.decision)
+        except grpc.aio.AioRpcError as exc:
+            log.info("matcher_link.lost", code=exc.code().name)
+
+    async def send(self, store_id: str, camera_id: str, track_id: str, window: CutWindow, fps: float) -> bool:
+        link = await self._open()
+        if link is None:
+            return False
+        await link.send(keypoint_window(store_id, camera_id, track_id, window.sequence, window.keypoints[:, :17],
+                                        fps, quality=window.quality))
+        return True
+
+    async def close(self, wait_s: float = 10.0) -> None:
+        if self._link is not None:
+            await self._link.finish()
+            if self._reader is not None:
+                try:
+                    await asyncio.wait_for(self._reader, wait_s)
+                except asyncio.TimeoutError:
+                    self._reader.cancel()
+        await self._channel.close()
