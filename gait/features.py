@@ -57,6 +57,19 @@ def heel_strikes(n: Normalised, min_step_s: float = 0.3) -> GaitCycles:
     return GaitCycles(left, right, cycles)
 
 
+def _autocorrelation_period(signal: np.ndarray, shortest: int, longest: int) -> float | None:
+    """The lag (frames) in [shortest, longest] where the signal best repeats itself, or None."""
+    x = signal - signal.mean()
+    longest = min(longest, len(x) - 2)
+    if shortest < 1 or longest <= shortest or not np.any(x):
+        return None
+    lags = np.arange(shortest, longest + 1)
+    # Normalised per lag, so longer lags (fewer overlapping frames) are not penalised.
+    scores = [float(np.dot(x[:-lag], x[lag:]) / (np.linalg.norm(x[:-lag]) * np.linalg.norm(x[lag:]) + 1e-12))
+              for lag in lags]
+    return float(lags[int(np.argmax(scores))])
+
+
 def _angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The angle at b (radians) of a-b-c, per frame."""
     u, v = a - b, c - b
@@ -100,7 +113,15 @@ def temporal(n: Normalised, cycles: GaitCycles) -> dict[str, float]:
     # minimum distance and prominence keep from being spurious) before taking the median.
     frames = cycles.cycle_frames
     multiples = np.maximum(1.0, np.round(frames / frames.min()))
-    cycle_s = float(np.median(frames / multiples)) / n.fps
+    folded = frames / multiples
+    cycle_s = float(np.median(folded)) / n.fps
+    if len(folded) < 4 and folded.max() > 1.15 * folded.min():
+        # Two or three gaps that disagree (a strike misplaced near the walk's end, where the
+        # peak finder sees half a peak) leave the median to chance: the period of the ankle
+        # signal itself, read from its autocorrelation over the range they span, is the cycle.
+        period = _autocorrelation_period(ankle_signal(n), int(folded.min() * 0.8), int(folded.max() * 1.2))
+        if period:
+            cycle_s = period / n.fps
     symmetry = float("nan")
     if len(cycles.left_strikes) and len(cycles.right_strikes):
         # Right strikes should fall half-way between left ones for a symmetric walker.
