@@ -113,6 +113,28 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_service_port(preferred: int, offsets: list[int], taken: set[int], tries: int = 200) -> int:
+    """The preferred port, else a random free one, whose companions (port + each offset) are
+    free too and which shares nothing with the ports taken already (it is added to them)."""
+    candidate = preferred
+    for _ in range(tries):
+        group = {candidate, *(candidate + o for o in offsets)}
+        if all(p < 65536 for p in group) and not group & taken and all(_port_free(p) for p in group):
+            taken.update(group)
+            return candidate
+        candidate = free_port()
+    raise StackError(f"no free TCP port with its companions (+{offsets}) on 127.0.0.1")
+
+
 def free_port(preferred: int | None = None) -> int:
     for candidate in ([preferred] if preferred else []) + [0]:
         with socket.socket() as s:
@@ -493,10 +515,17 @@ def _configure_local_webhooks(settings: config.Settings, env: dict[str, str]) ->
 def _start_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
                     timeout_s: float) -> None:
     home = settings.home
+    # A service also listens on its port plus the metrics (and probe) offsets: all of them must
+    # be free, and no two services may share one.
+    offsets = [o for o in (settings.metrics_port_offset, settings.probe_port_offset) if o]
+    taken: set[int] = set()
+    if env.get("GAITPAY_PAYMENT_WEBHOOK_ADDR"):  # chosen already, bound only when payment starts
+        taken.add(config.port_of(env["GAITPAY_PAYMENT_WEBHOOK_ADDR"]))
     for service in config.SERVICES:
-        wanted = config.port_of(settings.address_of(service))
-        env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{free_port(wanted)}"
-    env["GAITPAY_GATEWAY_HTTP_ADDR"] = f"127.0.0.1:{free_port(config.port_of(settings.gateway_http_addr))}"
+        port = _free_service_port(config.port_of(settings.address_of(service)), offsets, taken)
+        env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{port}"
+    http_port = _free_service_port(config.port_of(settings.gateway_http_addr), [], taken)
+    env["GAITPAY_GATEWAY_HTTP_ADDR"] = f"127.0.0.1:{http_port}"
     # Partner webhooks on one machine: a made-up signing master key, and receivers on this host.
     env["GAITPAY_WEBHOOK_MASTER_KEY"] = settings.webhook_master_key or secrets.token_hex(32)
     env["GAITPAY_WEBHOOK_ALLOWED_NETWORKS"] = settings.webhook_allowed_networks or "127.0.0.0/8"
