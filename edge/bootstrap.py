@@ -35,7 +35,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         runtime = EdgeRuntime(settings, cameras, settings.edge_state / "queue.sqlite3",
                               billing_address=settings.billing_addr, matcher_address=settings.matcher_addr,
                               hot_cache_refresh_s=settings.edge_hot_cache_refresh_s,
-                              video=video_buffer.from_settings(settings), on_event=lambda line: log.info("edge.event", what=line))
+                              video=video_buffer.from_settings(settings),
+                              on_event=lambda line: log.info("edge.event", what=line))
     pipeline: list[asyncio.Task] = []
 
     async def start() -> None:

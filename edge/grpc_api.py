@@ -6,26 +6,19 @@ import asyncio
 import time
 
 import grpc
-from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge.runtime import EdgeRuntime
+from edge.runtime import EdgeRuntime, timestamp
 from gaitpay.edge.v1 import edge_pb2, edge_pb2_grpc
 from mesh.client import open_channel
 from mesh.config import Settings
-
-
-def _stamp(seconds: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
 
 
 class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
     def __init__(self, settings: Settings, runtime: EdgeRuntime | None = None) -> None:
         self._settings = settings
         self._runtime = runtime
-        self._since = _stamp(int(time.time()))
+        self._since = timestamp(int(time.time()))
 
     async def _cloud_reachable(self) -> bool:
         """The link is up when the matcher answers a health check within a second."""
@@ -61,6 +54,6 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         response.hot_cache.windows_identified_offline = runtime.report.windows_identified_offline
         if cache is not None:
             response.hot_cache.customers = cache.customers
-            response.hot_cache.fetched_at.CopyFrom(_stamp(cache.fetched_at))
-            response.hot_cache.expires_at.CopyFrom(_stamp(cache.expires_at))
+            response.hot_cache.fetched_at.CopyFrom(timestamp(cache.fetched_at))
+            response.hot_cache.expires_at.CopyFrom(timestamp(cache.expires_at))
         return response

@@ -101,7 +101,7 @@ class EdgeReport:
     billing_link_failures: int = 0
 
 
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int(seconds * 1e9))
     return ts
@@ -128,7 +128,6 @@ class EdgeRuntime:
         self._keeper = HotCacheKeeper(queue_path.parent, settings.store_id) if offline else None
         self._offline: OfflineIdentifier | None = None
         self._hot_cache_refresh_s = hot_cache_refresh_s
-        self.link_online = False
         self._fusion = ShopperFusion(prefix=self.run_id)
         self._t0 = time.time()
         self._video = video  # the dispute buffer, when the store keeps one
@@ -141,7 +140,7 @@ class EdgeRuntime:
         tag = f"{self.settings.store_id}|{camera_id}|{track_id}|{kind}" + (f"|{occurrence}" if occurrence else "")
         event_id = hashlib.sha256(tag.encode()).hexdigest()[:32]  # the same observation -> the same id
         event = billing_pb2.StoreEvent(event_id=event_id, kind=kind, store_id=self.settings.store_id,
-                                       camera_id=camera_id, track_id=track_id, occurred_at=_timestamp(at), **extra)
+                                       camera_id=camera_id, track_id=track_id, occurred_at=timestamp(at), **extra)
         if self.queue.put(event):
             self.report.events_queued += 1
             self._say(f"{billing_pb2.StoreEventKind.Name(kind).removeprefix('STORE_EVENT_KIND_').lower()} "
@@ -296,9 +295,10 @@ class EdgeRuntime:
                     self._prune()
                 elif item[0] == "crossing":
                     _, camera_id, local, line, at = item
-                    shopper = self._fusion.shopper(camera_id, local, None, at)
+                    shopper = self._fusion.of_track(camera_id, local)
                     if line in ("entry", "exit"):
-                        kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" else billing_pb2.STORE_EVENT_KIND_EXIT
+                        kind = billing_pb2.STORE_EVENT_KIND_ENTRY if line == "entry" \
+                            else billing_pb2.STORE_EVENT_KIND_EXIT
                         self._event(kind, camera_id, shopper, at)
                     else:  # a zone: every crossing counts, so each is its own event
                         key = (shopper, line)
@@ -307,15 +307,13 @@ class EdgeRuntime:
                                     occurrence=f"{line}#{self._zone_crossings[key]}", zone=line)
                 elif item[0] == "window":
                     _, camera_id, local, window, fps = item
-                    track_id = self._fusion.shopper(camera_id, local, None, time.time())
+                    track_id = self._fusion.of_track(camera_id, local)
                     # Sequences count per (camera, shopper): a shopper's windows from two of a
                     # camera's tracks (lost and found again) must not reuse a number.
                     key = (camera_id, track_id)
                     window = replace(window, sequence=self._sequences.get(key, 0))
                     self._sequences[key] = window.sequence + 1
-                    sent = await link.send(self.settings.store_id, camera_id, track_id, window, fps)
-                    self.link_online = sent
-                    if sent:
+                    if await link.send(self.settings.store_id, camera_id, track_id, window, fps):
                         self.report.windows_sent += 1
                     elif await self._identify_offline(camera_id, track_id, window, fps):
                         self.report.windows_identified_offline += 1

@@ -167,7 +167,8 @@ def run(
     console.print(f"events queued {report.events_queued}, still queued {report.queue_depth}; windows sent "
                   f"{report.windows_sent}, decided at the edge against the hot cache ({report.hot_cache_customers} "
                   f"customers) {report.windows_identified_offline}, dropped (matcher unreachable, no usable cache) "
-                  f"{report.windows_dropped_offline}; tracks merged across cameras {report.tracks_merged_across_cameras}")
+                  f"{report.windows_dropped_offline}; tracks merged across cameras "
+                  f"{report.tracks_merged_across_cameras}")
     if report.queue_depth:
         console.print(f"[yellow]{report.queue_depth} events stay in {queue} and go out on the next start[/yellow]")
 

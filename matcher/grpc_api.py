@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
 import os
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 import grpc
@@ -77,7 +77,6 @@ class TemplateStore(Protocol):
 
 
 HOT_CACHE_TTL = timedelta(hours=24)
-HOT_CACHE_INFO = b"gaitpay hot cache v1"
 
 
 class WindowMetrics:
@@ -174,7 +173,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
                                     model_version=t.model_version, quality=t.quality)
         sealed = sealing.seal(cache.SerializeToString(), request.recipient_public_key,
-                              associated=request.store_id.encode(), info=HOT_CACHE_INFO)
+                              associated=request.store_id.encode(), info=sealing.HOT_CACHE_INFO)
         response = matcher_pb2.ExportHotCacheResponse(
             sealed_templates=sealed.box, customers=len(cache.customers),
             ephemeral_public_key=sealed.ephemeral_public_key)

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+# HKDF info of the matcher's hot-cache exports (the matcher seals, the edge opens).
+HOT_CACHE_INFO = b"gaitpay hot cache v1"
 
 
 class SealError(ValueError):
@@ -30,9 +32,14 @@ def _key(shared: bytes, sender: bytes, recipient: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=sender + recipient, info=info).derive(shared)
 
 
+def public_key_bytes(private: X25519PrivateKey) -> bytes:
+    """The 32 raw bytes of a private key's public half, as boxes are addressed to."""
+    return private.public_key().public_bytes(*_RAW)
+
+
 def new_keypair() -> tuple[X25519PrivateKey, bytes]:
     private = X25519PrivateKey.generate()
-    return private, private.public_key().public_bytes(*_RAW)
+    return private, public_key_bytes(private)
 
 
 def seal(plaintext: bytes, recipient_public_key: bytes, associated: bytes, info: bytes) -> Sealed:
@@ -41,14 +48,14 @@ def seal(plaintext: bytes, recipient_public_key: bytes, associated: bytes, info:
     except ValueError as exc:
         raise SealError(f"recipient public key unusable: {exc}") from None
     ephemeral = X25519PrivateKey.generate()
-    sender = ephemeral.public_key().public_bytes(*_RAW)
+    sender = public_key_bytes(ephemeral)
     key = _key(ephemeral.exchange(recipient), sender, recipient_public_key, info)
     nonce = os.urandom(12)
     return Sealed(nonce + AESGCM(key).encrypt(nonce, plaintext, associated), sender)
 
 
 def open_sealed(sealed: Sealed, recipient: X25519PrivateKey, associated: bytes, info: bytes) -> bytes:
-    own = recipient.public_key().public_bytes(*_RAW)
+    own = public_key_bytes(recipient)
     try:
         shared = recipient.exchange(X25519PublicKey.from_public_bytes(sealed.ephemeral_public_key))
         key = _key(shared, sealed.ephemeral_public_key, own, info)

@@ -21,7 +21,7 @@ from matcher.domain import hot_cache
 from matcher.domain.identification import Identifier, State
 from matcher.domain.templates import Template
 from matcher.domain.windows import TrackKey, Window
-from matcher.grpc_api import HOT_CACHE_INFO
+from mesh.sealing import HOT_CACHE_INFO
 from mesh import sealing
 
 

@@ -123,7 +123,7 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
     import grpc
 
     from gaitpay.matcher.v1.matcher_pb2 import HotCache
-    from matcher.grpc_api import HOT_CACHE_INFO
+    from mesh.sealing import HOT_CACHE_INFO
     from mesh import sealing
 
     from gait.protection import CancelableTransform

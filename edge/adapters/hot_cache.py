@@ -24,7 +24,6 @@ from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mesh import sealing
 
 log = structlog.get_logger("gaitpay.edge.hot_cache")
-HOT_CACHE_INFO = b"gaitpay hot cache v1"  # must equal the matcher's (matcher.grpc_api.HOT_CACHE_INFO)
 
 
 def device_key(path: Path) -> X25519PrivateKey:
@@ -41,15 +40,11 @@ def device_key(path: Path) -> X25519PrivateKey:
     return key
 
 
-def _public(key: X25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def open_cache(reply: matcher_pb2.ExportHotCacheResponse, key: X25519PrivateKey, store_id: str,
                fetched_at: float) -> HotCache:
     """Opens a sealed export; sealing.SealError if it was not made for this device and store."""
     plain = sealing.open_sealed(sealing.Sealed(reply.sealed_templates, reply.ephemeral_public_key), key,
-                                store_id.encode(), HOT_CACHE_INFO)
+                                store_id.encode(), sealing.HOT_CACHE_INFO)
     cache = matcher_pb2.HotCache.FromString(plain)
     ids, rows = [], []
     for customer in cache.customers:
@@ -86,9 +81,9 @@ class HotCacheKeeper:
 
     async def fetch(self, channel: grpc.aio.Channel, deadline_s: float) -> HotCache:
         """A fresh export from the matcher, saved (atomically) before it is used."""
-        reply = await matcher_pb2_grpc.MatcherServiceStub(channel).ExportHotCache(
-            matcher_pb2.ExportHotCacheRequest(store_id=self._store_id, max_customers=self._max_customers,
-                                              recipient_public_key=_public(self._key)), timeout=deadline_s)
+        request = matcher_pb2.ExportHotCacheRequest(store_id=self._store_id, max_customers=self._max_customers,
+                                                    recipient_public_key=sealing.public_key_bytes(self._key))
+        reply = await matcher_pb2_grpc.MatcherServiceStub(channel).ExportHotCache(request, timeout=deadline_s)
         cache = open_cache(reply, self._key, self._store_id, time.time())
         await asyncio.to_thread(self._save, reply.SerializeToString())
         return cache

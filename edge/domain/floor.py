@@ -109,6 +109,12 @@ class ShopperFusion:
                 near.append(s)
         return near[0] if len(near) == 1 else None
 
+    def of_track(self, camera_id: str, track_id: str) -> str:
+        """The shopper a camera's track was given when it was seen (every track is seen, with
+        shopper(), before anything else names it); a lookup that moves nobody."""
+        known = self._of_track.get((camera_id, track_id))
+        return known if known is not None else self.shopper(camera_id, track_id, None, self._swept_at)
+
     def known(self, shopper_id: str) -> bool:
         return shopper_id in self._shoppers
 

@@ -12,7 +12,6 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -389,9 +388,11 @@ class IdentityCore:
         with self._transaction() as tx:
             row = self._active_customer(tx, customer_id, lock=False)
             self._audit(tx, "data_access.contact", customer_id, actor, {"purpose": purpose})
-        open_field = partial(self.keys.decrypt_field, customer_id)
-        return Contact(customer_id, open_field(row.display_name_ct) if row.display_name_ct else "",
-                       open_field(row.email_ct) if row.email_ct else "", open_field(row.phone_ct) if row.phone_ct else "")
+
+        def opened(ciphertext: str) -> str:  # a field the customer left empty stays empty
+            return self.keys.decrypt_field(customer_id, ciphertext) if ciphertext else ""
+
+        return Contact(customer_id, opened(row.display_name_ct), opened(row.email_ct), opened(row.phone_ct))
 
     # -- audit -------------------------------------------------------------------------------------
 
