@@ -19,9 +19,9 @@ SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_na
 def build(settings: config.Settings) -> ServiceSpec:
     from prometheus_client import CollectorRegistry
 
-    from billing.adapters.mesh_clients import IdentityProfiles, PaymentClient
+    from billing.adapters.mesh_clients import IdentityAudit, IdentityContacts, IdentityProfiles, PaymentClient
     from billing.adapters.metrics import BillingFigures
-    from billing.adapters.notify_providers import IdentityAudit, IdentityContacts, SmtpMailer
+    from billing.adapters.notify_providers import SmtpMailer
     from billing.adapters.postgres_store import PostgresDatabase
     from billing.domain.notifications import NotificationRelay
     from billing.domain.risk import RiskPolicy

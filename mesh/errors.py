@@ -118,6 +118,11 @@ def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
     return None
 
 
+def rpc_code(error: grpc.RpcError) -> grpc.StatusCode:
+    """The status code of a failed call (UNKNOWN for an RpcError that carries none)."""
+    return error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+
+
 def status_from_rpc_error(error: grpc.aio.AioRpcError | grpc.RpcError) -> status_pb2.Status:
     """Decode the rich Status a GaitPay server attached to an RpcError."""
     from grpc_status import rpc_status

@@ -1,27 +1,19 @@
-"""The outbox's providers and the contacts they need.
-
-- Email over SMTP (smtplib): `smtp://host:port` (plain, for a relay on the same network or
-  the local stack's server), `smtp+starttls://user:pass@host:587`, or
-  `smtps://user:pass@host:465`. Each connection has the deadline given. A 4xx answer or a
-  lost connection is tried again later; a 5xx answer to the recipient is permanent.
-- Identifications made at the edge to identity's audit trail (AppendAuditEvent).
-- Contacts from identity's GetContact, as billing, with a deadline.
+"""The outbox's email provider: SMTP (smtplib). `smtp://host:port` (plain, for a relay on
+the same network or the local stack's server), `smtp+starttls://user:pass@host:587`, or
+`smtps://user:pass@host:465`. Each connection has the deadline given. A 4xx answer or a lost
+connection is tried again later; a 5xx answer to the recipient is permanent. (The audit
+channel and the contacts are identity's: billing.adapters.mesh_clients.)
 """
 
 from __future__ import annotations
 
-import json
 import smtplib
 import socket
-import uuid
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from urllib.parse import unquote, urlsplit
 
-import grpc
-
 from billing.domain.notifications import Contact, DeliveryFailed, Notification
-from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 
 _SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -70,44 +62,3 @@ class SmtpMailer:
                                  permanent=exc.smtp_code >= 500) from None
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
             raise DeliveryFailed(f"SMTP server unreachable: {exc}") from None
-
-
-class IdentityAudit:
-    """The audit channel: AppendAuditEvent as billing, with a request id derived from the
-    notification, so a resend (a crash before the commit) is appended once by identity."""
-
-    needs_contact = False
-    _NAMESPACE = uuid.UUID("a3f0c1e2-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
-
-    def __init__(self, channel: grpc.Channel, timeout_s: float) -> None:
-        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
-        self._timeout = timeout_s
-
-    def send(self, notification: Notification, contact: Contact | None) -> None:
-        request = identity_pb2.AppendAuditEventRequest(
-            request_id=str(uuid.uuid5(self._NAMESPACE, f"billing-outbox/{notification.notification_id}")),
-            action=notification.subject, customer_id=notification.customer_id or "",
-            attributes=json.loads(notification.body))
-        try:
-            self._stub.AppendAuditEvent(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            permanent = code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS)
-            raise DeliveryFailed(f"identity refused the audit record: {code.name}", permanent=permanent) from None
-
-
-class IdentityContacts:
-    def __init__(self, channel: grpc.Channel, timeout_s: float) -> None:
-        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
-        self._timeout = timeout_s
-
-    def contact(self, customer_id: str, purpose: str) -> Contact:
-        try:
-            c = self._stub.GetContact(identity_pb2.GetContactRequest(customer_id=customer_id, purpose=purpose),
-                                      timeout=self._timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                raise DeliveryFailed(f"customer cannot be reached: {exc.details()}", permanent=True) from None
-            raise DeliveryFailed(f"identity unavailable: {code.name}") from None
-        return Contact(c.display_name, c.email, c.phone_e164)

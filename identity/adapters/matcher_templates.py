@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from mesh.errors import MeshError, Unavailable
+from mesh.errors import MeshError, Unavailable, rpc_code
 
 
 class MatcherTemplates:
@@ -20,7 +20,7 @@ class MatcherTemplates:
         try:
             return fn(request, timeout=self._timeout)
         except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            code = rpc_code(exc)
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise Unavailable(f"matcher unavailable during {what}") from None
             raise MeshError(f"matcher refused {what}: {code.name}", reason="DEPENDENCY_UNAVAILABLE",

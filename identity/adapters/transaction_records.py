@@ -7,7 +7,7 @@ import grpc
 
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
-from mesh.errors import Unavailable
+from mesh.errors import Unavailable, rpc_code
 
 
 class MeshTransactionRecords:
@@ -25,7 +25,7 @@ class MeshTransactionRecords:
                 payment_pb2.AnonymiseCustomerRequest(request_id=request_id, customer_id=customer_id),
                 timeout=self._timeout).payments_anonymised
         except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            code = rpc_code(exc)
             raise Unavailable(f"erasure could not unlink billing/payment records ({code.name}); retry the "
                               "erasure with the same request_id") from None
         return int(sessions) + int(payments)
