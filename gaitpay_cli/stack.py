@@ -136,14 +136,14 @@ def _free_service_port(preferred: int, offsets: list[int], taken: set[int], trie
 
 
 def free_port(preferred: int | None = None) -> int:
-    for candidate in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise StackError("no free TCP port on 127.0.0.1")
+    if preferred and _port_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 0))
+        except OSError:
+            raise StackError("no free TCP port on 127.0.0.1") from None
+        return int(s.getsockname()[1])
 
 
 def group_alive(pgid: int | None) -> bool:
@@ -312,18 +312,6 @@ def start_mail(home: Path) -> tuple[Record, str]:
     return Record("mail", "component", f"127.0.0.1:{port}", pid, str(log)), f"smtp://127.0.0.1:{port}"
 
 
-def _smtp_probe(url: str) -> dependencies.Probe:
-    def probe() -> None:
-        import smtplib
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        with smtplib.SMTP(parts.hostname, parts.port, timeout=2) as smtp:
-            smtp.noop()
-
-    return probe
-
-
 # -- health -----------------------------------------------------------------------------------
 
 
@@ -357,7 +345,7 @@ def component_probe(name: str, env: dict[str, str]) -> dependencies.Probe:
     if name == "razorpay":
         return dependencies.http(env["GAITPAY_RAZORPAY_BASE_URL"] + "/v1/health", timeout_s=2)
     if name == "mail":
-        return _smtp_probe(env["GAITPAY_SMTP_URL"])
+        return dependencies.smtp(env["GAITPAY_SMTP_URL"], timeout_s=2)
     raise StackError(f"unknown component {name}")
 
 

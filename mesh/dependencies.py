@@ -42,6 +42,21 @@ def milvus(uri: str, timeout_s: float = 3.0) -> Probe:
     return probe
 
 
+def smtp(url: str, timeout_s: float = 3.0) -> Probe:
+    """An SMTP server answers NOOP (smtp://, smtp+starttls:// or smtps://host:port)."""
+
+    def probe() -> None:
+        import smtplib
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
+        with smtp_class(parts.hostname, parts.port or 25, timeout=timeout_s) as server:
+            server.noop()
+
+    return probe
+
+
 def vault(addr: str, token: str, timeout_s: float = 3.0) -> Probe:
     def probe() -> None:
         import hvac
