@@ -76,19 +76,24 @@ class VideoBuffer:
         self._due[camera_id] += 1.0 / rate
         current[0].write(self._scaled(frame))
 
-    def _scaled(self, frame: np.ndarray) -> np.ndarray:
+    def _size(self, frame: np.ndarray) -> tuple[int, int]:
+        """(width, height) a frame is kept at: at most max_width wide, the height even."""
         height, width = frame.shape[:2]
         if width <= self.policy.max_width:
+            return width, height
+        return self.policy.max_width, round(height * self.policy.max_width / width / 2) * 2
+
+    def _scaled(self, frame: np.ndarray) -> np.ndarray:
+        size = self._size(frame)
+        if size == (frame.shape[1], frame.shape[0]):
             return frame
-        size = (self.policy.max_width, round(height * self.policy.max_width / width / 2) * 2)
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     def _open(self, camera_id: str, frame: np.ndarray, at: float, fps: float) -> tuple[cv2.VideoWriter, float, Path]:
         folder = self.folder / camera_id
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{int(at * 1000)}_{int(round(fps * 1000))}.mp4"
-        height, width = self._scaled(frame).shape[:2]
-        writer = cv2.VideoWriter(str(path), _FOURCC, fps, (width, height))
+        writer = cv2.VideoWriter(str(path), _FOURCC, fps, self._size(frame))
         if not writer.isOpened():
             raise OSError(f"cannot write dispute video to {path}")
         self._writers[camera_id] = (writer, at, path)
