@@ -4,6 +4,7 @@ operator tasks on a running mesh."""
 from __future__ import annotations
 
 import uuid
+from typing import Callable, TypeVar
 
 import grpc
 import typer
@@ -11,6 +12,8 @@ from rich.console import Console
 
 from gaitpay_cli import stack
 from mesh import config
+
+T = TypeVar("T")
 
 audit_app = typer.Typer(help="The identity service's audit chain.", no_args_is_help=True)
 vault_app = typer.Typer(help="Vault (or OpenBao) for the mesh.", no_args_is_help=True)
@@ -54,6 +57,19 @@ def audit_verify(timeout: float = typer.Option(120.0, help="Seconds before givin
     raise typer.Exit(1)
 
 
+def _with_vault(command: str, call: Callable[[str, str], T], addr: str | None, token: str | None) -> T:
+    """call(addr, token), with a readable line and exit 2 when either is missing, exit 1 when
+    Vault fails (hvac and requests errors)."""
+    if not addr or not token:
+        err.print(f"[red]gaitpay vault {command}:[/red] set VAULT_ADDR and VAULT_TOKEN (or --addr/--token)")
+        raise typer.Exit(2)
+    try:
+        return call(addr, token)
+    except Exception as exc:  # noqa: BLE001 - hvac/requests errors, shown readably
+        err.print(f"[red]gaitpay vault {command}:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
 @vault_app.command("provision")
 def vault_provision_cmd(
     addr: str = typer.Option(None, envvar="VAULT_ADDR", help="Vault address."),
@@ -64,14 +80,7 @@ def vault_provision_cmd(
     template-transform secret (created once, never overwritten) and a token per service."""
     from mesh import vault_provision
 
-    if not addr or not token:
-        err.print("[red]gaitpay vault provision:[/red] set VAULT_ADDR and VAULT_TOKEN (or --addr/--token)")
-        raise typer.Exit(2)
-    try:
-        done = vault_provision.provision(addr, token)
-    except Exception as exc:  # noqa: BLE001 - hvac/requests errors, shown readably
-        err.print(f"[red]gaitpay vault provision:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+    done = _with_vault("provision", vault_provision.provision, addr, token)
     console.print(f"provisioned {addr}: policies {', '.join(sorted(done.tokens))}; "
                   f"template transform version {done.transform_version}")
     if print_tokens:
@@ -96,14 +105,7 @@ def vault_reissue_transform(
     state = stack.StackState.load(stack.state_path(settings))
     if state is not None:  # the local stack's own dev Vault
         addr, token = addr or state.env.get("VAULT_ADDR"), token or state.env.get("VAULT_TOKEN")
-    if not addr or not token:
-        err.print("[red]gaitpay vault reissue-transform:[/red] set VAULT_ADDR and VAULT_TOKEN (or --addr/--token)")
-        raise typer.Exit(2)
-    try:
-        version = vault_provision.reissue_transform(addr, token)
-    except Exception as exc:  # noqa: BLE001 - hvac/requests errors, shown readably
-        err.print(f"[red]gaitpay vault reissue-transform:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+    version = _with_vault("reissue-transform", vault_provision.reissue_transform, addr, token)
     console.print(f"template transform version {version} issued")
     channel = open_sync_channel(settings, identity="operator", service="identity",
                                 address=service_address(settings, "identity"))
