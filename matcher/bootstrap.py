@@ -62,13 +62,17 @@ def build(settings: config.Settings) -> ServiceSpec:
                              AuditMetrics(registry), deadline_s=settings.default_deadline_s)
     audit = IdentificationAudit(sink)
 
+    servicer = MatcherServicer(identifier, store, dim, metrics, audit, model_version=version,
+                               transform=transform.current if transform else None)
+
     def register(server: grpc.aio.Server) -> None:
-        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(
-            MatcherServicer(identifier, store, dim, metrics, audit, model_version=version,
-                            transform=transform.current if transform else None), server)
+        matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
+
+    async def stop_identifying() -> None:
+        servicer.close()
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
-                       on_start=[sink.start], on_stop=[sink.stop])
+                       on_start=[sink.start], on_stop=[sink.stop, stop_identifying])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
@@ -77,6 +78,10 @@ class TemplateStore(Protocol):
 
 
 HOT_CACHE_TTL = timedelta(hours=24)
+# Threads that run identifications. Each mostly waits on the batched template search, so
+# there are many: with asyncio's default pool (cores + 4 threads) the windows of the ninth
+# busy track queued for a thread before their search could even join a batch.
+IDENTIFY_THREADS = 64
 
 
 class WindowMetrics:
@@ -106,6 +111,15 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self._transform = transform
         self._metrics = metrics
         self._audit = audit
+        self._identify_pool = ThreadPoolExecutor(IDENTIFY_THREADS, thread_name_prefix="identify")
+
+    def close(self) -> None:
+        """After the server stopped: windows still queued for a thread are dropped."""
+        self._identify_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _observe(self, window: Window, all_stores: bool = False) -> Decision:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._identify_pool, self._identifier.observe, window, all_stores)
 
     def _count(self, outcome: str, started: float | None = None) -> None:
         if self._metrics is not None:
@@ -199,7 +213,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 )
                 continue
             try:
-                decision = await asyncio.to_thread(self._identifier.observe, window_from_proto(window))
+                decision = await self._observe(window_from_proto(window))
             except MalformedWindow as exc:
                 self._count("malformed")
                 yield _track_error(
@@ -220,8 +234,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.IdentifyResponse:
         try:
-            decision = await asyncio.to_thread(self._identifier.observe, window_from_proto(request.window),
-                                               request.all_stores)
+            decision = await self._observe(window_from_proto(request.window), request.all_stores)
         except MalformedWindow as exc:
             raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
                             code=grpc.StatusCode.INVALID_ARGUMENT) from None
