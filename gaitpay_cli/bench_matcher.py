@@ -39,14 +39,42 @@ def _embed_chunk(args: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+def _cache_file(n: int, seed: int) -> Path:
+    """Where the embeddings of this model, size and seed are kept between runs: rendering and
+    embedding 2 x 100k walks takes most of an hour on two cores, the measurement a minute."""
+    import hashlib
+    import os
+
+    from gait.embedder import DEFAULT_MODEL
+
+    model = Path(os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gaitpay" / "bench-matcher"
+    return root / f"{digest}-{n}-{seed}.npy"
+
+
 def synthetic_embeddings(n: int, seed: int, progress: Callable[[int], None]) -> np.ndarray:
+    cached = _cache_file(n, seed)
+    if cached.exists():
+        embeddings = np.load(cached)
+        progress(n)
+        return embeddings
+    embeddings = _render_embeddings(n, seed, progress)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial.npy")
+    np.save(partial, embeddings)
+    partial.replace(cached)  # a run cut short leaves no half-written cache behind
+    return embeddings
+
+
+def _render_embeddings(n: int, seed: int, progress: Callable[[int], None]) -> np.ndarray:
     chunk = 500
     jobs = [(f, min(chunk, n - f), seed) for f in range(0, n, chunk)]
     parts = []
     with mp.get_context("fork").Pool(2) as pool:
         for part in pool.imap(_embed_chunk, jobs):
             parts.append(part)
-            progress(len(part))
+            progress(sum(len(p) for p in parts))  # walks done so far (the bar's position)
     return np.concatenate(parts)
 
 
