@@ -78,8 +78,15 @@ def _render_embeddings(n: int, seed: int, progress: Callable[[int], None]) -> np
     return np.concatenate(parts)
 
 
+def ivf_params(n: int) -> tuple[int, int]:
+    """IVF lists and lists probed for n templates (what the bench builds and searches)."""
+    nlist = max(64, min(4096, n // 40))
+    return nlist, max(32, nlist // 24)
+
+
 @dataclass(frozen=True)
 class MatcherBench:
+    index: str
     customers: int
     windows: int
     p50_ms: float
@@ -132,7 +139,8 @@ async def _drive(settings, probes: np.ndarray, truth: list[str], tracks: int) ->
     return latencies, len(probes) / elapsed, answered
 
 
-def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None) -> MatcherBench:
+def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None,
+        index_type: str = "IVF_FLAT") -> MatcherBench:
     from gaitpay_cli import stack
     from matcher import bootstrap
     from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
@@ -147,10 +155,9 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
         asyncio.run(dependencies.wait_ready({"milvus": dependencies.milvus(milvus_uri)}))
     try:
         collection = f"bench_{uuid.uuid4().hex[:8]}"
-        nlist = max(64, min(4096, n // 40))
-        nprobe = max(32, nlist // 24)
+        nlist, nprobe = ivf_params(n)
         index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=collection, dim=embeddings.shape[2],
-                                                 nlist=nlist, nprobe=nprobe))
+                                                 nlist=nlist, nprobe=nprobe, index_type=index_type))
         progress("enrolling in Milvus", 0, n)
         index.bulk_insert(customers, embeddings[:, 0], "bench")
         progress("enrolling in Milvus", n, n)
@@ -160,7 +167,7 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
 
         addrs = {f"{svc}_addr": f"127.0.0.1:{_free_port()}" for svc in config.SERVICES}
         settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
-                               milvus_nprobe=nprobe,
+                               milvus_nprobe=nprobe, milvus_index=index_type,
                                trace_dir_override=str(home / "traces"), **addrs)
 
         async def measure() -> tuple[list[float], float, int]:
@@ -195,7 +202,7 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
 
             os.killpg(record.pgid or record.pid, signal.SIGTERM)
     return MatcherBench(
-        customers=n, windows=len(probes),
+        index=index_type, customers=n, windows=len(probes),
         p50_ms=float(np.percentile(latencies, 50) * 1e3), p99_ms=float(np.percentile(latencies, 99) * 1e3),
         windows_per_s=rate, recall5_milvus=milvus_hits / len(probes), recall5_exact=exact_hits / len(probes),
         exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3), exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3),

@@ -46,7 +46,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
 
         store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
-                                                  dim=dim, nprobe=settings.milvus_nprobe))
+                                                  dim=dim, nprobe=settings.milvus_nprobe,
+                                                  index_type=settings.milvus_index))
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex

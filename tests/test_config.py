@@ -37,6 +37,7 @@ def test_settings_are_frozen() -> None:
         ({"GAITPAY_DEFAULT_DEADLINE_S": "soon"}, "GAITPAY_DEFAULT_DEADLINE_S"),
         ({"GAITPAY_DEFAULT_DEADLINE_S": "-1"}, "non-negative"),
         ({"GAITPAY_MATCHER_ADDR": "localhost"}, "host:port"),
+        ({"GAITPAY_MILVUS_INDEX": "IVF_PQ"}, "GAITPAY_MILVUS_INDEX"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:

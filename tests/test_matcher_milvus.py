@@ -58,3 +58,23 @@ def test_removal_is_immediate_and_upsert_is_idempotent(index: MilvusTemplateInde
 def test_identifiers_that_could_inject_into_filters_are_refused(index: MilvusTemplateIndex) -> None:
     with pytest.raises(ValueError, match="filter"):
         index.search(unit(np.ones(32)), 'x" or store_id != "', k=1)
+
+
+
+def test_a_flat_collection_searches_exactly(milvus_uri: str) -> None:
+    # GAITPAY_MILVUS_INDEX=FLAT is the switch for exact search on embedded Milvus (at 100k x 128
+    # its IVF search of unsealed rows is approximate whatever nprobe says): the collection must
+    # be built FLAT, and its top 5 must be numpy's.
+    rng = np.random.default_rng(11)
+    gallery = unit(rng.normal(size=(3000, 32)))
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=f"t_{uuid.uuid4().hex[:12]}", dim=32,
+                                             index_type="FLAT"))
+    assert index._client.describe_index(index.config.collection, "embedding")["index_type"] == "FLAT"
+    customers = [f"c{i:05d}" for i in range(len(gallery))]
+    index.bulk_insert(customers, gallery, "m1")
+    queries = unit(rng.normal(size=(40, 32)))
+    found = index.search_many(queries, "s1", 5, all_stores=True)
+    for query, top in zip(queries, found):
+        exact = np.argsort(-(gallery @ query))[:5]
+        assert [c for c, _ in top] == [customers[i] for i in exact]
+        assert np.allclose([s for _, s in top], (gallery @ query)[exact], atol=1e-5)
