@@ -51,7 +51,9 @@ def build(settings: config.Settings) -> ServiceSpec:
         senders["email"] = SmtpMailer(settings.smtp_url, settings.mail_from, settings.default_deadline_s)
     relay = NotificationRelay(db, IdentityContacts(identity_channel, settings.default_deadline_s), senders,
                               retry_base_s=settings.notify_retry_base_s)
-    jobs = [sweeper, Periodic("notify", 1.0, relay.relay, lambda counts: counts if any(counts.values()) else None)]
+    jobs = [sweeper, Periodic("notify", 1.0, relay.relay, lambda counts: counts if any(counts.values()) else None),
+            Periodic("retention", 3600.0, lambda: db.prune(settings.retention_days),
+                     lambda counts: counts if any(counts.values()) else None)]
 
     registry = CollectorRegistry()
     figures = BillingFigures(settings.postgres_dsn)

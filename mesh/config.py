@@ -240,6 +240,11 @@ class Settings:
     mail_from: str = setting(
         "GAITPAY_MAIL_FROM", "The From of receipt emails.", default="GaitPay receipts <receipts@gaitpay.example>"
     )
+    retention_days: float = setting(
+        "GAITPAY_RETENTION_DAYS", "Days that delivered or failed notifications, answered idempotency records "
+        "(billing) and processed webhook ids (payment) are kept; older ones are deleted hourly. 0: keep all.",
+        default=30.0
+    )
     notify_retry_base_s: float = setting(
         "GAITPAY_NOTIFY_RETRY_BASE_S", "Wait before a failed notification is tried again; it doubles each time, up "
         "to an hour, for 8 attempts.", default=30.0
@@ -305,6 +310,7 @@ def _coerce(name: str, env: str, raw: Any, kind: Any) -> Any:
 
 
 MILVUS_INDEXES = ("IVF_FLAT", "FLAT", "HNSW", "AUTOINDEX")
+MIN_RETENTION_DAYS = 3
 
 
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -336,6 +342,9 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         except OSError as exc:
             raise ConfigError(f"GAITPAY_VAULT_TOKEN_FILE={values['vault_token_file']}: {exc}") from None
     settings = Settings(**values)
+    if 0 < settings.retention_days < MIN_RETENTION_DAYS:
+        raise ConfigError(f"GAITPAY_RETENTION_DAYS={settings.retention_days:g}: at least {MIN_RETENTION_DAYS} days "
+                          "(gateways redeliver webhooks for up to 3 days), or 0 to keep everything")
     if settings.milvus_index not in MILVUS_INDEXES:
         raise ConfigError(f"GAITPAY_MILVUS_INDEX={settings.milvus_index!r}: expected one of {', '.join(MILVUS_INDEXES)}")
     home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home

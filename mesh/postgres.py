@@ -7,7 +7,7 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -154,6 +154,22 @@ class PooledDatabase(Generic[TxT]):
         with self._pool.connection() as conn:
             with conn.transaction():
                 yield self._tx(conn)
+
+    def delete_older(self, table: str, timestamp_columns: Sequence[str], days: float, batch: int = 5000) -> int:
+        """Rows of `table` where any of the timestamp columns is over `days` old, deleted a
+        batch per transaction (a big backlog never holds long locks). days <= 0: keep all."""
+        if days <= 0:
+            return 0
+        old = " OR ".join(f"{c} < now() - make_interval(secs => %s)" for c in timestamp_columns)
+        args = tuple(days * 86400.0 for _ in timestamp_columns)
+        deleted = 0
+        while True:
+            with self._pool.connection() as conn, conn.transaction():
+                n = conn.execute(f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {old} "
+                                 f"LIMIT {int(batch)} FOR UPDATE SKIP LOCKED)", args).rowcount
+            deleted += n
+            if n < batch:
+                return deleted
 
     def close(self) -> None:
         self._pool.close()

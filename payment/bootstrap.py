@@ -44,15 +44,19 @@ def build(settings: config.Settings) -> ServiceSpec:
     found = gateways(settings)
     if not found:
         raise Unavailable("payment needs at least one gateway: set GAITPAY_STRIPE_API_KEY or GAITPAY_RAZORPAY_KEY_ID")
-    core = PaymentCore(PostgresDatabase(settings.postgres_dsn), found, unknown_grace_s=settings.reconcile_interval_s)
+    db = PostgresDatabase(settings.postgres_dsn)
+    core = PaymentCore(db, found, unknown_grace_s=settings.reconcile_interval_s)
     webhooks = WebhookServer(core.apply_event, settings.stripe_webhook_secret, settings.razorpay_webhook_secret)
     reconciler = Periodic("reconcile", settings.reconcile_interval_s, core.reconcile,
                           lambda report: report.__dict__ if report.examined else None)
+    retention = Periodic("retention", 3600.0, lambda: db.prune(settings.retention_days),
+                         lambda counts: counts if any(counts.values()) else None)
 
     async def on_start() -> None:
         host, _, port = settings.payment_webhook_addr.rpartition(":")
         await webhooks.start(host, int(port))
         await reconciler.start()
+        await retention.start()
         log.info("payment.ready", gateways=sorted(found), webhooks=settings.payment_webhook_addr)
 
     registry = CollectorRegistry()
@@ -61,6 +65,7 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     async def on_stop() -> None:
         await reconciler.stop()
+        await retention.stop()
         await webhooks.stop()
         figures.close()
 

@@ -172,3 +172,37 @@ def test_channels_without_a_provider_stay_in_the_outbox(db) -> None:
     with db.transaction() as tx:  # no attempt was recorded on any of them
         touched = tx._one("SELECT count(*) AS n FROM billing.outbox WHERE channel <> 'email' AND attempts > 0", ())
     assert touched["n"] == 0
+
+
+def test_retention_deletes_what_is_done_with_and_keeps_what_is_pending(db) -> None:
+    core = BillingCore(db, Paid(), Profiles())
+    session_id, customer = paid_visit(core)
+    with db.transaction() as tx:
+        for channel in ("sms", "push"):
+            tx.enqueue_notification(session_id, customer, channel, "Your GaitPay bill", "body")
+        rows = tx._all("SELECT notification_id, channel FROM billing.outbox WHERE session_id = %s ORDER BY channel",
+                       (session_id,))
+        assert [r["channel"] for r in rows] == ["email", "push", "sms"]
+        old_sent, old_failed, old_pending = (r["notification_id"] for r in rows)
+        tx._c.execute("UPDATE billing.outbox SET sent_at = now() - interval '40 days' WHERE notification_id = %s",
+                      (old_sent,))
+        tx._c.execute("UPDATE billing.outbox SET failed_at = now() - interval '31 days' WHERE notification_id = %s",
+                      (old_failed,))
+        # An unsent notification, however old, waits for its provider.
+        tx._c.execute("UPDATE billing.outbox SET created_at = now() - interval '90 days' WHERE notification_id = %s",
+                      (old_pending,))
+        request_old, request_new = f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"
+        tx._c.execute("INSERT INTO billing.requests (request_id, operation, fingerprint, created_at) VALUES "
+                      "(%s, 'x', 'f', now() - interval '45 days'), (%s, 'x', 'f', now() - interval '29 days')",
+                      (request_old, request_new))
+    counts = db.prune(30)
+    assert counts["notifications"] >= 2 and counts["requests"] >= 1
+    with db.transaction() as tx:
+        left = {r["notification_id"] for r in tx._all("SELECT notification_id FROM billing.outbox "
+                                                      "WHERE session_id = %s", (session_id,))}
+        requests = {r["request_id"] for r in tx._all("SELECT request_id FROM billing.requests "
+                                                     "WHERE request_id IN (%s, %s)", (request_old, request_new))}
+    assert old_sent not in left and old_failed not in left
+    assert old_pending in left
+    assert requests == {request_new}
+    assert db.prune(0) == {"notifications": 0, "requests": 0}  # 0 keeps everything

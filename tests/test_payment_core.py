@@ -408,3 +408,16 @@ def test_the_adapters_read_our_refund_id_from_the_gateways_webhooks():
         "id": "dp_1", "object": "dispute", "amount": 900, "payment_intent": "pi_1"}}})
     dispute = stripe_event(dispute_body.encode(), _stripe_signed(dispute_body, "whsec_x", at), "whsec_x")
     assert (dispute.kind, dispute.reference, dispute.amount_minor, dispute.object_id) == ("disputed", "pi_1", 900, "dp_1")
+
+
+def test_retention_forgets_old_webhook_ids_only(db) -> None:
+    old, recent = f"evt_{uuid.uuid4().hex}", f"evt_{uuid.uuid4().hex}"
+    with db.transaction() as tx:
+        assert tx.record_webhook(old, "stripe", "charge.succeeded")
+        assert tx.record_webhook(recent, "stripe", "charge.succeeded")
+        tx._c.execute("UPDATE payment.webhook_events SET received_at = now() - interval '31 days' "
+                      "WHERE event_id = %s", (old,))
+    assert db.prune(30)["webhook_ids"] >= 1
+    with db.transaction() as tx:
+        assert tx.record_webhook(old, "stripe", "charge.succeeded")  # forgotten: would be processed again
+        assert not tx.record_webhook(recent, "stripe", "charge.succeeded")  # still de-duplicated

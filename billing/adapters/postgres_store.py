@@ -159,3 +159,12 @@ class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
     def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
         super().__init__(dsn, "billing", MIGRATIONS, PostgresTx, max_size, timeout_s)
 
+    def prune(self, days: float) -> dict[str, int]:
+        """Housekeeping: notifications done with (sent, or given up) and idempotency records
+        older than `days`. Unsent notifications stay whatever their age; store events stay
+        too, since they are what keeps an edge's late replay from opening a second session."""
+        return {
+            "notifications": self.delete_older("billing.outbox", ("sent_at", "failed_at"), days),
+            "requests": self.delete_older("billing.requests", ("created_at",), days),
+        }
+

@@ -158,3 +158,8 @@ class PostgresTx(postgres.Rows):
 class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
     def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
         super().__init__(dsn, "payment", MIGRATIONS, PostgresTx, max_size, timeout_s)
+
+    def prune(self, days: float) -> dict[str, int]:
+        """Housekeeping: ids of processed webhooks older than `days` (their de-duplication is
+        only needed while a gateway may still redeliver: Stripe retries for up to 3 days)."""
+        return {"webhook_ids": self.delete_older("payment.webhook_events", ("received_at",), days)}
