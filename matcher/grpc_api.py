@@ -79,8 +79,8 @@ class TemplateStore(Protocol):
 
 HOT_CACHE_TTL = timedelta(hours=24)
 # Threads that run identifications. Each mostly waits on the batched template search, so
-# there are many: with asyncio's default pool (cores + 4 threads) the windows of the ninth
-# busy track queued for a thread before their search could even join a batch.
+# there are many: with asyncio's default pool (cores + 4 = 6 threads on two cores), windows of
+# the seventh and eighth busy tracks queued for a thread before their search could join a batch.
 IDENTIFY_THREADS = 64
 
 
