@@ -5,7 +5,9 @@ Each step reads every feed from its stored cursor and fans the events out into d
 at once. Replicas of the gateway run it side by side: the cursor is compare-and-set, and
 deliveries are leased with SKIP LOCKED, so none is fanned out or sent twice at once. A feed
 that cannot be read (its service down) is tried again on the next step; nothing is lost,
-the cursor simply stays."""
+the cursor simply stays. A cursor the feed no longer holds (the relay was stopped for longer
+than the feed's retention) restarts at the oldest event kept, loudly: what was deleted in
+between cannot be sent."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.domain.webhooks import DELIVERED, FAILED, DueDelivery, FeedEvent, PartnerWebhooks, SendResult
+from gateway.domain.webhooks import (DELIVERED, FAILED, DueDelivery, FeedCursorExpired, FeedEvent, PartnerWebhooks,
+                                     SendResult)
 from mesh.server import cancel_and_wait
 
 log = structlog.get_logger("gateway.webhooks")
@@ -46,8 +49,9 @@ class RelayMetrics:
                                   buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.lag = Gauge("gaitpay_gateway_webhook_feed_lag_seconds", "Age of the newest event the relay has fanned "
                          "out, per feed, when it was fanned out.", ["feed"], registry=registry)
-        self.feed_errors = Counter("gaitpay_gateway_webhook_feed_errors", "Feed reads that failed (the service "
-                                   "was unreachable); the relay tries again on its next step.", ["feed"],
+        self.feed_errors = Counter("gaitpay_gateway_webhook_feed_errors", "Feed reads that failed: the service "
+                                   "was unreachable (the relay tries again on its next step) or the cursor had fallen "
+                                   "behind the feed's retention (the relay restarts at the oldest event kept).", ["feed"],
                                    registry=registry)
 
 
@@ -88,6 +92,13 @@ class WebhookRelay:
         cursor = await asyncio.to_thread(self._core.cursor, feed.name)
         try:
             events, next_cursor = await feed.read(cursor, self._page)
+        except FeedCursorExpired as exc:
+            self._metrics.feed_errors.labels(feed.name).inc()
+            log.error("webhooks.feed_cursor_expired", feed=feed.name, cursor=cursor, error=str(exc)[:200])
+            # Compare-and-set like any fan-out: only the replica that still holds this cursor
+            # moves it back to the start of what the feed keeps.
+            await asyncio.to_thread(self._core.fan_out, feed.name, cursor, "", [])
+            return 1
         except Exception as exc:  # noqa: BLE001 - the service is down or slow: next step
             self._metrics.feed_errors.labels(feed.name).inc()
             log.warning("webhooks.feed_unreadable", feed=feed.name, error=f"{type(exc).__name__}: {exc}"[:200])

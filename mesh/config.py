@@ -242,7 +242,8 @@ class Settings:
     )
     retention_days: float = setting(
         "GAITPAY_RETENTION_DAYS", "Days that delivered or failed notifications, answered idempotency records "
-        "(billing) and processed webhook ids (payment) are kept; older ones are deleted hourly. 0: keep all.",
+        "(billing), processed webhook ids (payment) and partner feed events (both) are kept; older ones are "
+        "deleted hourly. 0: keep all.",
         default=30.0
     )
     notify_retry_base_s: float = setting(

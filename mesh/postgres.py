@@ -7,13 +7,14 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Generic, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
 
+import grpc
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from mesh.errors import AlreadyExists, InvalidArgument, Unavailable
+from mesh.errors import AlreadyExists, InvalidArgument, MeshError, Unavailable
 
 TxT = TypeVar("TxT")
 
@@ -120,8 +121,15 @@ class EventFeed:
 
     def page(self, rows: "Rows", cursor: str, limit: int) -> tuple[list[dict], str]:  # type: ignore[type-arg]
         """Rows with the snapshot's columns (as `columns` selects them) and feed_event_id,
-        feed_type, feed_at, feed_cursor; and the cursor to go on from."""
+        feed_type, feed_at, feed_cursor; and the cursor to go on from. A cursor whose event
+        was deleted by retention is refused (FEED_CURSOR_EXPIRED): reading on from it would
+        skip the deleted events without a word."""
         xid, sequence = parse_feed_cursor(cursor)
+        if cursor and rows._one(f"SELECT 1 AS kept FROM {self._table} WHERE txid = %s::text::xid8 AND sequence = %s",
+                                (str(xid), sequence)) is None:
+            raise MeshError(f"feed cursor {cursor} is older than the events kept; read again from the start "
+                            "(events in between were deleted by retention)", reason="FEED_CURSOR_EXPIRED",
+                            code=grpc.StatusCode.OUT_OF_RANGE, metadata={"cursor": cursor})
         found = rows._all(
             f"SELECT {self._columns}, feed_event_id, feed_type, feed_at, feed_txid || '.' || feed_seq AS feed_cursor "
             f"FROM (SELECT e.event_id::text AS feed_event_id, e.event_type AS feed_type, e.occurred_at AS feed_at, "
@@ -131,6 +139,20 @@ class EventFeed:
             f"ORDER BY e.txid, e.sequence LIMIT %s) page ORDER BY feed_txid, feed_seq",
             (str(xid), sequence, limit))
         return found, (found[-1]["feed_cursor"] if found else cursor)
+
+    def prune(self, db: "PooledDatabase[Any]", days: float) -> int:
+        """Delete the feed's events older than `days` as a prefix in feed order: up to the last
+        (transaction id, sequence) of an old event, so every cursor before the cut is a cursor
+        whose own event is gone, which `page` can tell. days <= 0: keep all."""
+        if days <= 0:
+            return 0
+        with db.connection() as conn:
+            last = conn.execute(f"SELECT txid::text, sequence FROM {self._table} "
+                                "WHERE occurred_at < now() - make_interval(secs => %s) "
+                                "ORDER BY txid DESC, sequence DESC LIMIT 1", (days * 86400.0,)).fetchone()
+        if last is None:
+            return 0
+        return db.delete_where(self._table, "(txid, sequence) <= (%s::text::xid8, %s)", tuple(last))
 
     def forget_customer(self, rows: "Rows", customer_id: str) -> None:
         """Erasure reaches the snapshots too."""
@@ -155,17 +177,26 @@ class PooledDatabase(Generic[TxT]):
             with conn.transaction():
                 yield self._tx(conn)
 
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection outside any transaction of the adapter (housekeeping reads)."""
+        with self._pool.connection() as conn:
+            yield conn
+
     def delete_older(self, table: str, timestamp_columns: Sequence[str], days: float, batch: int = 5000) -> int:
         """Rows of `table` where any of the timestamp columns is over `days` old, deleted a
         batch per transaction (a big backlog never holds long locks). days <= 0: keep all."""
         if days <= 0:
             return 0
         old = " OR ".join(f"{c} < now() - make_interval(secs => %s)" for c in timestamp_columns)
-        args = tuple(days * 86400.0 for _ in timestamp_columns)
+        return self.delete_where(table, old, tuple(days * 86400.0 for _ in timestamp_columns), batch)
+
+    def delete_where(self, table: str, condition: str, args: tuple[Any, ...], batch: int = 5000) -> int:
+        """Delete the rows of `table` meeting `condition`, a batch per transaction."""
         deleted = 0
         while True:
             with self._pool.connection() as conn, conn.transaction():
-                n = conn.execute(f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {old} "
+                n = conn.execute(f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {condition} "
                                  f"LIMIT {int(batch)} FOR UPDATE SKIP LOCKED)", args).rowcount
             deleted += n
             if n < batch:

@@ -148,3 +148,23 @@ def test_a_cursor_the_feed_did_not_give_out_is_refused(db):
     core = BillingCore(db, Payments(), Profiles())
     with pytest.raises(InvalidArgument):
         core.partner_events("nonsense", 10)
+
+
+def test_retention_cuts_the_feed_as_a_prefix_and_a_cursor_behind_the_cut_is_refused(db):
+    from mesh.errors import MeshError
+
+    core = BillingCore(db, Payments(), Profiles())
+    _, start = _feed(core)
+    now = datetime.now(timezone.utc)
+    old = core.record_event(StoreEvent(str(uuid.uuid4()), "entry", "store-core", "door", str(uuid.uuid4()), now))
+    _, behind = _feed(core, start)  # a reader that stopped right after the old visit's event
+    new = core.record_event(StoreEvent(str(uuid.uuid4()), "entry", "store-core", "door", str(uuid.uuid4()), now))
+    with db.transaction() as tx:
+        tx._c.execute("UPDATE billing.partner_events SET occurred_at = now() - interval '40 days' "
+                      "WHERE snapshot->>'session_id' = %s", (old.session_id,))
+    assert db.prune(30)["partner_events"] >= 1
+    with pytest.raises(MeshError) as refused:
+        core.partner_events(behind, 10)
+    assert refused.value.reason == "FEED_CURSOR_EXPIRED" and refused.value.code.name == "OUT_OF_RANGE"
+    kept = {e.session.session_id for e in _feed(core)[0]}  # from the start: the oldest event kept
+    assert new.session_id in kept and old.session_id not in kept

@@ -205,4 +205,4 @@ def test_retention_deletes_what_is_done_with_and_keeps_what_is_pending(db) -> No
     assert old_sent not in left and old_failed not in left
     assert old_pending in left
     assert requests == {request_new}
-    assert db.prune(0) == {"notifications": 0, "requests": 0}  # 0 keeps everything
+    assert db.prune(0) == {"notifications": 0, "requests": 0, "partner_events": 0}  # 0 keeps everything

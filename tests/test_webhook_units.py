@@ -159,3 +159,74 @@ def test_verify_signature_uses_the_current_time_tolerance():
     secret, body = signing_secret(b"z" * 32, "e"), b"{}"
     now = int(time.time())
     assert verify_signature(secret, signature_header(secret, now, body), body, now=time.time())
+
+
+class _Cursors:
+    """The webhook core's cursor half: compare-and-set like the PostgreSQL store."""
+
+    def __init__(self, cursor: str) -> None:
+        self.value = cursor
+
+    def cursor(self, feed: str) -> str:
+        return self.value
+
+    def fan_out(self, feed, read_from, next_cursor, events):  # type: ignore[no-untyped-def]
+        if read_from != self.value:
+            return None
+        self.value = next_cursor
+        return 0
+
+    def claim_due(self, limit: int, lease_s: float) -> list:
+        return []
+
+
+def test_a_feed_cursor_past_retention_restarts_at_the_oldest_event_kept() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from gateway.domain.webhooks import FeedCursorExpired
+    from gateway.webhook_relay import RelayMetrics, WebhookRelay
+
+    class Feed:
+        name = "billing.sessions"
+        reads: list[str] = []
+
+        async def read(self, cursor: str, limit: int):  # type: ignore[no-untyped-def]
+            self.reads.append(cursor)
+            if cursor == "812.40":
+                raise FeedCursorExpired("feed cursor 812.40 is older than the events kept")
+            return [], cursor
+
+    registry = CollectorRegistry()
+    cursors, feed = _Cursors("812.40"), Feed()
+    relay = WebhookRelay(cursors, [feed], sender=None, metrics=RelayMetrics(registry),  # type: ignore[arg-type]
+                         poll_interval_s=1.0)
+    assert asyncio.run(relay.step()) == 1  # moved: the next step follows at once
+    assert cursors.value == ""
+    assert registry.get_sample_value("gaitpay_gateway_webhook_feed_errors_total", {"feed": "billing.sessions"}) == 1
+    assert asyncio.run(relay.step()) == 0
+    assert feed.reads == ["812.40", ""]
+
+
+def test_the_mesh_feed_turns_the_expired_cursor_status_into_its_own_error() -> None:
+    import grpc
+
+    from gateway.adapters.event_feeds import SESSION_FEED, MeshEventFeed
+    from gateway.domain.webhooks import FeedCursorExpired
+    from mesh.errors import MeshError, status_of
+
+    def failing(reason: str, code: grpc.StatusCode):  # type: ignore[no-untyped-def]
+        status = status_of(MeshError("no", reason=reason, code=code))
+        error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(),
+                                     grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString())),
+                                     details="no")
+
+        def unary(service, method, response):  # type: ignore[no-untyped-def]
+            async def call(request, timeout):  # type: ignore[no-untyped-def]
+                raise error
+            return call
+        return MeshEventFeed(SESSION_FEED, unary, 1.0)
+
+    with pytest.raises(FeedCursorExpired):
+        asyncio.run(failing("FEED_CURSOR_EXPIRED", grpc.StatusCode.OUT_OF_RANGE).read("812.40", 10))
+    with pytest.raises(grpc.aio.AioRpcError):  # anything else stays what it was (the relay waits and retries)
+        asyncio.run(failing("DEPENDENCY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE).read("812.40", 10))

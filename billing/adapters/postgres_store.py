@@ -160,11 +160,13 @@ class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
         super().__init__(dsn, "billing", MIGRATIONS, PostgresTx, max_size, timeout_s)
 
     def prune(self, days: float) -> dict[str, int]:
-        """Housekeeping: notifications done with (sent, or given up) and idempotency records
-        older than `days`. Unsent notifications stay whatever their age; store events stay
-        too, since they are what keeps an edge's late replay from opening a second session."""
+        """Housekeeping: notifications done with (sent, or given up), idempotency records and
+        partner feed events older than `days` (the gateway, reading the feed, is told when its
+        cursor fell behind the cut). Unsent notifications stay whatever their age; store events
+        stay too, since they are what keeps an edge's late replay from opening a second session."""
         return {
             "notifications": self.delete_older("billing.outbox", ("sent_at", "failed_at"), days),
             "requests": self.delete_older("billing.requests", ("created_at",), days),
+            "partner_events": _FEED.prune(self, days),
         }
 

@@ -12,8 +12,9 @@ import grpc
 
 from gaitpay.billing.v1 import billing_pb2
 from gaitpay.payment.v1 import payment_pb2
-from gateway.domain.webhooks import FeedEvent
+from gateway.domain.webhooks import FeedCursorExpired, FeedEvent
 from gateway.transcoding.transcode import partner_json
+from mesh.errors import error_info, status_from_rpc_error
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,13 @@ class MeshEventFeed:
 
     async def read(self, cursor: str, limit: int) -> tuple[list[FeedEvent], str]:
         call = self._unary(self._spec.service, self._spec.method, self._spec.response)
-        reply = await call(self._spec.request(after=cursor, page_size=limit), timeout=self._deadline)
+        try:
+            reply = await call(self._spec.request(after=cursor, page_size=limit), timeout=self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            info = error_info(status_from_rpc_error(exc))
+            if info is not None and info.reason == "FEED_CURSOR_EXPIRED":
+                raise FeedCursorExpired(exc.details() or "") from None
+            raise
         events = [FeedEvent(e.event_id, e.type, e.store_id, e.occurred_at.ToDatetime(tzinfo=timezone.utc),
                             self._spec.object_field, partner_json(getattr(e, self._spec.object_field)))
                   for e in reply.events]

@@ -192,6 +192,11 @@ class Delivery:
     delivered_at: datetime | None
 
 
+class FeedCursorExpired(Exception):
+    """The feed no longer holds the event at our cursor (deleted by its retention): the events
+    after it that were deleted too can no longer be sent."""
+
+
 @dataclass(frozen=True)
 class FeedEvent:
     """One event of a feed, with its object already as partner JSON (internal fields gone)."""

@@ -161,5 +161,7 @@ class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
 
     def prune(self, days: float) -> dict[str, int]:
         """Housekeeping: ids of processed webhooks older than `days` (their de-duplication is
-        only needed while a gateway may still redeliver: Stripe retries for up to 3 days)."""
-        return {"webhook_ids": self.delete_older("payment.webhook_events", ("received_at",), days)}
+        only needed while a gateway may still redeliver: Stripe retries for up to 3 days), and
+        partner feed events older than `days`."""
+        return {"webhook_ids": self.delete_older("payment.webhook_events", ("received_at",), days),
+                "partner_events": _FEED.prune(self, days)}
