@@ -241,9 +241,9 @@ class Settings:
         "GAITPAY_MAIL_FROM", "The From of receipt emails.", default="GaitPay receipts <receipts@gaitpay.example>"
     )
     retention_days: float = setting(
-        "GAITPAY_RETENTION_DAYS", "Days that delivered or failed notifications, answered idempotency records "
-        "(billing), processed webhook ids (payment) and partner feed events (both) are kept; older ones are "
-        "deleted hourly. 0: keep all.",
+        "GAITPAY_RETENTION_DAYS", "Days that delivered or failed notifications (billing), answered "
+        "idempotency records (billing, identity), processed webhook ids (payment) and partner feed events "
+        "(billing, payment) are kept; older ones are deleted hourly. 0: keep all.",
         default=30.0
     )
     notify_retry_base_s: float = setting(

@@ -139,6 +139,12 @@ class PostgresDatabase(postgres.PooledDatabase[PostgresTx]):
     def __init__(self, dsn: str, max_size: int = 8, timeout_s: float = 5.0) -> None:
         super().__init__(dsn, "identity", MIGRATIONS, PostgresTx, max_size, timeout_s)
 
+    def prune(self, days: float) -> dict[str, int]:
+        """Housekeeping: answered idempotency records older than `days`. Customers, consent,
+        templates and the audit trail are never pruned here (erasure and the audit policy own
+        them)."""
+        return {"requests": self.delete_older("identity.idempotency", ("created_at",), days)}
+
     def audit_rows(self, batch: int = 1000) -> Iterator[list[AuditRow]]:
         last = 0
         while True:
