@@ -11,7 +11,7 @@ import grpc
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from mesh import config, dependencies
 from mesh.errors import Unavailable
-from mesh.server import Periodic, ServiceSpec, serve_forever
+from mesh.server import Periodic, ServiceSpec, nonzero_counts, retention_job, serve_forever
 
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
 
@@ -51,9 +51,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         senders["email"] = SmtpMailer(settings.smtp_url, settings.mail_from, settings.default_deadline_s)
     relay = NotificationRelay(db, IdentityContacts(identity_channel, settings.default_deadline_s), senders,
                               retry_base_s=settings.notify_retry_base_s)
-    jobs = [sweeper, Periodic("notify", 1.0, relay.relay, lambda counts: counts if any(counts.values()) else None),
-            Periodic("retention", 3600.0, lambda: db.prune(settings.retention_days),
-                     lambda counts: counts if any(counts.values()) else None)]
+    jobs = [sweeper, Periodic("notify", 1.0, relay.relay, nonzero_counts),
+            retention_job(db.prune, settings.retention_days)]
 
     registry = CollectorRegistry()
     figures = BillingFigures(settings.postgres_dsn)

@@ -10,7 +10,7 @@ import grpc
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from mesh import config, dependencies
 from mesh.errors import Unavailable
-from mesh.server import Periodic, ServiceSpec, serve_forever
+from mesh.server import ServiceSpec, retention_job, serve_forever
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
@@ -40,8 +40,7 @@ def build(settings: config.Settings) -> ServiceSpec:
     core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder, protector=transform.current,
                         transactions=records, fresh_protector=transform.fresh)
 
-    retention = Periodic("retention", 3600.0, lambda: db.prune(settings.retention_days),
-                         lambda counts: counts if any(counts.values()) else None)
+    retention = retention_job(db.prune, settings.retention_days)
 
     def register(server: grpc.aio.Server) -> None:
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(core), server)

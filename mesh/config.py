@@ -183,7 +183,7 @@ class Settings:
     )
     milvus_index: str = setting(
         "GAITPAY_MILVUS_INDEX", "Index of a new template collection: IVF_FLAT (fast; embedded milvus-lite "
-        "searches unsealed rows through its own interim IVF index and ignores nprobe), FLAT (exact, about half "
+        "searches unsealed rows through its own interim IVF index and ignores nprobe), FLAT (exact, about 40% of "
         "the windows/s at 100k on two cores), HNSW (a Milvus server) or AUTOINDEX.", default="IVF_FLAT"
     )
     vault_addr: str = setting(
@@ -243,7 +243,8 @@ class Settings:
     retention_days: float = setting(
         "GAITPAY_RETENTION_DAYS", "Days that delivered or failed notifications (billing), answered "
         "idempotency records (billing, identity), processed webhook ids (payment) and partner feed events "
-        "(billing, payment) are kept; older ones are deleted hourly. 0: keep all.",
+        "(billing, payment) are kept; older ones are deleted hourly. 0: keep all; otherwise at least 3 (gateways "
+        "redeliver webhooks for 3 days).",
         default=30.0
     )
     notify_retry_base_s: float = setting(
@@ -347,7 +348,8 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"GAITPAY_RETENTION_DAYS={settings.retention_days:g}: at least {MIN_RETENTION_DAYS} days "
                           "(gateways redeliver webhooks for up to 3 days), or 0 to keep everything")
     if settings.milvus_index not in MILVUS_INDEXES:
-        raise ConfigError(f"GAITPAY_MILVUS_INDEX={settings.milvus_index!r}: expected one of {', '.join(MILVUS_INDEXES)}")
+        raise ConfigError(f"GAITPAY_MILVUS_INDEX={settings.milvus_index!r}: "
+                          f"expected one of {', '.join(MILVUS_INDEXES)}")
     home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home
     settings = dataclasses.replace(settings, home=home)
     for service in SERVICES:

@@ -85,6 +85,17 @@ class Periodic:
         await cancel_and_wait(self._task)
 
 
+def nonzero_counts(counts: dict[str, int]) -> dict[str, int] | None:
+    """A Periodic report for jobs that count what they did: an idle round logs nothing."""
+    return counts if any(counts.values()) else None
+
+
+def retention_job(prune: Callable[[float], dict[str, int]], days: float) -> Periodic:
+    """A service's hourly housekeeping: `prune` deletes what is over `days` old
+    (GAITPAY_RETENTION_DAYS) and counts it per kind."""
+    return Periodic("retention", 3600.0, lambda: prune(days), nonzero_counts)
+
+
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Stop a background task of a service (a loop of its own) and wait until it has."""
     if task is not None:

@@ -11,7 +11,7 @@ import structlog
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
 from mesh import config, dependencies
 from mesh.errors import Unavailable
-from mesh.server import Periodic, ServiceSpec, serve_forever
+from mesh.server import Periodic, ServiceSpec, retention_job, serve_forever
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 log = structlog.get_logger("payment")
@@ -49,8 +49,7 @@ def build(settings: config.Settings) -> ServiceSpec:
     webhooks = WebhookServer(core.apply_event, settings.stripe_webhook_secret, settings.razorpay_webhook_secret)
     reconciler = Periodic("reconcile", settings.reconcile_interval_s, core.reconcile,
                           lambda report: report.__dict__ if report.examined else None)
-    retention = Periodic("retention", 3600.0, lambda: db.prune(settings.retention_days),
-                         lambda counts: counts if any(counts.values()) else None)
+    retention = retention_job(db.prune, settings.retention_days)
 
     async def on_start() -> None:
         host, _, port = settings.payment_webhook_addr.rpartition(":")
