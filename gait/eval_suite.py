@@ -46,6 +46,7 @@ def _embed(embedder: Embedder, walks: list[tuple[int, Walk]]) -> tuple[np.ndarra
 class SuiteResult:
     rows: dict[str, dict[str, object]]
     det_path: Path
+    notes: tuple[str, ...] = ()
 
 
 def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Trial:
@@ -65,8 +66,9 @@ def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Tri
     return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes])
 
 
-def real_trials(embedder: Embedder, root: Path) -> dict[str, Trial]:
-    walks = ucalgary.load(root)
+def real_trials(embedder: Embedder, root: Path,
+                duplicates: list[ucalgary.Duplicate] | None = None) -> dict[str, Trial]:
+    walks = ucalgary.load(root, duplicates)
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, _ = embedder.embed_many(keyed)
     vec = {i: result[str(i)].vector for i in range(len(walks)) if str(i) in result}
@@ -86,6 +88,16 @@ def real_trials(embedder: Embedder, root: Path) -> dict[str, Trial]:
     }
 
 
+def duplicate_notes(duplicates: list[ucalgary.Duplicate]) -> list[str]:
+    """One line per pair of folders: 'sub10: 6 recordings byte-identical to sub4's, counted once'."""
+    pairs: dict[tuple[str, str], int] = {}
+    for d in duplicates:
+        key = (d.dropped.parent.parent.name, d.same_as.parent.parent.name)
+        pairs[key] = pairs.get(key, 0) + 1
+    return [f"{dropped}: {n} recording{'s' if n > 1 else ''} byte-identical to {kept}'s, counted once"
+            for (dropped, kept), n in pairs.items()]
+
+
 def protected(trial: Trial, secret: bytes = b"gaitpay-eval-transform-secret!!") -> Trial:
     """The same trial as the matcher's index sees it: gallery and probes through the
     cancelable template transform (gait.protection). Its accuracy cost is the difference
@@ -98,6 +110,7 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
         progress: Callable[[str], None] = lambda s: None) -> SuiteResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     trials: dict[str, Trial] = {}
+    notes: list[str] = []
     for size in sizes:
         progress(f"synthetic gallery of {size}")
         trials[f"synthetic {size}"] = synthetic_trial(embedder, size)
@@ -106,7 +119,9 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
         trials[f"synthetic {size}, protected"] = protected(trials[f"synthetic {size}"])
     if real_root is not None and real_root.exists():
         progress("real walkers (UCalgary)")
-        trials.update(real_trials(embedder, real_root))
+        duplicates: list[ucalgary.Duplicate] = []
+        trials.update(real_trials(embedder, real_root, duplicates))
+        notes.extend(duplicate_notes(duplicates))
     rows: dict[str, dict[str, object]] = {}
     for name, trial in trials.items():
         progress(f"scoring {name}")
@@ -116,4 +131,4 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
                       "gallery": len(trial.gallery), "probes": len(trial.probes)}
     det_path = out_dir / "det.png"
     det_curve(trials, str(det_path))
-    return SuiteResult(rows, det_path)
+    return SuiteResult(rows, det_path, tuple(notes))

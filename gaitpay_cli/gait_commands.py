@@ -130,9 +130,12 @@ def evaluate(
     for name, row in result.rows.items():
         table.add_row(name, *[_fmt(row.get(c)) for c in columns])
     console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]data:[/] {note}")
     policy = _policy_calibration(embedder, write_calibration)
     (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows,
-                                                 "policy": policy}, indent=2, default=list) + "\n")
+                                                 "data_notes": list(result.notes), "policy": policy},
+                                                indent=2, default=list) + "\n")
     console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
 
 

@@ -11,6 +11,7 @@ ears are missing, confidence 0).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +70,35 @@ def project(joints: np.ndarray) -> np.ndarray:
     return out
 
 
-def load(root: Path) -> list[RealWalk]:
+@dataclass(frozen=True)
+class Duplicate:
+    """A recording whose bytes equal one already loaded under another subject."""
+    dropped: Path
+    same_as: Path
+
+
+def _subject_number(path: Path) -> tuple[int, int, str]:
+    m = _FILE.search(path.name)
+    return (int(m.group(1)), int(m.group(2)), path.name) if m else (1 << 30, 0, path.name)
+
+
+def load(root: Path, duplicates: list[Duplicate] | None = None) -> list[RealWalk]:
+    """Every usable recording under root, in subject order. A file byte-identical to one
+    already loaded is skipped (and appended to `duplicates` when given): the development
+    copy holds sub10's six recordings as exact copies of sub4's, and counting one walk as
+    two people would turn genuine pairs into impostor pairs and cap rank-1 below 1."""
     walks = []
-    for path in sorted(root.glob("sub*/Run*/*.csv")):
+    seen: dict[str, Path] = {}
+    for path in sorted(root.glob("sub*/Run*/*.csv"), key=_subject_number):
         m = _FILE.search(path.name)
         if not m:
             continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            if duplicates is not None:
+                duplicates.append(Duplicate(path, seen[digest]))
+            continue
+        seen[digest] = path
         joints = read_csv(path)
         if joints.shape[0] < 10:
             continue
