@@ -337,6 +337,9 @@ class Demo:
         outage = range(o.visits // 3, o.visits // 3 + max(1, o.visits // 6))
         cuts = {o.visits // 2, (3 * o.visits) // 4}
         done: list[Visit] = []
+        # The ledger may already hold captures (an earlier demo on this home, other clients of
+        # a running stack): only what this run adds is compared with this run's bills.
+        captured_before = self.ledger_captured_minor()
         t1 = time.monotonic()
         try:
             for i, person in enumerate(plan):
@@ -354,11 +357,16 @@ class Demo:
         finally:
             self.razorpay_fault("none")
         self.progress("store visits", o.visits, o.visits)
-        summary = self.summarise(done, outage)
+        summary = self.summarise(done, outage, captured_before)
         summary.enrolment_s, summary.visits_s = round(enrolment_s, 1), round(time.monotonic() - t1, 1)
         return summary, done
 
-    def summarise(self, visits: list[Visit], outage: range) -> Summary:
+    def ledger_captured_minor(self) -> int:
+        """Everything the ledger's clearing accounts have been debited (captures), all time."""
+        balance = self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10)
+        return sum(a.debit_minor for a in balance.accounts if a.account.startswith("clearing:"))
+
+    def summarise(self, visits: list[Visit], outage: range, captured_before: int = 0) -> Summary:
         s = Summary(visits=len(visits))
         s.enrolled_visits = sum(v.customer_id is not None for v in visits)
         s.stranger_visits = s.visits - s.enrolled_visits
@@ -408,7 +416,8 @@ class Demo:
         balance = self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10)
         s.ledger_balanced = balance.balanced
         s.ledger_debits_minor, s.ledger_credits_minor = balance.total_debit_minor, balance.total_credit_minor
-        s.ledger_captured_minor = sum(a.debit_minor for a in balance.accounts if a.account.startswith("clearing:"))
+        s.ledger_captured_minor = sum(a.debit_minor for a in balance.accounts
+                                      if a.account.startswith("clearing:")) - captured_before
         # More captured in the books than the sessions billed would be a double charge too.
         s.double_charges += max(0, (s.ledger_captured_minor - sum(s.charged_minor_per_gateway.values())) > 0)
         samples = sorted(v.exit_to_capture_ms for v in visits if v.exit_to_capture_ms is not None)
@@ -459,7 +468,8 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
                                          f"{summary.payments_per_gateway[gateway]} payments")
     yield "payments that failed over", str(summary.failovers)
     yield "ledger", (f"{'balanced' if summary.ledger_balanced else 'NOT BALANCED'}: debits "
-                     f"{rupees(summary.ledger_debits_minor)} = credits {rupees(summary.ledger_credits_minor)}")
+                     f"{rupees(summary.ledger_debits_minor)} = credits {rupees(summary.ledger_credits_minor)} "
+                     f"(whole ledger); this run captured {rupees(summary.ledger_captured_minor)}")
     yield "exit to captured (auto-charged)", (
         f"p50 {summary.exit_to_capture_ms_p50} ms, p99 {summary.exit_to_capture_ms_p99} ms "
         f"({summary.exit_to_capture_samples} payments)" if summary.exit_to_capture_samples else "no auto-charges")

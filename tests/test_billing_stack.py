@@ -214,3 +214,24 @@ def test_erasure_unlinks_sessions(shop):
     assert erased.transactions_anonymised >= 2  # the session and the payment, besides identity's own rows
     after = shop.session(session_id, until=())
     assert after.customer_id == "" and after.bill.total.minor_units == paid.bill.total.minor_units
+
+
+def test_the_demo_counts_only_its_own_captures_against_its_bills(shop, local_stack, tmp_path):
+    # Money captured before the demo runs (this stack's other tests, an earlier demo on the
+    # same home) must not read as a double charge of the demo's own bills.
+    customer, track = shop.customer(("stripe",)), rid()
+    session_id = shop.events(event(B.STORE_EVENT_KIND_ENTRY, track), event(
+        B.STORE_EVENT_KIND_IDENTIFIED, track, customer_id=customer, false_match_probability=0.03))[0].session_id
+    shop.cart(session_id, TEA=1)
+    shop.events(event(B.STORE_EVENT_KIND_EXIT, track))
+    assert shop.session(session_id).state == B.SESSION_STATE_AWAITING_CONFIRMATION
+    assert shop.billing.ConfirmCharge(B.ConfirmChargeRequest(request_id=rid(), session_id=session_id,
+                                                             customer_id=customer, approve=True),
+                                      timeout=30).session.state == B.SESSION_STATE_PAID
+
+    report = tmp_path / "demo.json"
+    ran = local_stack.cli("demo", "--customers", "2", "--visits", "3", "--seed", "11", "--report", str(report))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["double_charges"] == 0 and summary["lost_charges"] == 0 and summary["ledger_balanced"]
+    assert summary["ledger_captured_minor"] == sum(summary["charged_minor_per_gateway"].values())
