@@ -4,6 +4,7 @@ UCalgary walkers, each summarised with intervals, plus a DET plot."""
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,10 +91,7 @@ def real_trials(embedder: Embedder, root: Path,
 
 def duplicate_notes(duplicates: list[ucalgary.Duplicate]) -> list[str]:
     """One line per pair of folders: 'sub10: 6 recordings byte-identical to sub4's, counted once'."""
-    pairs: dict[tuple[str, str], int] = {}
-    for d in duplicates:
-        key = (d.dropped.parent.parent.name, d.same_as.parent.parent.name)
-        pairs[key] = pairs.get(key, 0) + 1
+    pairs = Counter((d.dropped.parent.parent.name, d.same_as.parent.parent.name) for d in duplicates)
     return [f"{dropped}: {n} recording{'s' if n > 1 else ''} byte-identical to {kept}'s, counted once"
             for (dropped, kept), n in pairs.items()]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
-import socket
 import tempfile
 import time
 import uuid
@@ -98,12 +97,6 @@ class MatcherBench:
     exact_p99_ms: float
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _drive(settings, probes: np.ndarray, truth: list[str], tracks: int) -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
     """Send each probe as a feature window; measure arrival-to-decision per window (one
     window in flight per link) and throughput (several links at once)."""
@@ -165,7 +158,7 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
         chosen = rng.choice(n, size=min(windows, n), replace=False)
         probes, truth = embeddings[chosen, 1], [customers[i] for i in chosen]
 
-        addrs = {f"{svc}_addr": f"127.0.0.1:{_free_port()}" for svc in config.SERVICES}
+        addrs = {f"{svc}_addr": f"127.0.0.1:{stack.free_port()}" for svc in config.SERVICES}
         settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
                                milvus_nprobe=nprobe, milvus_index=index_type,
                                trace_dir_override=str(home / "traces"), **addrs)

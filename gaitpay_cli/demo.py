@@ -362,9 +362,7 @@ class Demo:
         return summary, done
 
     def ledger_captured_minor(self) -> int:
-        """Everything the ledger's clearing accounts have been debited (captures), all time."""
-        balance = self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10)
-        return sum(a.debit_minor for a in balance.accounts if a.account.startswith("clearing:"))
+        return _captured_minor(self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10))
 
     def summarise(self, visits: list[Visit], outage: range, captured_before: int = 0) -> Summary:
         s = Summary(visits=len(visits))
@@ -416,8 +414,7 @@ class Demo:
         balance = self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10)
         s.ledger_balanced = balance.balanced
         s.ledger_debits_minor, s.ledger_credits_minor = balance.total_debit_minor, balance.total_credit_minor
-        s.ledger_captured_minor = sum(a.debit_minor for a in balance.accounts
-                                      if a.account.startswith("clearing:")) - captured_before
+        s.ledger_captured_minor = _captured_minor(balance) - captured_before
         # More captured in the books than the sessions billed would be a double charge too.
         s.double_charges += max(0, (s.ledger_captured_minor - sum(s.charged_minor_per_gateway.values())) > 0)
         samples = sorted(v.exit_to_capture_ms for v in visits if v.exit_to_capture_ms is not None)
@@ -448,6 +445,11 @@ def write_report(path: Path, options: DemoOptions, summary: Summary, visits: lis
                                             for k, v in asdict(options).items()},
                                 "summary": asdict(summary), "visits": [asdict(v) for v in visits],
                                 "finished_at": datetime.now(timezone.utc).isoformat()}, indent=2))
+
+
+def _captured_minor(balance: payment_pb2.GetLedgerBalanceResponse) -> int:
+    """Everything the ledger's clearing accounts have been debited (captures), all time."""
+    return sum(a.debit_minor for a in balance.accounts if a.account.startswith("clearing:"))
 
 
 def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:

@@ -77,11 +77,6 @@ class Duplicate:
     same_as: Path
 
 
-def _subject_number(path: Path) -> tuple[int, int, str]:
-    m = _FILE.search(path.name)
-    return (int(m.group(1)), int(m.group(2)), path.name) if m else (1 << 30, 0, path.name)
-
-
 def load(root: Path, duplicates: list[Duplicate] | None = None) -> list[RealWalk]:
     """Every usable recording under root, in subject order. A file byte-identical to one
     already loaded is skipped (and appended to `duplicates` when given): the development
@@ -89,10 +84,8 @@ def load(root: Path, duplicates: list[Duplicate] | None = None) -> list[RealWalk
     two people would turn genuine pairs into impostor pairs and cap rank-1 below 1."""
     walks = []
     seen: dict[str, Path] = {}
-    for path in sorted(root.glob("sub*/Run*/*.csv"), key=_subject_number):
-        m = _FILE.search(path.name)
-        if not m:
-            continue
+    named = [(m, path) for path in root.glob("sub*/Run*/*.csv") if (m := _FILE.search(path.name))]
+    for m, path in sorted(named, key=lambda mp: (int(mp[0].group(1)), int(mp[0].group(2)), mp[1].name)):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest in seen:
             if duplicates is not None:
