@@ -17,6 +17,7 @@ import numpy as np
 from gait.encoding import encode_normalised
 from gait.features import heel_strikes, quality
 from gait.normalize import Normalised, normalise
+from gait.track import single_body
 from gait.walk import Walk
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -69,18 +70,21 @@ class Embedder:
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
 
-    def _normalised(self, walk: Walk) -> Normalised:
+    def _normalised(self, walk: Walk) -> tuple[Walk, Normalised]:
+        """The walk with a tracker's swap to a bystander cut out (gait.track), normalised;
+        or UnusableWalk."""
+        walk = single_body(walk)
         n = normalise(walk)
         if n.frames < MIN_FRAMES:
             raise UnusableWalk(f"too short: {walk.seconds:.2f} s (at least {MIN_FRAMES / n.fps:.2f} s needed)")
         seen = float((walk.coco[:, 5:17, 2] > 0.05).mean())
         if seen < 0.3:
             raise UnusableWalk(f"body keypoints visible in only {seen:.0%} of frames and joints")
-        return n
+        return walk, n
 
     def prepare(self, walk: Walk) -> tuple[np.ndarray, float]:
         """Model input [T, C] and quality, or UnusableWalk."""
-        n = self._normalised(walk)
+        walk, n = self._normalised(walk)
         return encode_normalised(n), quality(walk, n, heel_strikes(n))
 
     def run(self, features: np.ndarray) -> np.ndarray:
@@ -111,7 +115,7 @@ class Embedder:
     def vector(self, walk: Walk) -> np.ndarray:
         """The embedding alone, without the quality score (the matcher's per-window path,
         where gait-cycle segmentation would only be thrown away)."""
-        return self.run(encode_normalised(self._normalised(walk))[None])[0].astype(np.float32)
+        return self.run(encode_normalised(self._normalised(walk)[1])[None])[0].astype(np.float32)
 
     def embed(self, walk: Walk) -> Embedding:
         features, q = self.prepare(walk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gait.normalize import Normalised, normalise
+from gait.track import single_body
 from gait.walk import BONES, J, Walk
 
 # Face points other than the nose are unreliable across pose estimators and absent from some
@@ -33,4 +34,4 @@ def encode_normalised(n: Normalised) -> np.ndarray:
 
 
 def encode(walk: Walk) -> np.ndarray:
-    return encode_normalised(normalise(walk))
+    return encode_normalised(normalise(single_body(walk)))

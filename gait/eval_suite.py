@@ -67,9 +67,9 @@ def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Tri
     return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes])
 
 
-def real_trials(embedder: Embedder, root: Path,
-                duplicates: list[ucalgary.Duplicate] | None = None) -> dict[str, Trial]:
-    walks = ucalgary.load(root, duplicates)
+def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplicate] | None = None,
+                not_walks: list[ucalgary.NotAWalk] | None = None) -> dict[str, Trial]:
+    walks = ucalgary.load(root, duplicates, not_walks)
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, _ = embedder.embed_many(keyed)
     vec = {i: result[str(i)].vector for i in range(len(walks)) if str(i) in result}
@@ -96,6 +96,15 @@ def duplicate_notes(duplicates: list[ucalgary.Duplicate]) -> list[str]:
             for (dropped, kept), n in pairs.items()]
 
 
+def not_walk_notes(not_walks: list[ucalgary.NotAWalk]) -> list[str]:
+    """One line per recording: 'sub7 run 1 (normal): the skeleton follows someone 1.80 m
+    to the side who moves 0.29 m away, not the walker; skipped'."""
+    def motion(metres: float) -> str:
+        return f"comes {metres:.2f} m closer" if metres >= 0 else f"moves {-metres:.2f} m away"
+    return [f"{n.label}: the skeleton follows someone {abs(n.side_m):.2f} m to the side who {motion(n.approach_m)}, "
+            "not the walker; skipped" for n in not_walks]
+
+
 def protected(trial: Trial, secret: bytes = b"gaitpay-eval-transform-secret!!") -> Trial:
     """The same trial as the matcher's index sees it: gallery and probes through the
     cancelable template transform (gait.protection). Its accuracy cost is the difference
@@ -118,8 +127,9 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
     if real_root is not None and real_root.exists():
         progress("real walkers (UCalgary)")
         duplicates: list[ucalgary.Duplicate] = []
-        trials.update(real_trials(embedder, real_root, duplicates))
-        notes.extend(duplicate_notes(duplicates))
+        not_walks: list[ucalgary.NotAWalk] = []
+        trials.update(real_trials(embedder, real_root, duplicates, not_walks))
+        notes.extend(duplicate_notes(duplicates) + not_walk_notes(not_walks))
     rows: dict[str, dict[str, object]] = {}
     for name, trial in trials.items():
         progress(f"scoring {name}")

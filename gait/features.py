@@ -20,6 +20,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from gait.normalize import Normalised, normalise
+from gait.track import single_body
 from gait.walk import J, Walk
 
 BODY = [J[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -168,6 +169,7 @@ def quality(walk: Walk, n: Normalised | None = None, cycles: GaitCycles | None =
 
 
 def describe(walk: Walk) -> dict[str, float]:
+    walk = single_body(walk)
     n = normalise(walk)
     cycles = heel_strikes(n)
     return {**spatial(n), **temporal(n, cycles), **frequency(n), "cycles": float(cycles.cycles),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gait.track import main_body_frames
 from gait.walk import J, Walk
 
 KINECT = ("FootL", "AnkleL", "KneeL", "HipL", "FootR", "AnkleR", "KneeR", "HipR", "SpineBase", "SpineMid",
@@ -71,17 +72,54 @@ def project(joints: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NotAWalk:
+    """A recording in which the tracked body does not walk towards the camera: the Kinect
+    followed a bystander (standing about 1.8 m to the side in the development copy) for most
+    of it, and the subject for a few frames or none."""
+    path: Path
+    approach_m: float  # how far the body the track mostly shows came towards the camera
+    side_m: float  # that body's median sideways distance from the camera's axis (camera X)
+
+    @property
+    def label(self) -> str:
+        m = _FILE.search(self.path.name)
+        return f"sub{m.group(1)} run {m.group(2)} ({CONDITION[m.group(4)]})" if m else self.path.name
+
+
+# A walk towards the camera from about 4.5 m covers at least this much, even a slow limp over
+# the recording's 4 s (the slowest real walkers cover 1.2 m).
+MIN_APPROACH_M = 1.0
+_SPINE_BASE = KINECT.index("SpineBase")
+
+
+def _not_a_walk(path: Path, joints: np.ndarray, walk: Walk) -> NotAWalk | None:
+    frames = main_body_frames(walk)
+    pelvis = joints[frames, _SPINE_BASE]
+    approach = float(pelvis[0, 2] - pelvis[-1, 2])
+    if approach >= MIN_APPROACH_M:
+        return None
+    return NotAWalk(path, approach, float(np.median(pelvis[:, 0])))
+
+
+@dataclass(frozen=True)
 class Duplicate:
     """A recording whose bytes equal one already loaded under another subject."""
     dropped: Path
     same_as: Path
 
 
-def load(root: Path, duplicates: list[Duplicate] | None = None) -> list[RealWalk]:
-    """Every usable recording under root, in subject order. A file byte-identical to one
-    already loaded is skipped (and appended to `duplicates` when given): the development
-    copy holds sub10's six recordings as exact copies of sub4's, and counting one walk as
-    two people would turn genuine pairs into impostor pairs and cap rank-1 below 1."""
+def load(root: Path, duplicates: list[Duplicate] | None = None,
+         not_walks: list[NotAWalk] | None = None) -> list[RealWalk]:
+    """Every usable recording under root, in subject order. Skipped, and appended to the
+    list given for them:
+    - duplicates: a file byte-identical to one already loaded (the development copy holds
+      sub10's six recordings as exact copies of sub4's; counting one walk as two people
+      would turn genuine pairs into impostor pairs);
+    - not_walks: a recording whose tracked body, once a tracker's swaps are cut out
+      (gait.track), does not come MIN_APPROACH_M towards the camera: it is not the subject's
+      walk, and counting it as theirs would score a bystander as a genuine attempt.
+    Shorter swaps inside a real walk are left in the recording: the embedder cuts them, as
+    it would for a store camera's tracker."""
     walks = []
     seen: dict[str, Path] = {}
     named = [(m, path) for path in root.glob("sub*/Run*/*.csv") if (m := _FILE.search(path.name))]
@@ -95,7 +133,12 @@ def load(root: Path, duplicates: list[Duplicate] | None = None) -> list[RealWalk
         joints = read_csv(path)
         if joints.shape[0] < 10:
             continue
-        walks.append(RealWalk(f"sub{m.group(1)}", int(m.group(2)), CONDITION[m.group(4)], Walk(project(joints), FPS)))
+        walk = Walk(project(joints), FPS)
+        if (bystander := _not_a_walk(path, joints, walk)) is not None:
+            if not_walks is not None:
+                not_walks.append(bystander)
+            continue
+        walks.append(RealWalk(f"sub{m.group(1)}", int(m.group(2)), CONDITION[m.group(4)], walk))
     return walks
 
 
