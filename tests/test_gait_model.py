@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,11 @@ def test_shipped_model_card_matches_the_file() -> None:
     card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
     assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     assert DEFAULT_MODEL.stat().st_size < 5 * 2**20
+
+
+def test_bench_embed_prints_both_runtimes() -> None:
+    result = cli("bench", "embed", "--walks", "64", "--runs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "64 walks of 120 frames" in result.stdout
+    assert "ONNX Runtime" in result.stdout and "PyTorch (same weights)" in result.stdout
+    assert re.search(r"one walk: p50 [\d.]+ ms, p99 [\d.]+ ms", result.stdout.replace("\n", " "))
