@@ -100,3 +100,15 @@ def single_body(walk: Walk) -> Walk:
     keypoints = walk.keypoints[start:end].copy()
     keypoints[labels[start:end] != kept] = 0.0
     return Walk(keypoints, walk.fps)
+
+
+def foreign_frames(walk: Walk) -> str | None:
+    """What single_body leaves out, for people reading a report: 'frames 0-5, 110-119 of
+    120 show another body'; None when the walk shows one body."""
+    labels = bodies(walk)
+    if not labels.any():
+        return None
+    foreign = np.flatnonzero(labels != np.bincount(labels).argmax())
+    runs = np.split(foreign, np.flatnonzero(np.diff(foreign) > 1) + 1)
+    spans = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
+    return f"frames {spans} of {walk.frames} show another body"

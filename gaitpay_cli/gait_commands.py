@@ -26,6 +26,7 @@ def embed(
 ) -> None:
     """Embed every walk in INPUT; walks that can't be embedded are named on stderr."""
     from gait.embedder import Embedder
+    from gait.track import foreign_frames
     from gait.walk import WalkFormatError, iter_walks, load_npz
 
     try:
@@ -55,6 +56,9 @@ def embed(
     np.savez(output_path, **arrays)
     for key, reason in sorted(problems.items()):
         print(f"walk {key}: not embedded: {reason}", file=sys.stderr)
+    for key in sorted(result):
+        if (swap := foreign_frames(walks[key])) is not None:
+            print(f"walk {key}: {swap} (a tracker swap), embedded without them", file=sys.stderr)
     err.print(f"embedded {len(result)} of {len(sequences)} walks into {output_path} (model {embedder.version})")
 
 

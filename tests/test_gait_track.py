@@ -8,7 +8,7 @@ import pytest
 
 from gait.embedder import Embedder
 from gait.synth.dataset import people, render_walk, walks_of
-from gait.track import bodies, single_body
+from gait.track import bodies, foreign_frames, single_body
 from gait.walk import Walk
 
 
@@ -45,6 +45,9 @@ def test_a_swap_at_either_end_is_cut_off(where: str) -> None:
     kept = single_body(swapped)
 
     assert len(set(labels.tolist())) == 2
+    assert foreign_frames(swapped) == ("frames 0-11 of 120 show another body" if where == "start"
+                                       else "frames 100-119 of 120 show another body")
+    assert foreign_frames(walk) is None
     expected = walk.keypoints[12:] if where == "start" else walk.keypoints[:walk.frames - 20]
     np.testing.assert_array_equal(kept.keypoints, expected)
 
@@ -79,3 +82,17 @@ def test_walks_of_one_person_are_not_cut_at_any_frame_rate() -> None:
     assert len(cut) <= 3, cut
     at_10_fps = [Walk(w.keypoints[::3], w.fps / 3) for w in walks if w.fps == 30.0]
     assert sum(bool(bodies(w).any()) for w in at_10_fps) <= 3
+
+
+def test_the_embed_command_says_which_frames_it_left_out(tmp_path) -> None:
+    import subprocess
+    import sys
+    walk = with_bystander(entrance_walk(3), slice(0, 8), seed=3)
+    np.savez(tmp_path / "in.npz", fps=np.float32(30), seq_door=walk.keypoints[:, :17],
+             seq_clean=entrance_walk(4).keypoints[:, :17])
+    command = [sys.executable, "-m", "gaitpay_cli", "embed", str(tmp_path / "in.npz"), str(tmp_path / "out.npz")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "walk door: frames 0-7 of 120 show another body (a tracker swap), embedded without them" in result.stderr
+    assert "walk clean" not in result.stderr
+    assert set(np.load(tmp_path / "out.npz").files) == {"emb_door", "quality_door", "emb_clean", "quality_clean"}

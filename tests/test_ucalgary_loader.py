@@ -80,14 +80,14 @@ def test_rows_with_nan_are_dropped_and_joints_are_projected_to_coco_pixels(tmp_p
 
 
 def test_a_recording_of_a_bystander_is_skipped_and_named_and_a_short_swap_is_kept_for_the_embedder(tmp_path):
-    _write(tmp_path, 7, 1, "N", seed=1, bystander_frames=40)  # the tracker never found the walker
-    _write(tmp_path, 7, 2, "N", seed=2, bystander_frames=32)  # ... found them for the last 8 frames
-    _write(tmp_path, 7, 3, "AR", seed=3, bystander_frames=6)  # ... lost the first 6 to a bystander
+    _write(tmp_path, 7, 1, "N", seed=1, bystander_frames=40)  # the tracker never found the walker,
+    _write(tmp_path, 7, 2, "N", seed=2, bystander_frames=32)  # found them for the last 8 frames,
+    _write(tmp_path, 7, 3, "AR", seed=3, bystander_frames=6)  # lost the first 6 to a bystander
 
     not_walks: list[ucalgary.NotAWalk] = []
     walks = ucalgary.load(tmp_path, not_walks=not_walks)
 
-    assert [(w.run, w.walk.frames) for w in walks] == [(3, 39)]  # kept whole: the embedder cuts the swap
+    assert [(w.run, w.walk.frames) for w in walks] == [(3, 39)]  # whole: the embedder cuts the swap
     assert [n.label for n in not_walks] == ["sub7 run 1 (normal)", "sub7 run 2 (normal)"]
     assert all(abs(n.side_m - 1.8) < 0.05 and abs(n.approach_m) < 0.1 for n in not_walks)
     assert re.fullmatch(r"sub7 run 1 \(normal\): the skeleton follows someone 1\.8\d m to the side who "
