@@ -64,7 +64,7 @@ def bodies(walk: Walk) -> np.ndarray:
         # The body on screen a moment ago first, then the others, latest first.
         order = ([current] if current >= 0 else []) + \
             sorted((b for b in range(len(last_seen)) if b != current), key=lambda b: -last_seen[b])
-        match = next((b for b in order if _same_body(hips, size, last_seen[b], t, walk.fps)), None)
+        match = next((b for b in order if bool(_same_body(hips, size, last_seen[b], t, walk.fps))), None)
         if match is None:
             last_seen.append(t)
             match = len(last_seen) - 1
@@ -74,7 +74,8 @@ def bodies(walk: Walk) -> np.ndarray:
     return labels
 
 
-def _same_body(hips: np.ndarray, size: np.ndarray, before, now, fps: float):
+def _same_body(hips: np.ndarray, size: np.ndarray, before: int | np.ndarray, now: int | np.ndarray,
+               fps: float) -> bool | np.ndarray:
     """Whether the pelvis at frame(s) `before` could have moved to where it is at `now`
     (scalars or arrays of frame indices)."""
     moved = np.linalg.norm(hips[now] - hips[before], axis=-1) / np.minimum(size[now], size[before])
