@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gait.normalize import VISIBLE
 from gait.walk import J, Walk
 
-VISIBLE = 0.05
 # Body sizes (torso + leg) a pelvis may move between two frames: a fixed allowance for jitter
 # and a fast walker seen side-on, plus a brisk walk's worth (about 2.7 m/s for a body size of
 # 1.35 m) per second between them (low frame rates, dropped frames, hidden hips).
@@ -53,7 +53,7 @@ def bodies(walk: Walk) -> np.ndarray:
     hips, size, known = _pelvis_and_size(walk.keypoints)
     labels = np.zeros(walk.frames, dtype=np.int64)
     seen = np.flatnonzero(known)
-    if len(seen) < 2 or all(_same_body(hips, size, seen[:-1], seen[1:], walk.fps)):
+    if len(seen) < 2 or np.all(_same_body(hips, size, seen[:-1], seen[1:], walk.fps)):
         return labels  # the usual case, decided without the frame-by-frame pass below
     last_seen: list[int] = []  # per body: its latest known frame
     current = -1
@@ -83,8 +83,11 @@ def _same_body(hips: np.ndarray, size: np.ndarray, before: int | np.ndarray, now
 
 
 def main_body_frames(walk: Walk) -> np.ndarray:
-    """Indices of the frames that show the body seen in most frames."""
+    """Indices of the frames that show the body seen in most frames (all of them when the
+    walk shows one body)."""
     labels = bodies(walk)
+    if not labels.any():
+        return np.arange(walk.frames)
     return np.flatnonzero(labels == np.bincount(labels).argmax())
 
 
@@ -92,24 +95,23 @@ def single_body(walk: Walk) -> Walk:
     """The walk with one body: the body seen in most frames, from its first frame to its
     last; frames in between that show another body become missing (confidence 0), which
     the normaliser fills like any dropout. The walk itself when it shows one body."""
-    labels = bodies(walk)
-    if not labels.any():
+    frames = main_body_frames(walk)
+    if len(frames) == walk.frames:
         return walk
-    kept = np.bincount(labels).argmax()
-    frames = np.flatnonzero(labels == kept)
     start, end = int(frames[0]), int(frames[-1]) + 1
     keypoints = walk.keypoints[start:end].copy()
-    keypoints[labels[start:end] != kept] = 0.0
+    foreign = np.ones(end - start, dtype=bool)
+    foreign[frames - start] = False
+    keypoints[foreign] = 0.0
     return Walk(keypoints, walk.fps)
 
 
 def foreign_frames(walk: Walk) -> str | None:
     """What single_body leaves out, for people reading a report: 'frames 0-5, 110-119 of
     120 show another body'; None when the walk shows one body."""
-    labels = bodies(walk)
-    if not labels.any():
+    foreign = np.setdiff1d(np.arange(walk.frames), main_body_frames(walk))
+    if not len(foreign):
         return None
-    foreign = np.flatnonzero(labels != np.bincount(labels).argmax())
     runs = np.split(foreign, np.flatnonzero(np.diff(foreign) > 1) + 1)
     spans = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
     return f"frames {spans} of {walk.frames} show another body"
