@@ -64,9 +64,9 @@ def embed(
 
 def train(
     out: Path = typer.Option(Path("gait/models"), help="Folder for the ONNX model and its model card."),
-    steps: int = typer.Option(2000, help="Optimiser steps."),
+    steps: int = typer.Option(8000, help="Optimiser steps."),
     persons: int = typer.Option(5000, help="Synthetic people to train on."),
-    seed: int = typer.Option(20261125, help="Seed of everything random."),
+    seed: int = typer.Option(20261124, help="Seed of everything random."),
 ) -> None:
     """Train the gait embedding from scratch on synthetic walkers and export it to ONNX."""
     from gait.train import TrainConfig
