@@ -26,6 +26,11 @@ PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CP
 MIN_FRAMES = 16  # about half a second at 30 fps: shorter walks carry no gait cycle
 
 
+def resolve_model_path(explicit: Path | None = None) -> Path:
+    """The gait model to run: the one given, else GAITPAY_GAIT_MODEL, else the shipped one."""
+    return Path(explicit or os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
+
+
 class UnusableWalk(ValueError):
     """A walk the model cannot embed; the message says why."""
 
@@ -58,7 +63,7 @@ def open_session(path: Path, providers: list[str] | None = None, threads: int | 
 class Embedder:
     def __init__(self, model_path: Path | None = None, providers: list[str] | None = None,
                  threads: int | None = None) -> None:
-        self.model_path = Path(model_path or os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
+        self.model_path = resolve_model_path(model_path)
         if not self.model_path.exists():
             raise FileNotFoundError(f"gait model {self.model_path} not found: run `gaitpay train` or restore it")
         self.session = open_session(self.model_path, providers, threads)

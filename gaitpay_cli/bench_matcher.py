@@ -44,10 +44,9 @@ def _cache_file(n: int, seed: int) -> Path:
     import hashlib
     import os
 
-    from gait.embedder import DEFAULT_MODEL
+    from gait.embedder import resolve_model_path
 
-    model = Path(os.environ.get("GAITPAY_GAIT_MODEL") or DEFAULT_MODEL)
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(resolve_model_path().read_bytes()).hexdigest()[:16]
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gaitpay" / "bench-matcher"
     return root / f"{digest}-{n}-{seed}.npy"
 
