@@ -182,6 +182,7 @@ class Demo:
                     gateway_token=token.token, gateway_customer=token.customer_reference, last4=token.last4,
                     brand="Visa"), timeout=10)
             self.customers[p] = customer.customer_id
+        self.progress("enrolling customers", self.o.customers, self.o.customers)
 
     # -- one visit -----------------------------------------------------------------------------
 
