@@ -15,7 +15,6 @@ with `--write-calibration`, which the matcher loads for the model version it run
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,7 +101,7 @@ class VisitSimulation:
     identified_wrongly: int
     strangers: int
     strangers_identified: int
-    median_windows_to_identify: float
+    median_windows_to_identify: float | None  # None when nobody was identified
 
     @property
     def identification_rate(self) -> float:
@@ -134,7 +133,7 @@ def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_con
             else:
                 wrong += 1
     return VisitSimulation(enrolled, right, wrong, len(per_window) - enrolled, strangers_hit,
-                           float(np.median(windows_needed)) if windows_needed else math.nan)
+                           float(np.median(windows_needed)) if windows_needed else None)
 
 
 def measure(embedder: object, enrolled: int = 300, strangers: int = 150, enrol_walks: int = 4,

@@ -29,10 +29,10 @@ class TrainConfig:
     persons: int = 5000
     walks_per_person: int = 8
     val_persons: int = 300
-    steps: int = 8000
+    steps: int = 2000
     batch: int = 256
     lr: float = 2e-3
-    seed: int = 20261124
+    seed: int = 20261125
     workers: int = 2
     threads: int = 2
 

@@ -64,9 +64,9 @@ def embed(
 
 def train(
     out: Path = typer.Option(Path("gait/models"), help="Folder for the ONNX model and its model card."),
-    steps: int = typer.Option(8000, help="Optimiser steps."),
+    steps: int = typer.Option(2000, help="Optimiser steps."),
     persons: int = typer.Option(5000, help="Synthetic people to train on."),
-    seed: int = typer.Option(20261124, help="Seed of everything random."),
+    seed: int = typer.Option(20261125, help="Seed of everything random."),
 ) -> None:
     """Train the gait embedding from scratch on synthetic walkers and export it to ONNX."""
     from gait.train import TrainConfig
@@ -167,7 +167,7 @@ def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
         rows.append({"bound": bound, **asdict(sim)})
         table.add_row(f"{bound:g}", f"{sim.identified_correctly}/{sim.enrolled_visits} ({sim.identification_rate:.0%})",
                       str(sim.identified_wrongly), f"{sim.strangers_identified}/{sim.strangers}",
-                      f"{sim.median_windows_to_identify:g}")
+                      "-" if sim.median_windows_to_identify is None else f"{sim.median_windows_to_identify:g}")
     console.print(f"score model: impostor {cal.impostor_mean} +/- {cal.impostor_std}, genuine {cal.genuine_mean} "
                   f"+/- {cal.genuine_std}, window correlation {cal.window_correlation} (measured ICC {cal.measured_icc})")
     console.print(table)

@@ -32,16 +32,18 @@ class Verdict(Enum):
 
 @dataclass(frozen=True)
 class ScoreModel:
-    """Score statistics of the embedding model. Defaults: model synthetic-20261124 on a
-    synthetic gallery of 1,000 (`gaitpay eval`): impostor 0.0087 +/- 0.1177, genuine
-    0.2514 +/- 0.160. The impostor spread is widened 15% because the measured tail is heavier
-    than a Gaussian's (its 1e-4 quantile is 0.493 where the Gaussian puts 0.447)."""
+    """Score statistics of the embedding model. The matcher loads those measured for the model
+    version it runs (`gaitpay eval --write-calibration`, gait/models/policy-calibration.json);
+    these defaults, a fallback, are that measurement for model synthetic-20261125: best of 4
+    enrolment templates over synthetic visits, impostor 0.1443 +/- 0.1773 (spread widened so
+    the Gaussian's 1e-3 tail is no lighter than measured), genuine 0.5235 +/- 0.160, windows
+    of one pair correlated 0.511."""
 
-    impostor_mean: float = 0.0087
-    impostor_std: float = 0.135
-    genuine_mean: float = 0.2514
+    impostor_mean: float = 0.1443
+    impostor_std: float = 0.1773
+    genuine_mean: float = 0.5235
     genuine_std: float = 0.160
-    window_correlation: float = 0.7
+    window_correlation: float = 0.511
 
 
 @dataclass(frozen=True)
