@@ -102,6 +102,11 @@ class VisitSimulation:
     strangers: int
     strangers_identified: int
     median_windows_to_identify: float | None  # None when nobody was identified
+    # Visits that ended unidentified but named a probable customer (asked to confirm in the app):
+    # the right customer, another customer, or a stranger's visit put to a customer.
+    probable_right: int = 0
+    probable_wrong: int = 0
+    strangers_probable: int = 0
 
     @property
     def identification_rate(self) -> float:
@@ -115,6 +120,7 @@ def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_con
     from matcher.domain.policy import TrackEvidence, Verdict, decide
 
     right = wrong = strangers_hit = 0
+    asked = {"right": 0, "wrong": 0, "stranger": 0}
     windows_needed: list[int] = []
     for person, scores in per_window.items():
         evidence = TrackEvidence()
@@ -132,8 +138,12 @@ def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_con
                 windows_needed.append(outcome.windows)
             else:
                 wrong += 1
+        elif outcome.probable_customer_id:
+            asked["stranger" if person >= enrolled else
+                  "right" if outcome.probable_customer_id == str(person) else "wrong"] += 1
     return VisitSimulation(enrolled, right, wrong, len(per_window) - enrolled, strangers_hit,
-                           float(np.median(windows_needed)) if windows_needed else None)
+                           float(np.median(windows_needed)) if windows_needed else None,
+                           asked["right"], asked["wrong"], asked["stranger"])
 
 
 def measure(embedder: object, enrolled: int = 300, strangers: int = 150, enrol_walks: int = 4,

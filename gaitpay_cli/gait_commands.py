@@ -158,8 +158,9 @@ def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
                         cal.window_correlation)
     table = Table(title=f"matcher policy over synthetic visits: {enrolled} enrolled ({cal.enrol_walks} walks each), "
                         f"{len(per_window) - enrolled} strangers, up to {PolicyConfig().max_windows} windows")
+    asked = f"asked in app, fmp <= {PolicyConfig().probable_false_match:g} (right / wrong / stranger)"
     for column in ("false-match bound", "identified", "wrongly identified", "strangers identified",
-                   "median windows"):
+                   "median windows", asked):
         table.add_column(column)
     rows = []
     for bound in (1e-4, 1e-3, 1e-2, 1e-1):
@@ -167,7 +168,8 @@ def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
         rows.append({"bound": bound, **asdict(sim)})
         table.add_row(f"{bound:g}", f"{sim.identified_correctly}/{sim.enrolled_visits} ({sim.identification_rate:.0%})",
                       str(sim.identified_wrongly), f"{sim.strangers_identified}/{sim.strangers}",
-                      "-" if sim.median_windows_to_identify is None else f"{sim.median_windows_to_identify:g}")
+                      "-" if sim.median_windows_to_identify is None else f"{sim.median_windows_to_identify:g}",
+                      f"{sim.probable_right} / {sim.probable_wrong} / {sim.strangers_probable}")
     console.print(f"score model: impostor {cal.impostor_mean} +/- {cal.impostor_std}, genuine {cal.genuine_mean} "
                   f"+/- {cal.genuine_std}, window correlation {cal.window_correlation} (measured ICC {cal.measured_icc})")
     console.print(table)

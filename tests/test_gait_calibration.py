@@ -46,6 +46,28 @@ def test_visit_replay_counts_right_wrong_and_stranger_identifications() -> None:
     assert sim.median_windows_to_identify == PolicyConfig().min_windows
 
 
+def test_visit_replay_counts_who_would_be_asked_to_confirm_in_the_app() -> None:
+    """Visits too weak for the bound but strong enough for a probable candidate: the right
+    customer, another customer, or a stranger put to a customer."""
+    rng = np.random.default_rng(4)
+    customers, windows, likely = 10, 12, 0.38  # at 12 windows: false-match probability ~4e-3
+    resembles = {8: 3, 10: 5}  # customer 8 scores like customer 3; stranger 10 like customer 5
+    per_window = {}
+    for person in range(customers + 3):
+        scores = rng.normal(0.0, 0.02, size=(windows, customers))
+        if person < 8:
+            scores[:, person] = likely
+        if person in resembles:
+            scores[:, resembles[person]] = likely
+        per_window[person] = scores
+    model = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.3, genuine_std=0.05,
+                       window_correlation=0.9)
+    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), model)
+    assert (sim.identified_correctly, sim.identified_wrongly, sim.strangers_identified) == (0, 0, 0)
+    assert (sim.probable_right, sim.probable_wrong, sim.strangers_probable) == (8, 1, 1)
+    assert sim.median_windows_to_identify is None
+
+
 def test_the_shipped_calibration_belongs_to_the_shipped_model() -> None:
     card = json.loads((calibration.CALIBRATION_FILE.parent / "model-card.json").read_text())
     cal = calibration.load(card["version"])
