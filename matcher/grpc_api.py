@@ -16,7 +16,7 @@ from gait.protection import CancelableTransform
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain import hot_cache
 from matcher.domain.audit import IdentificationAudit
-from matcher.domain.identification import Decision, Identifier, State
+from matcher.domain.identification import TOP_K, Decision, Identifier, State
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh import sealing, validation
@@ -119,7 +119,19 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
 
     async def _observe(self, window: Window, all_stores: bool = False) -> Decision:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._identify_pool, self._identifier.observe, window, all_stores)
+        index = self._identifier.index
+        if window.features is None or not hasattr(index, "search_async"):
+            return await loop.run_in_executor(self._identify_pool, self._identifier.observe, window, all_stores)
+        # A feature window needs no model: its search is awaited here, so no worker thread
+        # sits waiting for the batch it joins (1.13x the windows/s at 100k, `gaitpay bench
+        # matcher`). The query transform never blocks (Vault is read in the background);
+        # counting the gallery does, so it stays off the event loop.
+        query = self._identifier.query_of(window)
+        candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores)
+        gallery = self._identifier.gallery_size(refresh=False)
+        if self._identifier.gallery_stale():
+            gallery = await loop.run_in_executor(self._identify_pool, self._identifier.gallery_size)
+        return self._identifier.conclude(window, candidates, gallery)
 
     def _count(self, outcome: str, started: float | None = None) -> None:
         if self._metrics is not None:

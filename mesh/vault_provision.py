@@ -7,7 +7,7 @@ these tokens, then hands services their policies)."""
 from __future__ import annotations
 
 import secrets
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -87,30 +87,38 @@ def reissue_transform(addr: str, token: str) -> int:
 
 
 class RefreshingTransform:
-    """The template transform, re-read from Vault at most every refresh_s, so a re-issued
-    secret reaches enrolment (identity) and queries (the matcher) without a restart. If Vault
-    does not answer at a refresh, the transform in hand is kept and asked for again next time."""
+    """The template transform, re-read from Vault every refresh_s by a background thread, so
+    a re-issued secret reaches enrolment (identity) and queries (the matcher) without a
+    restart, and no enrolment or query ever waits on Vault (the matcher applies it on its
+    event loop). If Vault does not answer, the transform in hand is kept until it does."""
 
     def __init__(self, load: Callable[[], CancelableTransform], refresh_s: float = 60.0) -> None:
-        self._load, self._refresh_s = load, refresh_s
-        self._value, self._at = load(), time.monotonic()
+        self._load, self._refresh_s = load, max(refresh_s, 0.5)
+        self._value = load()
+        self._stop = threading.Event()
+        threading.Thread(target=self._keep_fresh, name="transform-refresh", daemon=True).start()
 
-    def current(self) -> CancelableTransform:
-        if time.monotonic() - self._at > self._refresh_s:
+    def _keep_fresh(self) -> None:
+        while not self._stop.wait(self._refresh_s):
             try:
                 self._value = self._load()
-            except Unavailable as exc:
-                log.warning("template transform not refreshed", error=str(exc), version=self._value.version)
-            self._at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad read; the old value stays
+                log.warning("template transform not refreshed", error=type(exc).__name__, detail=str(exc)[:200],
+                            version=self._value.version)
+
+    def current(self) -> CancelableTransform:
         return self._value
 
     def fresh(self) -> CancelableTransform:
         """Read now (a re-protection must not use the cached one); Vault's errors propagate."""
-        self._value, self._at = self._load(), time.monotonic()
+        self._value = self._load()
         return self._value
 
     def apply(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.current().apply(embeddings)
+        return self._value.apply(embeddings)
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def load_transform(vault: hvac.Client, dim: int) -> CancelableTransform:

@@ -8,10 +8,12 @@ groups them by search scope, runs one search per group, and hands the answers ba
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +24,14 @@ class _Query:
     store_id: str
     k: int
     all_stores: bool
-    answer: Future
+    answer: Future | asyncio.Future
+    # How the batching thread hands an answer back: straight into a thread's Future, or
+    # onto the event loop that awaits an asyncio.Future.
+    deliver: Callable[[Callable[..., Any], Any], Any]
+
+
+def _direct(setter: Callable[..., Any], value: Any) -> None:
+    setter(value)
 
 
 class BatchingIndex:
@@ -37,8 +46,20 @@ class BatchingIndex:
     def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
             -> list[tuple[str, float]]:
         answer: Future = Future()
-        self._queue.put(_Query(embedding, store_id, k, all_stores, answer))
+        self._queue.put(_Query(embedding, store_id, k, all_stores, answer, _direct))
         return answer.result(timeout=30)
+
+    async def search_async(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
+            -> list[tuple[str, float]]:
+        """The same search, awaited on the event loop: no worker thread waits for it."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future = loop.create_future()
+
+        def deliver(setter: Callable[..., Any], value: Any) -> None:
+            loop.call_soon_threadsafe(lambda: None if answer.done() else setter(value))
+
+        self._queue.put(_Query(embedding, store_id, k, all_stores, answer, deliver))
+        return await asyncio.wait_for(answer, timeout=30)
 
     def count(self) -> int:
         return self._index.count()
@@ -70,7 +91,7 @@ class BatchingIndex:
                     results = self._index.search_many(np.stack([q.embedding for q in queries]), store or "*", k,
                                                       all_stores)
                     for q, r in zip(queries, results):
-                        q.answer.set_result(r)
+                        q.deliver(q.answer.set_result, r)
                 except Exception as exc:  # noqa: BLE001 - each waiting caller gets the failure
                     for q in queries:
-                        q.answer.set_exception(exc)
+                        q.deliver(q.answer.set_exception, exc)

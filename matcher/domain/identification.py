@@ -76,12 +76,16 @@ class Identifier:
     _gallery: tuple[float, int] = (0.0, 0)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _gallery_size(self) -> int:
-        # Rows, not people: an upper bound on the customers in scope, which only makes the
-        # false-match estimate more cautious. Refreshed every few seconds, not per window.
-        stamp, size = self._gallery
-        if self.index is not None and time.monotonic() - stamp > self.gallery_refresh_s:
-            size = self.index.count()
+    def gallery_stale(self) -> bool:
+        return self.index is not None and time.monotonic() - self._gallery[0] > self.gallery_refresh_s
+
+    def gallery_size(self, refresh: bool = True) -> int:
+        """Rows, not people: an upper bound on the customers in scope, which only makes the
+        false-match estimate more cautious. Counted again every few seconds, not per window;
+        refresh=False: the last count, without asking the index (a blocking call)."""
+        size = self._gallery[1]
+        if refresh and self.gallery_stale():
+            size = self.index.count()  # type: ignore[union-attr]
             self._gallery = (time.monotonic(), size)
         return size
 
@@ -106,11 +110,19 @@ class Identifier:
                 evidence.windows += 1
             return Decision(window.track, window.sequence, State.PENDING, evidence.windows,
                             "no template index is configured on this matcher; no identification is made")
+        candidates = self.index.search(self.query_of(window), window.track.store_id, TOP_K, all_stores)
+        return self.conclude(window, candidates)
+
+    def query_of(self, window: Window) -> np.ndarray:
+        """The window's embedding as the index holds templates (protected when they are)."""
         embedding = self.embedding_of(window)
-        if self.protect is not None:
-            embedding = self.protect(embedding)
-        candidates = self.index.search(embedding, window.track.store_id, TOP_K, all_stores)
-        gallery = self._gallery_size()
+        return self.protect(embedding) if self.protect is not None else embedding
+
+    def conclude(self, window: Window, candidates: list[tuple[str, float]], gallery: int | None = None) -> Decision:
+        """Add one window's search result to its track's evidence and decide. `observe` is
+        query_of, a search, then this; a caller that searches on its own (asynchronously)
+        uses the two halves, and passes the gallery size it counted off its event loop."""
+        gallery = self.gallery_size() if gallery is None else gallery
         with self._lock:  # streams run their windows on worker threads
             evidence = self._evidence(window.track)
             evidence.add(candidates)
