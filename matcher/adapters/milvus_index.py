@@ -7,8 +7,9 @@ enrolled for a few stores has a row per store, so a store's search is a plain fi
 products of L2-normalised vectors (cosine similarity). Index (GAITPAY_MILVUS_INDEX): IVF_FLAT
 by default, HNSW on a Milvus server. milvus-lite refuses HNSW, and it searches rows of segments
 it has not sealed through its own interim IVF index, whatever nprobe says: at 100k x 128 that
-finds the true customer in the top 5 for 0.073 of probes where an exact search finds 0.081
-(`gaitpay bench matcher`). FLAT is exact there, at about 40% of the windows per second.
+finds the true customer in the top 5 for about 10% fewer probes than an exact search does
+(`gaitpay bench matcher`: 0.027 against 0.030 with model synthetic-20261125). FLAT is exact
+there, at about 40% of the windows per second.
 """
 
 from __future__ import annotations
