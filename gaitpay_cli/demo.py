@@ -34,7 +34,7 @@ from mesh import config
 from gaitpay_cli.walk_messages import walk_message
 from mesh.client import open_sync_channel
 
-STORES = ("demo-store-1", "demo-store-2")
+STORE_NAMES = ("demo-store-1", "demo-store-2")
 CATALOGUE = [  # sku, name, price (paise), GST bp, discount bp
     ("MILK-1L", "Toned milk 1 L", 6_800, 0, 0), ("BREAD", "Whole wheat bread", 5_500, 0, 0),
     ("RICE-5", "Basmati rice 5 kg", 74_900, 500, 1_000), ("DAL-1", "Toor dal 1 kg", 16_900, 500, 0),
@@ -148,11 +148,15 @@ class Demo:
         self.payment = payment_pb2_grpc.PaymentServiceStub(ch("payment", "operator"))
         self.customers: dict[int, str] = {}
         self.run_id = uuid.uuid4().hex[:8]  # a second demo on a running stack enrols new people
+        # ... in stores of its own: the matcher weighs a store's identifications against the
+        # customers enrolled for that store, so the customers of earlier runs (still enrolled in
+        # this home) do not make this run's shoppers harder to recognise.
+        self.stores = tuple(f"{name}-{self.run_id}" for name in STORE_NAMES)
 
     # -- set-up ------------------------------------------------------------------------------
 
     def seed_catalogue(self) -> None:
-        for store in STORES:
+        for store in self.stores:
             self.billing.UpsertCatalogue(billing_pb2.UpsertCatalogueRequest(
                 request_id=_rid(), store_id=store, items=[billing_pb2.CatalogueItem(
                     sku=sku, name=name, unit_price=types_pb2.Money(currency_code="INR", minor_units=price),
@@ -170,7 +174,7 @@ class Demo:
             customer = self.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
                 request_id=_rid(), display_name=f"Demo shopper {p}", email=email, consent=consent), timeout=30).customer
             self.identity.EnrollWalks(identity_pb2.EnrollWalksRequest(
-                request_id=_rid(), customer_id=customer.customer_id, store_ids=list(STORES),
+                request_id=_rid(), customer_id=customer.customer_id, store_ids=list(self.stores),
                 walks=[walk_message(w) for w in walks_by_person[p][:self.o.enrol_walks]]), timeout=60)
             saved = [sandbox.token_from_stack(self.env, gateway, email) for gateway in ("stripe", "razorpay")]
             if self.rng.random() < 0.5:  # the last one added is the default: about half prefer Razorpay
@@ -351,7 +355,8 @@ class Demo:
                     self.razorpay_fault("none")
                 start = (o.enrol_walks if person < o.customers else 0) + used[person] * o.windows
                 used[person] += 1
-                visit = Visit(i, person, self.customers.get(person), STORES[i % 2 if i % 7 else 1], f"t-{_rid()[:8]}")
+                store = self.stores[i % 2 if i % 7 else 1]
+                visit = Visit(i, person, self.customers.get(person), store, f"t-{_rid()[:8]}")
                 fresh = by_person[person][start:start + o.windows]
                 self.visit(visit, fresh, cut_link=i in cuts)
                 done.append(visit)
@@ -514,7 +519,7 @@ def bench_checkout(demo: Demo, customers: int, sessions: int,
     out: dict[str, list[float]] = {"exit_to_captured_ms": [], "exit_to_paid_seen_ms": [], "get_session_ms": []}
     for i in range(sessions):
         progress("checkouts", i, sessions)
-        visit = Visit(i, i, ids[i % customers], STORES[i % 2], f"b-{_rid()[:8]}")
+        visit = Visit(i, i, ids[i % customers], demo.stores[i % 2], f"b-{_rid()[:8]}")
         session_id = demo._send([demo._event(visit, S.STORE_EVENT_KIND_ENTRY), demo._event(
             visit, S.STORE_EVENT_KIND_IDENTIFIED, customer_id=visit.customer_id, false_match_probability=1e-6)]
         )[0].session_id

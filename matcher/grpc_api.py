@@ -16,7 +16,7 @@ from gait.protection import CancelableTransform
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain import hot_cache
 from matcher.domain.audit import IdentificationAudit
-from matcher.domain.identification import TOP_K, Decision, Identifier, State
+from matcher.domain.identification import TOP_K, Decision, Identifier, State, scope_of
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh import sealing, validation
@@ -128,9 +128,10 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         # counting the gallery does, so it stays off the event loop.
         query = self._identifier.query_of(window)
         candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores)
-        gallery = self._identifier.gallery_size(refresh=False)
-        if self._identifier.gallery_stale():
-            gallery = await loop.run_in_executor(self._identify_pool, self._identifier.gallery_size)
+        scope = scope_of(window, all_stores)
+        gallery = self._identifier.gallery_size(scope, refresh=False)
+        if self._identifier.gallery_stale(scope):
+            gallery = await loop.run_in_executor(self._identify_pool, self._identifier.gallery_size, scope)
         return self._identifier.conclude(window, candidates, gallery)
 
     def _count(self, outcome: str, started: float | None = None) -> None:

@@ -33,7 +33,7 @@ class SlowIndex:
             raise RuntimeError("index down")
         return [[(f"c{int(e[0])}@{store_id}", 1.0)] for e in embeddings]
 
-    def count(self) -> int:
+    def count(self, store_id: str | None = None) -> int:
         return 0
 
 

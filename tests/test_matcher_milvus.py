@@ -43,6 +43,18 @@ def test_search_finds_the_customer_and_respects_store_scope(index: MilvusTemplat
     assert index.search(only_b, "store-a", k=1, all_stores=True)[0][0] == "cust-7"
 
 
+def test_a_store_counts_the_rows_its_search_looks_through(index: MilvusTemplateIndex) -> None:
+    # 4 customers for every store, 3 only for store-a, 2 for store-a and store-b; 2 templates each.
+    enrol(index, np.random.default_rng(2), 9, stores={4: ["store-a"], 5: ["store-a"], 6: ["store-a"],
+                                                     7: ["store-a", "store-b"], 8: ["store-a", "store-b"]})
+    assert index.count("store-a") == 2 * (4 + 3 + 2)
+    assert index.count("store-b") == 2 * (4 + 2)
+    assert index.count("store-elsewhere") == 2 * 4
+    assert index.count() == 2 * (4 + 3 + 2 * 2)  # every row: a customer of two stores has a row per store
+    index.remove("cust-7")
+    assert index.count("store-b") == 2 * (4 + 1)  # removed rows stop counting at once
+
+
 def test_removal_is_immediate_and_upsert_is_idempotent(index: MilvusTemplateIndex) -> None:
     rng = np.random.default_rng(1)
     centres = enrol(index, rng, 20, stores={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
@@ -62,3 +63,42 @@ def test_missing_windows_are_credited_conservatively() -> None:
     evidence.add([("a", 0.9), ("b", 0.5)])
     evidence.add([("b", 0.6), ("c", 0.4)])  # a missing here: credited at most 0.5 (the highest k-th)
     assert evidence.mean("a") == (0.9 + 0.5) / 2
+
+
+class ScopedIndex:
+    """Customer c1 scores `score` in every window; a store holds 10 rows, every store 100,000."""
+
+    def __init__(self, score: float) -> None:
+        self.score, self.counted = score, []
+
+    def search(self, embedding, store_id, k, all_stores=False):  # type: ignore[no-untyped-def]
+        return [("c1", self.score), ("c2", 0.0)]
+
+    def count(self, store_id=None):  # type: ignore[no-untyped-def]
+        self.counted.append(store_id)
+        return 10 if store_id is not None else 100_000
+
+
+def test_the_false_match_estimate_counts_the_gallery_the_search_looked_through() -> None:
+    import numpy as np
+
+    from matcher.domain.identification import Identifier, State
+    from matcher.domain.windows import TrackKey, Window
+
+    index = ScopedIndex(0.40)
+    identifier = Identifier(index=index, scores=SEPARABLE)  # type: ignore[arg-type]
+    vector = np.ones(128, dtype=np.float32) / np.sqrt(128)
+
+    def visit(track: str, all_stores: bool):  # type: ignore[no-untyped-def]
+        decision = None
+        for seq in range(3):
+            window = Window(TrackKey("small", "cam", track), seq, None, 30.0, vector, 1.0)
+            decision = identifier.observe(window, all_stores)
+        return decision
+
+    in_store = visit("t1", all_stores=False)
+    everywhere = visit("t2", all_stores=True)
+    assert in_store.state is State.IDENTIFIED and "against 10 enrolled" in in_store.reason
+    assert everywhere.state is not State.IDENTIFIED and "against 100000 enrolled" in everywhere.reason
+    assert in_store.false_match_probability * 10_000 == pytest.approx(everywhere.false_match_probability, rel=1e-6)
+    assert set(index.counted) == {"small", None}  # once per scope, not per window

@@ -60,8 +60,8 @@ class HotCacheGallery:
                     break
         return list(best.items())
 
-    def count(self) -> int:
-        return len(self.cache.customer_ids)
+    def count(self, store_id: str | None = None) -> int:
+        return len(self.cache.customer_ids)  # the cache is one store's
 
 
 class CacheUnusable(RuntimeError):

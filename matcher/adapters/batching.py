@@ -61,8 +61,8 @@ class BatchingIndex:
         self._queue.put(_Query(embedding, store_id, k, all_stores, answer, deliver))
         return await asyncio.wait_for(answer, timeout=30)
 
-    def count(self) -> int:
-        return self._index.count()
+    def count(self, store_id: str | None = None) -> int:
+        return self._index.count(store_id)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -218,9 +218,16 @@ class MilvusTemplateIndex:
                     row["model_version"])
         return {c: list(t.values()) for c, t in out.items()}
 
-    def count(self) -> int:
-        stats = self._client.get_collection_stats(self.config.collection, timeout=self.config.timeout_s)
-        return int(stats.get("row_count", 0))
+    def count(self, store_id: str | None = None) -> int:
+        """Rows a search of this store looks through (its own and every-store rows; None:
+        all rows). Deleted rows are not counted (a query, unlike the collection's stats)."""
+        flt = "" if store_id is None else f"store_id in {_quoted([store_id, ALL_STORES])}"
+        try:
+            rows = self._client.query(self.config.collection, filter=flt, output_fields=["count(*)"],
+                                      timeout=self.config.timeout_s)
+        except MilvusException as exc:
+            raise TemplateIndexError(f"counting templates failed: {exc}") from None
+        return int(rows[0]["count(*)"]) if rows else 0
 
     def close(self) -> None:
         self._client.close()

@@ -52,10 +52,17 @@ class TemplateIndex(Protocol):
     def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
             -> list[tuple[str, float]]: ...
 
-    def count(self) -> int: ...
+    def count(self, store_id: str | None = None) -> int:
+        """Template rows a search of this store would look through (None: every store)."""
+        ...
 
 
 EmbedFn = Callable[[np.ndarray, float], np.ndarray]  # (keypoints [T, J, 3], fps) -> embedding
+
+
+def scope_of(window: Window, all_stores: bool = False) -> str | None:
+    """The search scope of a window: its store, or None for every store."""
+    return None if all_stores else window.track.store_id
 
 
 @dataclass
@@ -73,20 +80,25 @@ class Identifier:
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
     _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
-    _gallery: tuple[float, int] = (0.0, 0)
+    _galleries: dict[str | None, tuple[float, int]] = field(default_factory=dict)  # scope -> (counted at, rows)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gallery_stale(self) -> bool:
-        return self.index is not None and time.monotonic() - self._gallery[0] > self.gallery_refresh_s
+    def gallery_stale(self, scope: str | None) -> bool:
+        counted_at = self._galleries.get(scope, (-1e18, 0))[0]
+        return self.index is not None and time.monotonic() - counted_at > self.gallery_refresh_s
 
-    def gallery_size(self, refresh: bool = True) -> int:
-        """Rows, not people: an upper bound on the customers in scope, which only makes the
-        false-match estimate more cautious. Counted again every few seconds, not per window;
-        refresh=False: the last count, without asking the index (a blocking call)."""
-        size = self._gallery[1]
-        if refresh and self.gallery_stale():
-            size = self.index.count()  # type: ignore[union-attr]
-            self._gallery = (time.monotonic(), size)
+    def gallery_size(self, scope: str | None, refresh: bool = True) -> int:
+        """G of the false-match estimate: the template rows the search looked through, in the
+        store's scope (None: every store). Rows, not people: an upper bound on the customers
+        who could have matched, which only makes the estimate more cautious; a store is not
+        charged for customers enrolled only elsewhere. Counted again every few seconds, not
+        per window; refresh=False: the last count, without asking the index (a blocking call)."""
+        size = self._galleries.get(scope, (0.0, 0))[1]
+        if refresh and self.gallery_stale(scope):
+            size = self.index.count(scope)  # type: ignore[union-attr]
+            if len(self._galleries) > 10_000:  # one entry per store; never unbounded
+                self._galleries.clear()
+            self._galleries[scope] = (time.monotonic(), size)
         return size
 
     def embedding_of(self, window: Window) -> np.ndarray:
@@ -111,18 +123,17 @@ class Identifier:
             return Decision(window.track, window.sequence, State.PENDING, evidence.windows,
                             "no template index is configured on this matcher; no identification is made")
         candidates = self.index.search(self.query_of(window), window.track.store_id, TOP_K, all_stores)
-        return self.conclude(window, candidates)
+        return self.conclude(window, candidates, self.gallery_size(scope_of(window, all_stores)))
 
     def query_of(self, window: Window) -> np.ndarray:
         """The window's embedding as the index holds templates (protected when they are)."""
         embedding = self.embedding_of(window)
         return self.protect(embedding) if self.protect is not None else embedding
 
-    def conclude(self, window: Window, candidates: list[tuple[str, float]], gallery: int | None = None) -> Decision:
-        """Add one window's search result to its track's evidence and decide. `observe` is
-        query_of, a search, then this; a caller that searches on its own (asynchronously)
-        uses the two halves, and passes the gallery size it counted off its event loop."""
-        gallery = self.gallery_size() if gallery is None else gallery
+    def conclude(self, window: Window, candidates: list[tuple[str, float]], gallery: int) -> Decision:
+        """Add one window's search result to its track's evidence and decide, against a
+        gallery of `gallery` rows. `observe` is query_of, a search, gallery_size, then this; a
+        caller that searches on its own (asynchronously) uses the parts."""
         with self._lock:  # streams run their windows on worker threads
             evidence = self._evidence(window.track)
             evidence.add(candidates)
