@@ -29,7 +29,10 @@ _STATES = {
 }
 
 
-def window_from_proto(msg: matcher_pb2.KeypointWindow) -> Window:
+def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") -> Window:
+    """The domain's window. Features computed by another gait model than the matcher's
+    (model_version: its own; empty: not checked) are refused: their scores against these
+    templates would mean nothing."""
     track = TrackKey(msg.track.store_id, msg.track.camera_id, msg.track.track_id)
     keypoints = features = None
     fps = 0.0
@@ -38,6 +41,10 @@ def window_from_proto(msg: matcher_pb2.KeypointWindow) -> Window:
         keypoints = np.asarray(kp.xyc, dtype=np.float32).reshape(kp.frames, kp.joints, 3)
         fps = kp.fps
     else:
+        sent = msg.features.model_version
+        if model_version and sent and sent != model_version:
+            raise MalformedWindow(f"features of gait model {sent!r}; this matcher's templates are of model "
+                                  f"{model_version!r}: send keypoints, or update the edge's model")
         features = np.asarray(msg.features.values, dtype=np.float32)
     return Window(track, msg.sequence, keypoints, fps, features, msg.quality)
 
@@ -226,7 +233,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 )
                 continue
             try:
-                decision = await self._observe(window_from_proto(window))
+                decision = await self._observe(window_from_proto(window, self._model_version))
             except MalformedWindow as exc:
                 self._count("malformed")
                 yield _track_error(
@@ -247,7 +254,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.IdentifyResponse:
         try:
-            decision = await self._observe(window_from_proto(request.window), request.all_stores)
+            decision = await self._observe(window_from_proto(request.window, self._model_version), request.all_stores)
         except MalformedWindow as exc:
             raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
                             code=grpc.StatusCode.INVALID_ARGUMENT) from None

@@ -4,12 +4,14 @@ edge, decisions out; removal makes a customer unfindable at once."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 
 import numpy as np
 import pytest
 
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
+from gait.embedder import resolve_model_path
 from gait.synth.dataset import people, render_walk
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher import bootstrap
@@ -36,11 +38,15 @@ async def matcher(settings, milvus_uri):
     await running.stop(grace=0)
 
 
-def features_window(track: str, seq: int, vector: np.ndarray) -> matcher_pb2.KeypointWindow:
+def shipped_model() -> str:
+    return json.loads((resolve_model_path().parent / "model-card.json").read_text())["version"]
+
+
+def features_window(track: str, seq: int, vector: np.ndarray, model: str = "") -> matcher_pb2.KeypointWindow:
     window = matcher_pb2.KeypointWindow(
         track=matcher_pb2.TrackRef(store_id="store-1", camera_id="cam-1", track_id=track), sequence=seq, quality=1.0)
     window.features.values.extend(vector.tolist())
-    window.features.model_version = "test"
+    window.features.model_version = model or shipped_model()  # what an edge with the model on board sends
     return window
 
 
@@ -63,8 +69,9 @@ async def test_regulars_are_identified_strangers_are_not_and_removal_is_immediat
         for i, centre in enumerate(centres):
             request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer_id(i))
             for j in range(2):
-                request.templates.add(template_id=f"t{i}-{j}", values=unit(centre + 0.02 * rng.normal(size=DIM)).tolist(),
-                                      model_version="test", quality=0.9)
+                vector = unit(centre + 0.02 * rng.normal(size=DIM))
+                request.templates.add(template_id=f"t{i}-{j}", values=vector.tolist(), model_version="test",
+                                      quality=0.9)
             assert (await stub.UpsertTemplates(request)).stored == 2
 
         # The regular's windows score about 0.95 against their templates: this tests the stream and
@@ -96,12 +103,18 @@ async def test_keypoint_windows_are_embedded_and_bad_ones_get_track_errors(match
     good = keypoint_window("store-1", "cam-1", "k1", 1, walk.keypoints[:, :17], walk.fps)
     unnormalised = features_window("k2", 1, np.full(DIM, 0.5, dtype=np.float32))
     too_short = keypoint_window("store-1", "cam-1", "k3", 1, walk.keypoints[:5, :17], walk.fps)
-    replies = await stream(matcher, [good, unnormalised, too_short])
-    assert [r.WhichOneof("result") for r in replies] == ["decision", "error", "error"]
+    other_model = features_window("k4", 1, unit(np.ones(DIM)), model="synthetic-19990101")
+    replies = await stream(matcher, [good, unnormalised, too_short, other_model, good])
+    assert [r.WhichOneof("result") for r in replies] == ["decision", "error", "error", "error", "decision"]
     assert replies[0].decision.windows_used == 1
     assert "L2-normalised" in replies[1].error.status.message
     assert "too short" in replies[2].error.status.message
     assert error_info(replies[2].error.status).reason == "MALFORMED_WINDOW"
+    # An edge on another gait model: its features would score at random against these templates.
+    refused = replies[3].error.status.message
+    assert "synthetic-19990101" in refused and shipped_model() in refused
+    assert error_info(replies[3].error.status).reason == "MALFORMED_WINDOW"
+    assert replies[4].decision.windows_used == 2  # the stream stayed up for the next window
 
 
 async def test_templates_of_the_wrong_size_are_refused(matcher) -> None:
