@@ -60,6 +60,12 @@ def open_session(path: Path, providers: list[str] | None = None, threads: int | 
     return ort.InferenceSession(str(path), options, providers=providers or available_providers())
 
 
+def model_version(model_path: Path | None = None) -> str:
+    """The version on the model card beside the model (resolved as Embedder resolves it)."""
+    card = resolve_model_path(model_path).with_name("model-card.json")
+    return json.loads(card.read_text()).get("version", "unknown") if card.exists() else "unknown"
+
+
 class Embedder:
     def __init__(self, model_path: Path | None = None, providers: list[str] | None = None,
                  threads: int | None = None) -> None:
@@ -68,8 +74,7 @@ class Embedder:
             raise FileNotFoundError(f"gait model {self.model_path} not found: run `gaitpay train` or restore it")
         self.session = open_session(self.model_path, providers, threads)
         self.dim = int(self.session.get_outputs()[0].shape[1])
-        card = self.model_path.with_name("model-card.json")
-        self.version = json.loads(card.read_text()).get("version", "unknown") if card.exists() else "unknown"
+        self.version = model_version(self.model_path)
 
     @property
     def providers(self) -> list[str]:

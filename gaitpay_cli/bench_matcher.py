@@ -101,12 +101,16 @@ async def _drive(settings, probes: np.ndarray, tracks: int) -> tuple[list[float]
     """Send each probe as a feature window; measure arrival-to-decision per window (one
     window in flight per link) and throughput (several links at once)."""
     from edge.adapters.matcher_link import MatcherLink
+    from gait.embedder import model_version
     from gaitpay.matcher.v1 import matcher_pb2
+
+    model = model_version()
 
     def window(i: int, track: str) -> matcher_pb2.KeypointWindow:
         w = matcher_pb2.KeypointWindow(track=matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id=track),
                                        sequence=i, quality=1.0)
         w.features.values.extend(probes[i].tolist())
+        w.features.model_version = model  # as an edge with the model on board labels them (the matcher checks)
         return w
 
     latencies: list[float] = []

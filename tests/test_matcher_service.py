@@ -4,14 +4,13 @@ edge, decisions out; removal makes a customer unfindable at once."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 
 import numpy as np
 import pytest
 
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
-from gait.embedder import resolve_model_path
+from gait.embedder import model_version
 from gait.synth.dataset import people, render_walk
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher import bootstrap
@@ -38,15 +37,11 @@ async def matcher(settings, milvus_uri):
     await running.stop(grace=0)
 
 
-def shipped_model() -> str:
-    return json.loads((resolve_model_path().parent / "model-card.json").read_text())["version"]
-
-
 def features_window(track: str, seq: int, vector: np.ndarray, model: str = "") -> matcher_pb2.KeypointWindow:
     window = matcher_pb2.KeypointWindow(
         track=matcher_pb2.TrackRef(store_id="store-1", camera_id="cam-1", track_id=track), sequence=seq, quality=1.0)
     window.features.values.extend(vector.tolist())
-    window.features.model_version = model or shipped_model()  # what an edge with the model on board sends
+    window.features.model_version = model or model_version()  # what an edge with the model on board sends
     return window
 
 
@@ -112,7 +107,7 @@ async def test_keypoint_windows_are_embedded_and_bad_ones_get_track_errors(match
     assert error_info(replies[2].error.status).reason == "MALFORMED_WINDOW"
     # An edge on another gait model: its features would score at random against these templates.
     refused = replies[3].error.status.message
-    assert "synthetic-19990101" in refused and shipped_model() in refused
+    assert "synthetic-19990101" in refused and model_version() in refused
     assert error_info(replies[3].error.status).reason == "MALFORMED_WINDOW"
     assert replies[4].decision.windows_used == 2  # the stream stayed up for the next window
 
