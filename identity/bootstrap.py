@@ -45,8 +45,11 @@ def build(settings: config.Settings) -> ServiceSpec:
     def register(server: grpc.aio.Server) -> None:
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(core), server)
 
+    async def stop_refreshing() -> None:
+        transform.close()
+
     return ServiceSpec(name="identity", register=register, grpc_services=[SERVICE_NAME],
-                       on_start=[retention.start], on_stop=[retention.stop])
+                       on_start=[retention.start], on_stop=[retention.stop, stop_refreshing])
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

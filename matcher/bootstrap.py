@@ -71,6 +71,8 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     async def stop_identifying() -> None:
         servicer.close()
+        if transform is not None:
+            transform.close()
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
                        on_start=[sink.start], on_stop=[sink.stop, stop_identifying])
