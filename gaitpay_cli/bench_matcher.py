@@ -17,16 +17,23 @@ from typing import Callable
 import numpy as np
 
 
+def _walk_config():  # type: ignore[no-untyped-def]
+    """The bench's walks: 3.5-4.5 s towards an entrance camera, no limps."""
+    from gait.synth.dataset import SynthConfig
+
+    return SynthConfig(entrance_probability=1.0, seconds=(3.5, 4.5), limp_probability=0.0)
+
+
 def _embed_chunk(args: tuple[int, int, int]) -> np.ndarray:
     """Embeddings of two walks (enrolment, probe) for each person in a chunk."""
     first, count, seed = args
     from gait.embedder import Embedder
-    from gait.synth.dataset import SynthConfig, people, render_walk
+    from gait.synth.dataset import people, render_walk
 
     embedder = Embedder(threads=1)
     persons = people(first + count, seed)[first:]
     rng = np.random.default_rng(seed + first)
-    cfg = SynthConfig(entrance_probability=1.0, seconds=(3.5, 4.5), limp_probability=0.0)
+    cfg = _walk_config()
     out = np.zeros((count, 2, embedder.dim), dtype=np.float32)
     for i, person in enumerate(persons):
         for j in range(2):
@@ -86,6 +93,7 @@ def ivf_params(n: int) -> tuple[int, int]:
 @dataclass(frozen=True)
 class MatcherBench:
     index: str
+    payload: str
     customers: int
     windows: int
     p50_ms: float
@@ -97,20 +105,44 @@ class MatcherBench:
     exact_p99_ms: float
 
 
-async def _drive(settings, probes: np.ndarray, tracks: int) -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
-    """Send each probe as a feature window; measure arrival-to-decision per window (one
+def _probe_walks(n: int, seed: int, chosen: np.ndarray) -> tuple[list, np.ndarray]:
+    """Fresh walks of the chosen customers, as an edge sends them (COCO-17 keypoints), and
+    their embeddings (for the recall figures). A walk the matcher would refuse (a walker
+    rendered partly outside the frame) or cannot embed is walked again."""
+    from gait.embedder import Embedder
+    from gait.synth.dataset import people, render_walk
+    from gait.walk import Walk
+    from matcher.domain.windows import MalformedWindow, check_keypoints
+
+    embedder = Embedder()
+    persons = people(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    walks, vectors = [], []
+    for i in chosen:
+        while True:
+            rendered = render_walk(persons[int(i)], rng, _walk_config())
+            walk = Walk(rendered.keypoints[:, :17], rendered.fps)
+            try:
+                check_keypoints(np.asarray(walk.keypoints, dtype=np.float32))
+                vectors.append(embedder.embed(walk).vector)
+            except (MalformedWindow, ValueError):
+                continue
+            walks.append(walk)
+            break
+    return walks, np.stack(vectors)
+
+
+async def _drive(settings, windows: list, tracks: int) \
+        -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
+    """Send each window on its own track; measure arrival-to-decision per window (one
     window in flight per link) and throughput (several links at once)."""
     from edge.adapters.matcher_link import MatcherLink
-    from gait.embedder import model_version
     from gaitpay.matcher.v1 import matcher_pb2
 
-    model = model_version()
-
     def window(i: int, track: str) -> matcher_pb2.KeypointWindow:
-        w = matcher_pb2.KeypointWindow(track=matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id=track),
-                                       sequence=i, quality=1.0)
-        w.features.values.extend(probes[i].tolist())
-        w.features.model_version = model  # as an edge with the model on board labels them (the matcher checks)
+        w = matcher_pb2.KeypointWindow()
+        w.CopyFrom(windows[i])
+        w.track.track_id = track
         return w
 
     latencies: list[float] = []
@@ -129,29 +161,35 @@ async def _drive(settings, probes: np.ndarray, tracks: int) -> tuple[list[float]
         await link.finish()
         await link.close()
 
-    chunks = [list(range(k, len(probes), tracks)) for k in range(tracks)]
+    chunks = [list(range(k, len(windows), tracks)) for k in range(tracks)]
     t0 = time.perf_counter()
     await asyncio.gather(*(one_link(c, f"l{k}") for k, c in enumerate(chunks)))
     elapsed = time.perf_counter() - t0
-    return latencies, len(probes) / elapsed, answered
+    return latencies, len(windows) / elapsed, answered
 
 
-def _edges(settings, probes: np.ndarray) -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
+def _edges(settings, windows: list) -> tuple[list[float], float, int]:  # type: ignore[no-untyped-def]
     """The load, from a process of its own as edges are: a warm-up (connections, caches),
     then eight tracks in flight at once, as at a busy door. In the matcher's process the
     driver would take its interpreter lock from the matcher and be measured as the matcher."""
-    asyncio.run(_drive(settings, probes[:50], 1))
-    return asyncio.run(_drive(settings, probes, 8))
+    asyncio.run(_drive(settings, windows[:50], 1))
+    return asyncio.run(_drive(settings, windows, 8))
 
 
 def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None,
-        index_type: str = "IVF_FLAT") -> MatcherBench:
+        index_type: str = "IVF_FLAT", payload: str = "features") -> MatcherBench:
+    """payload "features": windows carry embeddings (an edge with the model on board);
+    "keypoints": raw COCO-17 keypoints that the matcher embeds (what our edge sends)."""
+    from edge.adapters.matcher_link import keypoint_window
+    from gait.embedder import model_version
+    from gaitpay.matcher.v1 import matcher_pb2
     from gaitpay_cli import stack
     from matcher import bootstrap
     from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
     from mesh import config, dependencies, server
 
-    embeddings = synthetic_embeddings(n, seed=4040 + n, progress=lambda k: progress("embedding walks", k, n))
+    seed = 4040 + n
+    embeddings = synthetic_embeddings(n, seed=seed, progress=lambda k: progress("embedding walks", k, n))
     customers = [f"c{i:07d}" for i in range(n)]
     home = Path(tempfile.mkdtemp(prefix="gaitpay-bench-"))
     record = None
@@ -168,7 +206,21 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
         progress("enrolling in Milvus", n, n)
         rng = np.random.default_rng(1)
         chosen = rng.choice(n, size=min(windows, n), replace=False)
-        probes, truth = embeddings[chosen, 1], [customers[i] for i in chosen]
+        truth = [customers[i] for i in chosen]
+        if payload == "keypoints":
+            progress("walking the probes", 0, len(chosen))
+            walks, probes = _probe_walks(n, seed, chosen)
+            messages = [keypoint_window("bench", "c", "", i, w.keypoints, w.fps) for i, w in enumerate(walks)]
+            progress("walking the probes", len(chosen), len(chosen))
+        else:
+            probes, model = embeddings[chosen, 1], model_version()
+            messages = []
+            for i, vector in enumerate(probes):
+                track = matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id="-")
+                w = matcher_pb2.KeypointWindow(track=track, sequence=i, quality=1.0)
+                w.features.values.extend(vector.tolist())
+                w.features.model_version = model  # as an edge with the model on board labels them (checked)
+                messages.append(w)
 
         addrs = {f"{svc}_addr": f"127.0.0.1:{stack.free_port()}" for svc in config.SERVICES}
         settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
@@ -179,7 +231,7 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
             running = await server.start(bootstrap.build(settings), settings)
             try:
                 with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as edges:
-                    return await asyncio.wrap_future(edges.submit(_edges, settings, probes))
+                    return await asyncio.wrap_future(edges.submit(_edges, settings, messages))
             finally:
                 await running.stop(grace=1)  # a graceful GOAWAY: grpc logs an abrupt one at INFO per connection
 
@@ -207,9 +259,10 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
 
             os.killpg(record.pgid or record.pid, signal.SIGTERM)
     return MatcherBench(
-        index=index_type, customers=n, windows=len(probes),
+        index=index_type, payload=payload, customers=n, windows=len(probes),
         p50_ms=float(np.percentile(latencies, 50) * 1e3), p99_ms=float(np.percentile(latencies, 99) * 1e3),
         windows_per_s=rate, recall5_milvus=milvus_hits / len(probes), recall5_exact=exact_hits / len(probes),
-        exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3), exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3),
+        exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3),
+        exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3),
     )
 

@@ -169,6 +169,8 @@ def bench_matcher(
     windows: int = typer.Option(2000, help="Windows streamed per size."),
     index: str = typer.Option("IVF_FLAT,FLAT", help="Milvus index types to compare, comma-separated "
                               "(IVF_FLAT: fast, approximate; FLAT: exact)."),
+    payload: str = typer.Option("features", help="What the windows carry: features (embeddings, from an edge "
+                                "with the model on board) or keypoints (the matcher embeds them)."),
 ) -> None:
     """Window-to-decision latency and windows/s on embedded Milvus, beside exact numpy search."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -182,13 +184,17 @@ def bench_matcher(
     if unknown or not kinds:
         console.print(f"[red]--index {index}: expected IVF_FLAT, FLAT or AUTOINDEX (embedded Milvus refuses HNSW)[/red]")
         raise typer.Exit(2)
+    if payload not in ("features", "keypoints"):
+        console.print(f"[red]--payload {payload}: expected features or keypoints[/red]")
+        raise typer.Exit(2)
     results = []
     for n in [int(x) for x in customers.split(",") if x.strip()]:
         for kind in kinds:
             with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=console) as progress:
-                results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,} {kind}: "), index_type=kind))
-    table = Table(title="matcher: window arrival -> decision (features windows, embedded Milvus)")
+                results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,} {kind}: "), index_type=kind,
+                                         payload=payload))
+    table = Table(title=f"matcher: window arrival -> decision ({payload} windows, embedded Milvus)")
     for c in ("customers", "index", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus", "recall@5 exact",
               "exact search p50 / p99 ms"):
         table.add_column(c)

@@ -40,7 +40,9 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
 
 
 def build(settings: config.Settings) -> ServiceSpec:
-    embed, dim, version = gait_model.embedder()
+    # One ONNX Runtime thread per call: windows are embedded side by side, and the runtime's
+    # own pool only spins against them (single-threaded: the same walks/s at half the CPU).
+    embed, dim, version = gait_model.embedder(threads=1)
     store = None
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex

@@ -85,6 +85,11 @@ class TemplateStore(Protocol):
 
 
 HOT_CACHE_TTL = timedelta(hours=24)
+# Threads that embed keypoint windows. One: the embedding holds the interpreter lock for most
+# of its millisecond, so a second thread only takes turns with it (keypoint windows at 10k,
+# `gaitpay bench matcher --payload keypoints`: 388 windows/s with one, 319 with two, 299 with
+# four, 264-287 with the identification pool of 64). More windows/s take more matcher replicas.
+EMBED_THREADS = 1
 # Threads that run identifications. Each mostly waits on the batched template search, so
 # there are many: with asyncio's default pool (cores + 4 = 6 threads on two cores), windows of
 # the seventh and eighth busy tracks queued for a thread before their search could join a batch.
@@ -119,21 +124,28 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self._metrics = metrics
         self._audit = audit
         self._identify_pool = ThreadPoolExecutor(IDENTIFY_THREADS, thread_name_prefix="identify")
+        self._embed_pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="embed")
 
     def close(self) -> None:
         """After the server stopped: windows still queued for a thread are dropped."""
         self._identify_pool.shutdown(wait=False, cancel_futures=True)
+        self._embed_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _observe(self, window: Window, all_stores: bool = False) -> Decision:
         loop = asyncio.get_running_loop()
         index = self._identifier.index
-        if window.features is None or not hasattr(index, "search_async"):
+        if not hasattr(index, "search_async"):
             return await loop.run_in_executor(self._identify_pool, self._identifier.observe, window, all_stores)
-        # A feature window needs no model: its search is awaited here, so no worker thread
-        # sits waiting for the batch it joins (1.13x the windows/s at 100k, `gaitpay bench
-        # matcher`). The query transform never blocks (Vault is read in the background);
-        # counting the gallery does, so it stays off the event loop.
-        query = self._identifier.query_of(window)
+        # The search is awaited here, so no worker thread sits waiting for the batch it joins
+        # (features at 100k: 1.13x the windows/s, `gaitpay bench matcher`). Keypoints are
+        # embedded on a small pool of their own: the embedding holds the interpreter lock for
+        # most of its millisecond, and more threads at it only take turns slower. The query
+        # transform never blocks (Vault is read in the background); counting the gallery
+        # does, so it stays off the event loop.
+        if window.features is None:
+            query = await loop.run_in_executor(self._embed_pool, self._identifier.query_of, window)
+        else:
+            query = self._identifier.query_of(window)
         candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores)
         scope = scope_of(window, all_stores)
         gallery = self._identifier.gallery_size(scope, refresh=False)
