@@ -112,20 +112,22 @@ def _probe_walks(n: int, seed: int, chosen: np.ndarray) -> tuple[list, np.ndarra
     from gait.embedder import Embedder
     from gait.synth.dataset import people, render_walk
     from gait.walk import Walk
-    from matcher.domain.windows import MalformedWindow, check_keypoints
+    from gaitpay_cli.walk_messages import in_frame
 
     embedder = Embedder()
     persons = people(n, seed)
     rng = np.random.default_rng(seed + 1)
+    cfg = _walk_config()
     walks, vectors = [], []
     for i in chosen:
         while True:
-            rendered = render_walk(persons[int(i)], rng, _walk_config())
+            rendered = render_walk(persons[int(i)], rng, cfg)
             walk = Walk(rendered.keypoints[:, :17], rendered.fps)
+            if not in_frame(walk):
+                continue
             try:
-                check_keypoints(np.asarray(walk.keypoints, dtype=np.float32))
                 vectors.append(embedder.embed(walk).vector)
-            except (MalformedWindow, ValueError):
+            except ValueError:
                 continue
             walks.append(walk)
             break

@@ -31,7 +31,7 @@ from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from gaitpay.payment.v1 import payment_pb2, payment_pb2_grpc
 from mesh import config
-from gaitpay_cli.walk_messages import walk_message
+from gaitpay_cli.walk_messages import in_frame, walk_message
 from mesh.client import open_sync_channel
 
 STORE_NAMES = ("demo-store-1", "demo-store-2")
@@ -323,15 +323,10 @@ class Demo:
         persons = people(o.customers + strangers, seed=o.seed)
         visits_each = max(1, -(-o.visits // len(persons)) + 1)
         walks, labels = walks_of(persons, o.enrol_walks + o.windows * visits_each + 4, seed=o.seed + 1)
-        from matcher.domain.windows import MalformedWindow, check_keypoints
-
         by_person: dict[int, list[Any]] = {p: [] for p in range(len(persons))}
         for walk, label in zip(walks, labels):
-            try:  # a camera only sees what is in its frame: drop the walker's off-screen renders
-                check_keypoints(np.asarray(walk.keypoints[:, :17], dtype=np.float32))
-            except MalformedWindow:
-                continue
-            by_person[int(label)].append(walk)
+            if in_frame(walk):  # a camera only sees what is in its frame: drop off-screen renders
+                by_person[int(label)].append(walk)
         t0 = time.monotonic()
         self.seed_catalogue()
         self.enrol(by_person)

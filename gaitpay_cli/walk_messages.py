@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gaitpay.identity.v1 import identity_pb2
+
+
+def in_frame(walk: Any) -> bool:
+    """Whether a camera would deliver this synthetic walk: its COCO-17 keypoints pass the
+    matcher's checks (the walker renders partly off-screen otherwise)."""
+    from matcher.domain.windows import MalformedWindow, check_keypoints
+
+    try:
+        check_keypoints(np.asarray(walk.keypoints[:, :17], dtype=np.float32))
+    except MalformedWindow:
+        return False
+    return True
 
 
 def walk_message(walk: Any, source: str = "app") -> identity_pb2.Walk:

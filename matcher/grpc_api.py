@@ -90,9 +90,10 @@ HOT_CACHE_TTL = timedelta(hours=24)
 # `gaitpay bench matcher --payload keypoints`: 388 windows/s with one, 319 with two, 299 with
 # four, 264-287 with the identification pool of 64). More windows/s take more matcher replicas.
 EMBED_THREADS = 1
-# Threads that run identifications. Each mostly waits on the batched template search, so
-# there are many: with asyncio's default pool (cores + 4 = 6 threads on two cores), windows of
-# the seventh and eighth busy tracks queued for a thread before their search could join a batch.
+# Threads for blocking calls off the event loop: gallery counts, and whole identifications
+# when the index offers no awaitable search (each then waits on its search, so there are many:
+# with asyncio's default pool, 6 threads on two cores, the seventh and eighth busy tracks
+# queued for a thread before their search could join a batch). Threads start only as needed.
 IDENTIFY_THREADS = 64
 
 
@@ -148,9 +149,10 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             query = self._identifier.query_of(window)
         candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores)
         scope = scope_of(window, all_stores)
-        gallery = self._identifier.gallery_size(scope, refresh=False)
         if self._identifier.gallery_stale(scope):
             gallery = await loop.run_in_executor(self._identify_pool, self._identifier.gallery_size, scope)
+        else:
+            gallery = self._identifier.gallery_size(scope, refresh=False)
         return self._identifier.conclude(window, candidates, gallery)
 
     def _count(self, outcome: str, started: float | None = None) -> None:

@@ -1,9 +1,10 @@
 """Micro-batching in front of the template index.
 
 Windows of many tracks arrive at once; one Milvus search with many query vectors costs
-little more than a search with one. Callers (worker threads) hand in a query and wait; a
-batching thread takes whatever queries arrived within a short linger (or up to max_batch),
-groups them by search scope, runs one search per group, and hands the answers back.
+little more than a search with one. Callers hand in a query and wait for its answer: a
+worker thread blocks (search), a coroutine awaits (search_async). A batching thread takes
+whatever queries arrived within a short linger (or up to max_batch), groups them by search
+scope, runs one search per group, and hands the answers back.
 """
 
 from __future__ import annotations
