@@ -5,6 +5,7 @@ same templates in the same run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import tempfile
 import time
@@ -94,6 +95,8 @@ def ivf_params(n: int) -> tuple[int, int]:
 class MatcherBench:
     index: str
     payload: str
+    engine: str
+    consistency: str
     customers: int
     windows: int
     p50_ms: float
@@ -179,89 +182,112 @@ def _edges(settings, windows: list) -> tuple[list[float], float, int]:  # type: 
 
 
 def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None,
-        index_type: str = "IVF_FLAT", payload: str = "features") -> MatcherBench:
+        index_type: str = "IVF_FLAT", payload: str = "features", engine: str = "lite",
+        consistency: str = "Bounded") -> MatcherBench:
     """payload "features": windows carry embeddings (an edge with the model on board);
-    "keypoints": raw COCO-17 keypoints that the matcher embeds (what our edge sends)."""
+    "keypoints": raw COCO-17 keypoints that the matcher embeds (what our edge sends).
+    engine "lite": embedded milvus-lite (the local default); "server": an embedded Milvus
+    standalone server (time ticks, consistency levels and HNSW, as production has them).
+    consistency: the matcher's template search consistency (Bounded, its default, or Strong)."""
+    from gaitpay_cli import milvus_server, stack
+    from mesh import dependencies
+
+    seed = 4040 + n
+    embeddings = synthetic_embeddings(n, seed=seed, progress=lambda k: progress("embedding walks", k, n))
+    customers = [f"c{i:07d}" for i in range(n)]
+    home = Path(tempfile.mkdtemp(prefix="gaitpay-bench-"))
+    with contextlib.ExitStack() as components:
+        if milvus_uri is None and engine == "server":
+            progress("starting a Milvus server", 0, 1)
+            milvus_uri = components.enter_context(milvus_server.running(home / "milvus-server"))
+            progress("starting a Milvus server", 1, 1)
+        elif milvus_uri is None:
+            record, milvus_uri = stack.start_milvus(home)
+            components.callback(_stop_group, record.pgid or record.pid)
+            asyncio.run(dependencies.wait_ready({"milvus": dependencies.milvus(milvus_uri)}))
+        return _measure(n, windows, progress, milvus_uri, index_type, payload, engine, consistency, embeddings,
+                        customers, seed, home)
+
+
+def _stop_group(pgid: int) -> None:
+    import os
+    import signal
+
+    os.killpg(pgid, signal.SIGTERM)
+
+
+def _measure(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str, index_type: str,
+             payload: str, engine: str, consistency: str, embeddings: np.ndarray, customers: list[str], seed: int,
+             home: Path) -> MatcherBench:
     from edge.adapters.matcher_link import keypoint_window
     from gait.embedder import model_version
     from gaitpay.matcher.v1 import matcher_pb2
     from gaitpay_cli import stack
     from matcher import bootstrap
     from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
-    from mesh import config, dependencies, server
+    from mesh import config, server
 
-    seed = 4040 + n
-    embeddings = synthetic_embeddings(n, seed=seed, progress=lambda k: progress("embedding walks", k, n))
-    customers = [f"c{i:07d}" for i in range(n)]
-    home = Path(tempfile.mkdtemp(prefix="gaitpay-bench-"))
-    record = None
-    if milvus_uri is None:
-        record, milvus_uri = stack.start_milvus(home)
-        asyncio.run(dependencies.wait_ready({"milvus": dependencies.milvus(milvus_uri)}))
-    try:
-        collection = f"bench_{uuid.uuid4().hex[:8]}"
-        nlist, nprobe = ivf_params(n)
-        index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=collection, dim=embeddings.shape[2],
-                                                 nlist=nlist, nprobe=nprobe, index_type=index_type))
-        progress("enrolling in Milvus", 0, n)
-        index.bulk_insert(customers, embeddings[:, 0], "bench")
-        progress("enrolling in Milvus", n, n)
-        rng = np.random.default_rng(1)
-        chosen = rng.choice(n, size=min(windows, n), replace=False)
-        truth = [customers[i] for i in chosen]
-        if payload == "keypoints":
-            progress("walking the probes", 0, len(chosen))
-            walks, probes = _probe_walks(n, seed, chosen)
-            messages = [keypoint_window("bench", "c", "", i, w.keypoints, w.fps) for i, w in enumerate(walks)]
-            progress("walking the probes", len(chosen), len(chosen))
-        else:
-            probes, model = embeddings[chosen, 1], model_version()
-            messages = []
-            for i, vector in enumerate(probes):
-                track = matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id="-")
-                w = matcher_pb2.KeypointWindow(track=track, sequence=i, quality=1.0)
-                w.features.values.extend(vector.tolist())
-                w.features.model_version = model  # as an edge with the model on board labels them (checked)
-                messages.append(w)
+    collection = f"bench_{uuid.uuid4().hex[:8]}"
+    nlist, nprobe = ivf_params(n)
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=collection, dim=embeddings.shape[2],
+                                             nlist=nlist, nprobe=nprobe, index_type=index_type))
+    progress("enrolling in Milvus", 0, n)
+    index.bulk_insert(customers, embeddings[:, 0], "bench")
+    progress("enrolling in Milvus", n, n)
+    progress("building the index", 0, n)
+    index.wait_indexed(lambda done: progress("building the index", done, n), timeout_s=1800)
+    progress("building the index", n, n)
+    rng = np.random.default_rng(1)
+    chosen = rng.choice(n, size=min(windows, n), replace=False)
+    truth = [customers[i] for i in chosen]
+    if payload == "keypoints":
+        progress("walking the probes", 0, len(chosen))
+        walks, probes = _probe_walks(n, seed, chosen)
+        messages = [keypoint_window("bench", "c", "", i, w.keypoints, w.fps) for i, w in enumerate(walks)]
+        progress("walking the probes", len(chosen), len(chosen))
+    else:
+        probes, model = embeddings[chosen, 1], model_version()
+        messages = []
+        for i, vector in enumerate(probes):
+            track = matcher_pb2.TrackRef(store_id="bench", camera_id="c", track_id="-")
+            w = matcher_pb2.KeypointWindow(track=track, sequence=i, quality=1.0)
+            w.features.values.extend(vector.tolist())
+            w.features.model_version = model  # as an edge with the model on board labels them (checked)
+            messages.append(w)
 
-        addrs = {f"{svc}_addr": f"127.0.0.1:{stack.free_port()}" for svc in config.SERVICES}
-        settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
-                               milvus_nprobe=nprobe, milvus_index=index_type,
-                               trace_dir_override=str(home / "traces"), **addrs)
+    addrs = {f"{svc}_addr": f"127.0.0.1:{stack.free_port()}" for svc in config.SERVICES}
+    settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
+                           milvus_nprobe=nprobe, milvus_index=index_type, milvus_search_consistency=consistency,
+                           trace_dir_override=str(home / "traces"), **addrs)
 
-        async def measure() -> tuple[list[float], float, int]:
-            running = await server.start(bootstrap.build(settings), settings)
-            try:
-                with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as edges:
-                    return await asyncio.wrap_future(edges.submit(_edges, settings, messages))
-            finally:
-                await running.stop(grace=1)  # a graceful GOAWAY: grpc logs an abrupt one at INFO per connection
+    async def measure() -> tuple[list[float], float, int]:
+        running = await server.start(bootstrap.build(settings), settings)
+        try:
+            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as edges:
+                return await asyncio.wrap_future(edges.submit(_edges, settings, messages))
+        finally:
+            await running.stop(grace=1)  # a graceful GOAWAY: grpc logs an abrupt one at INFO per connection
 
-        progress("streaming windows", 0, len(probes))
-        latencies, rate, answered = asyncio.run(measure())
-        progress("streaming windows", len(probes), len(probes))
-        if answered != len(probes):
-            raise RuntimeError(f"only {answered} of {len(probes)} windows got a decision")
+    progress("streaming windows", 0, len(probes))
+    latencies, rate, answered = asyncio.run(measure())
+    progress("streaming windows", len(probes), len(probes))
+    if answered != len(probes):
+        raise RuntimeError(f"only {answered} of {len(probes)} windows got a decision")
 
-        # Recall of the true customer in the top 5: Milvus (as the matcher searches) vs exact.
-        milvus_top = index.search_many(probes, "bench", 5, all_stores=True)
-        milvus_hits = sum(truth[i] in [c for c, _ in top] for i, top in enumerate(milvus_top))
-        gallery = embeddings[:, 0]
-        exact_times, exact_hits = [], 0
-        for i, p in enumerate(probes):
-            t0 = time.perf_counter()
-            top = np.argpartition(-(gallery @ p), 5)[:5]
-            exact_times.append(time.perf_counter() - t0)
-            exact_hits += int(chosen[i] in top)
-        index.close()
-    finally:
-        if record is not None:
-            import os
-            import signal
-
-            os.killpg(record.pgid or record.pid, signal.SIGTERM)
+    # Recall of the true customer in the top 5: Milvus (as the matcher searches) vs exact.
+    milvus_top = index.search_many(probes, "bench", 5, all_stores=True)
+    milvus_hits = sum(truth[i] in [c for c, _ in top] for i, top in enumerate(milvus_top))
+    gallery = embeddings[:, 0]
+    exact_times, exact_hits = [], 0
+    for i, p in enumerate(probes):
+        t0 = time.perf_counter()
+        top = np.argpartition(-(gallery @ p), 5)[:5]
+        exact_times.append(time.perf_counter() - t0)
+        exact_hits += int(chosen[i] in top)
+    index.drop()  # a server keeps every loaded collection in memory
+    index.close()
     return MatcherBench(
-        index=index_type, payload=payload, customers=n, windows=len(probes),
+        index=index_type, payload=payload, engine=engine, consistency=consistency, customers=n, windows=len(probes),
         p50_ms=float(np.percentile(latencies, 50) * 1e3), p99_ms=float(np.percentile(latencies, 99) * 1e3),
         windows_per_s=rate, recall5_milvus=milvus_hits / len(probes), recall5_exact=exact_hits / len(probes),
         exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3),

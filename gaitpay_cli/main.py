@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -168,39 +169,67 @@ def bench_matcher(
     customers: str = typer.Option("10000,100000", help="Gallery sizes, comma-separated (1000000 for the big one)."),
     windows: int = typer.Option(2000, help="Windows streamed per size."),
     index: str = typer.Option("IVF_FLAT,FLAT", help="Milvus index types to compare, comma-separated "
-                              "(IVF_FLAT: fast, approximate; FLAT: exact)."),
+                              "(IVF_FLAT: fast, approximate; FLAT: exact; HNSW: --milvus server only)."),
     payload: str = typer.Option("features", help="What the windows carry: features (embeddings, from an edge "
                                 "with the model on board) or keypoints (the matcher embeds them)."),
+    milvus: str = typer.Option("lite", help="lite: embedded milvus-lite (the local default); server: an embedded "
+                               "Milvus standalone server (time ticks, consistency levels, HNSW), as production runs."),
+    consistency: str = typer.Option("Bounded", help="Search consistency levels to compare, comma-separated "
+                                    "(Bounded, the matcher's default; Strong)."),
 ) -> None:
     """Window-to-decision latency and windows/s on embedded Milvus, beside exact numpy search."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gaitpay_cli import bench_matcher as bench
 
-    from mesh.config import MILVUS_INDEXES
+    from mesh.config import MILVUS_CONSISTENCY, MILVUS_INDEXES
 
+    if milvus not in ("lite", "server"):
+        console.print(f"[red]--milvus {milvus}: expected lite or server[/red]")
+        raise typer.Exit(2)
     kinds = [x.strip().upper() for x in index.split(",") if x.strip()]
-    unknown = [k for k in kinds if k not in MILVUS_INDEXES or k == "HNSW"]
+    unknown = [k for k in kinds if k not in MILVUS_INDEXES or (k == "HNSW" and milvus == "lite")]
     if unknown or not kinds:
-        console.print(f"[red]--index {index}: expected IVF_FLAT, FLAT or AUTOINDEX (embedded Milvus refuses HNSW)[/red]")
+        console.print(f"[red]--index {index}: expected IVF_FLAT, FLAT or AUTOINDEX, or HNSW with --milvus server "
+                      "(embedded milvus-lite refuses HNSW)[/red]")
+        raise typer.Exit(2)
+    levels = [x.strip().capitalize() for x in consistency.split(",") if x.strip()]
+    if not levels or any(level not in MILVUS_CONSISTENCY for level in levels):
+        console.print(f"[red]--consistency {consistency}: expected {' or '.join(MILVUS_CONSISTENCY)}[/red]")
         raise typer.Exit(2)
     if payload not in ("features", "keypoints"):
         console.print(f"[red]--payload {payload}: expected features or keypoints[/red]")
         raise typer.Exit(2)
     results = []
-    for n in [int(x) for x in customers.split(",") if x.strip()]:
-        for kind in kinds:
-            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeElapsedColumn(), console=console) as progress:
-                results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,} {kind}: "), index_type=kind,
-                                         payload=payload))
-    table = Table(title=f"matcher: window arrival -> decision ({payload} windows, embedded Milvus)")
-    for c in ("customers", "index", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus", "recall@5 exact",
-              "exact search p50 / p99 ms"):
+    with contextlib.ExitStack() as components:
+        uri = None
+        if milvus == "server":  # one server for every run (it takes a minute to start)
+            from gaitpay_cli import milvus_server
+
+            with console.status("starting an embedded Milvus standalone server"):
+                try:
+                    uri = components.enter_context(milvus_server.running(Path(tempfile.mkdtemp(prefix="gaitpay-milvus-"))))
+                except milvus_server.MilvusServerError as exc:
+                    console.print(f"[red]{exc}[/red]")
+                    raise typer.Exit(1) from None
+        for n in [int(x) for x in customers.split(",") if x.strip()]:
+            for kind in kinds:
+                for level in levels:
+                    with Progress(TextColumn("{task.description}"), BarColumn(),
+                                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                  console=console) as progress:
+                        results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,} {kind} {level}: "),
+                                                 milvus_uri=uri, index_type=kind, payload=payload, engine=milvus,
+                                                 consistency=level))
+    engine = "embedded milvus-lite" if milvus == "lite" else "embedded Milvus standalone server"
+    table = Table(title=f"matcher: window arrival -> decision ({payload} windows, {engine})")
+    for c in ("customers", "index", "consistency", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus",
+              "recall@5 exact", "exact search p50 / p99 ms"):
         table.add_column(c)
     for r in results:
-        table.add_row(f"{r.customers:,}", r.index, str(r.windows), f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.windows_per_s:,.0f}",
-                      f"{r.recall5_milvus:.3f}", f"{r.recall5_exact:.3f}", f"{r.exact_p50_ms:.2f} / {r.exact_p99_ms:.2f}")
+        table.add_row(f"{r.customers:,}", r.index, r.consistency, str(r.windows), f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
+                      f"{r.windows_per_s:,.0f}", f"{r.recall5_milvus:.3f}", f"{r.recall5_exact:.3f}",
+                      f"{r.exact_p50_ms:.2f} / {r.exact_p99_ms:.2f}")
     console.print(table)
 
 

@@ -49,7 +49,8 @@ def build(settings: config.Settings) -> ServiceSpec:
 
         store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
                                                   dim=dim, nprobe=settings.milvus_nprobe,
-                                                  index_type=settings.milvus_index))
+                                                  index_type=settings.milvus_index,
+                                                  search_consistency=settings.milvus_search_consistency))
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex

@@ -186,6 +186,11 @@ class Settings:
         "searches unsealed rows through its own interim IVF index and ignores nprobe), FLAT (exact, about 40% of "
         "the windows/s at 100k on two cores), HNSW (a Milvus server) or AUTOINDEX.", default="IVF_FLAT"
     )
+    milvus_search_consistency: str = setting(
+        "GAITPAY_MILVUS_SEARCH_CONSISTENCY", "Consistency of template searches: Bounded (no wait; every "
+        "enrolment and removal waits until Milvus has applied it) or Strong (each search waits a Milvus time "
+        "tick; needed only with several in-memory replicas of the collection).", default="Bounded"
+    )
     vault_addr: str = setting(
         "VAULT_ADDR", "Vault or OpenBao address. Empty: a local OpenBao dev server.", default=""
     )
@@ -312,6 +317,7 @@ def _coerce(name: str, env: str, raw: Any, kind: Any) -> Any:
 
 
 MILVUS_INDEXES = ("IVF_FLAT", "FLAT", "HNSW", "AUTOINDEX")
+MILVUS_CONSISTENCY = ("Bounded", "Strong")
 MIN_RETENTION_DAYS = 3
 
 
@@ -350,6 +356,9 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     if settings.milvus_index not in MILVUS_INDEXES:
         raise ConfigError(f"GAITPAY_MILVUS_INDEX={settings.milvus_index!r}: "
                           f"expected one of {', '.join(MILVUS_INDEXES)}")
+    if settings.milvus_search_consistency not in MILVUS_CONSISTENCY:
+        raise ConfigError(f"GAITPAY_MILVUS_SEARCH_CONSISTENCY={settings.milvus_search_consistency!r}: "
+                          f"expected one of {', '.join(MILVUS_CONSISTENCY)}")
     home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home
     settings = dataclasses.replace(settings, home=home)
     for service in SERVICES:

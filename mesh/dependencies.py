@@ -29,11 +29,19 @@ def postgres(dsn: str, timeout_s: float = 3.0) -> Probe:
     return probe
 
 
+# pymilvus pings every 10 s even with no call in flight; a server that polices pings answers an
+# idle client with GOAWAY "too_many_pings" and a call then fails into a reconnect (seen once in
+# seven runs of the Milvus tests, a client idle while another server was busy). Every call has a
+# deadline of its own, which finds a dead server anyway, so an idle channel stays quiet. pymilvus
+# shares one channel per address, made with the options of the first client: pass these always.
+MILVUS_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
+
+
 def milvus(uri: str, timeout_s: float = 3.0) -> Probe:
     def probe() -> None:
         from pymilvus import MilvusClient
 
-        client = MilvusClient(uri=uri, timeout=timeout_s)
+        client = MilvusClient(uri=uri, timeout=timeout_s, grpc_options=MILVUS_GRPC_OPTIONS)
         try:
             client.list_collections(timeout=timeout_s)
         finally:

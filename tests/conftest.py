@@ -122,6 +122,16 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.killpg(record.pgid or record.pid, signal.SIGTERM)
 
 
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Milvus standalone server (the embedded `milvus` package, stock settings) for the
+    session: time ticks and consistency levels as a production server has them."""
+    from gaitpay_cli import milvus_server
+
+    with milvus_server.running(tmp_path_factory.mktemp("milvus-server")) as uri:
+        yield uri
+
+
 class LocalStack:
     """A stack started by `gaitpay up`, as a user starts it, with operator-style access."""
 

@@ -38,6 +38,7 @@ def test_settings_are_frozen() -> None:
         ({"GAITPAY_DEFAULT_DEADLINE_S": "-1"}, "non-negative"),
         ({"GAITPAY_MATCHER_ADDR": "localhost"}, "host:port"),
         ({"GAITPAY_MILVUS_INDEX": "IVF_PQ"}, "GAITPAY_MILVUS_INDEX"),
+        ({"GAITPAY_MILVUS_SEARCH_CONSISTENCY": "Eventually"}, "expected one of Bounded, Strong"),
         ({"GAITPAY_RETENTION_DAYS": "1"}, "at least 3 days"),
     ],
 )

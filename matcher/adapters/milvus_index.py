@@ -10,20 +10,33 @@ it has not sealed through its own interim IVF index, whatever nprobe says: at 10
 finds the true customer in the top 5 for about 10% fewer probes than an exact search does
 (`gaitpay bench matcher`: 0.027 against 0.030 with model synthetic-20261125). FLAT is exact
 there, at about 40% of the windows per second.
+
+Consistency. A Strong search on a Milvus server waits until the query nodes have caught up
+with "now", which takes a time tick (proxy.timeTickInterval, 200 ms by default): every window
+would wait that long (measured on an embedded Milvus 2.3.5 server: p50 200 ms per search).
+So searches are Bounded (they read what the query nodes have applied, at once), and every
+write ends with a Strong read of the customer's rows, which returns only once the write is
+applied. A query node's serviceable time only moves forward, so every search after that, by
+this replica or another, sees the write: a removed customer is unfindable, a new enrolment
+findable, as soon as the call returns. That holds with one in-memory replica of the
+collection (Milvus's default); with more, set GAITPAY_MILVUS_SEARCH_CONSISTENCY=Strong.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from matcher.domain.templates import Template
+from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 ALL_STORES = "*"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
@@ -44,7 +57,14 @@ class MilvusConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 64
+    search_consistency: str = "Bounded"  # Strong with several in-memory replicas (see above)
     timeout_s: float = 5.0
+
+
+def _scalar_index_type(server_version: str) -> str:
+    """INVERTED from Milvus 2.4 on; a 2.3 server (the embedded `milvus` package) has Trie."""
+    found = re.match(r"v?(\d+)\.(\d+)", server_version or "")
+    return "Trie" if found and (int(found.group(1)), int(found.group(2))) < (2, 4) else "INVERTED"
 
 
 def _quoted(values: Sequence[str]) -> str:
@@ -57,7 +77,7 @@ def _quoted(values: Sequence[str]) -> str:
 class MilvusTemplateIndex:
     def __init__(self, config: MilvusConfig) -> None:
         self.config = config
-        self._client = MilvusClient(uri=config.uri, timeout=config.timeout_s)
+        self._client = MilvusClient(uri=config.uri, timeout=config.timeout_s, grpc_options=MILVUS_GRPC_OPTIONS)
         self._can_compact = True  # until the engine says otherwise (milvus-lite)
         self._ensure_collection()
 
@@ -81,11 +101,24 @@ class MilvusTemplateIndex:
         else:
             index.add_index(field_name="embedding", index_type=c.index_type, metric_type="IP",
                             params={"nlist": c.nlist})
-        index.add_index(field_name="customer_id", index_type="INVERTED")
-        index.add_index(field_name="store_id", index_type="INVERTED")
-        # Strong consistency: a removed customer must be unfindable by the very next search.
+        scalar = _scalar_index_type(self._server_version())
+        index.add_index(field_name="customer_id", index_type=scalar)
+        index.add_index(field_name="store_id", index_type=scalar)
         self._client.create_collection(c.collection, schema=schema, index_params=index,
-                                       consistency_level="Strong", timeout=max(c.timeout_s, 30))
+                                       consistency_level="Bounded", timeout=max(c.timeout_s, 30))
+
+    def _server_version(self) -> str:
+        """The server's version; "" from milvus-lite, which does not implement the call (and
+        pymilvus would log that as an error: quiet for this one call)."""
+        calls = logging.getLogger("pymilvus.decorators")
+        level = calls.level
+        calls.setLevel(logging.CRITICAL)
+        try:
+            return str(self._client.get_server_version(timeout=self.config.timeout_s))
+        except (MilvusException, grpc.RpcError):
+            return ""
+        finally:
+            calls.setLevel(level)
 
     def _search_params(self) -> dict:
         if self.config.index_type == "HNSW":
@@ -110,14 +143,24 @@ class MilvusTemplateIndex:
             self._client.delete(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
                                 timeout=self.config.timeout_s)
             self._client.upsert(self.config.collection, rows, timeout=self.config.timeout_s)
+            self._applied(customer_id)
         except MilvusException as exc:
             raise TemplateIndexError(f"upsert of {len(rows)} template rows failed: {exc}") from None
         return len(templates)
 
+    def _applied(self, customer_id: str) -> int:
+        """A Strong read of the customer's rows: returns once the query nodes have applied
+        every write before it (see Consistency above). Their row count now."""
+        rows = self._client.query(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+                                  output_fields=["count(*)"], consistency_level="Strong",
+                                  timeout=self.config.timeout_s)
+        return int(rows[0]["count(*)"]) if rows else 0
+
     def _scopes_of(self, customer_id: str) -> list[str]:
         try:
             rows = self._client.query(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
-                                      output_fields=["store_id"], timeout=self.config.timeout_s)
+                                      output_fields=["store_id"], consistency_level="Strong",
+                                      timeout=self.config.timeout_s)
         except MilvusException as exc:
             raise TemplateIndexError(f"reading the stores of {customer_id} failed: {exc}") from None
         return sorted({r["store_id"] for r in rows})
@@ -139,17 +182,38 @@ class MilvusTemplateIndex:
         self._client.flush(self.config.collection, timeout=120)
         return len(customers)
 
+    def wait_indexed(self, progress: Callable[[int], None] = lambda rows: None, timeout_s: float = 600.0) -> None:
+        """Return once the vector index covers every sealed row (a server builds it in the
+        background after a flush; until then searches scan those rows without it, so a
+        benchmark would time the wrong thing). milvus-lite reports it finished at once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                state = self._client.describe_index(self.config.collection, "embedding", timeout=self.config.timeout_s)
+            except MilvusException as exc:
+                raise TemplateIndexError(f"reading the index state failed: {exc}") from None
+            progress(int(state.get("indexed_rows", 0)))
+            if state.get("state") == "Finished" and not state.get("pending_index_rows"):
+                return
+            if time.monotonic() > deadline:
+                raise TemplateIndexError(f"the index was not built within {timeout_s:.0f} s: {state}")
+            time.sleep(0.5)
+
     def remove(self, customer_id: str) -> int:
-        """Delete every template of the customer: unfindable at once (Strong consistency),
+        """Delete every template of the customer: unfindable at once (see Consistency above),
         physically gone once segments compact."""
         flt = f"customer_id in {_quoted([customer_id])}"
         try:
             found = self._client.query(self.config.collection, filter=flt, output_fields=["template_id"],
-                                       timeout=self.config.timeout_s)
+                                       consistency_level="Strong", timeout=self.config.timeout_s)
             self._client.delete(self.config.collection, filter=flt, timeout=self.config.timeout_s)
+            left = self._applied(customer_id)
+            # Sealed segments are what compaction rewrites; the delete is visible without it.
             self._client.flush(self.config.collection, timeout=max(self.config.timeout_s, 30))
         except MilvusException as exc:
             raise TemplateIndexError(f"removal failed: {exc}") from None
+        if left:
+            raise TemplateIndexError(f"removal failed: {left} template rows of {customer_id} still found")
         self.compact()
         return len({row["template_id"] for row in found})
 
@@ -177,7 +241,7 @@ class MilvusTemplateIndex:
             results = self._client.search(
                 self.config.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
                 limit=4 * k, filter=flt, output_fields=["customer_id"], search_params=self._search_params(),
-                timeout=self.config.timeout_s,
+                consistency_level=self.config.search_consistency, timeout=self.config.timeout_s,
             )
         except MilvusException as exc:
             raise TemplateIndexError(f"search failed: {exc}") from None
@@ -228,6 +292,13 @@ class MilvusTemplateIndex:
         except MilvusException as exc:
             raise TemplateIndexError(f"counting templates failed: {exc}") from None
         return int(rows[0]["count(*)"]) if rows else 0
+
+    def drop(self) -> None:
+        """Delete the whole collection (benchmarks and tests that made their own)."""
+        try:
+            self._client.drop_collection(self.config.collection, timeout=max(self.config.timeout_s, 30))
+        except MilvusException as exc:
+            raise TemplateIndexError(f"dropping {self.config.collection} failed: {exc}") from None
 
     def close(self) -> None:
         self._client.close()
