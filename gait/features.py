@@ -116,10 +116,11 @@ def temporal(n: Normalised, cycles: GaitCycles) -> dict[str, float]:
     multiples = np.maximum(1.0, np.round(frames / frames.min()))
     folded = frames / multiples
     cycle_s = float(np.median(folded)) / n.fps
-    if len(folded) < 4 and folded.max() > 1.15 * folded.min():
-        # Two or three gaps that disagree (a strike misplaced near the walk's end, where the
-        # peak finder sees half a peak) leave the median to chance: the period of the ankle
-        # signal itself, read from its autocorrelation over the range they span, is the cycle.
+    if folded.max() > 1.15 * folded.min():
+        # Gaps that disagree (a strike misplaced near the walk's end, where the peak finder
+        # sees half a peak; or a spurious short gap, which then folds the true ones in half)
+        # leave the median to chance: the period of the ankle signal itself, read from its
+        # autocorrelation over the range they span, is the cycle.
         period = _autocorrelation_period(ankle_signal(n), int(folded.min() * 0.8), int(folded.max() * 1.2))
         if period:
             cycle_s = period / n.fps
