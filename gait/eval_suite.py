@@ -7,40 +7,68 @@ import multiprocessing as mp
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from gait.datasets import ucalgary
 from gait.embedder import Embedder
-from gait.evaluation import Trial, bootstrap, det_curve, summarise
+from gait.body import MEASURES, BodyModel, measure
+from gait.evaluation import Fusion, Trial, bootstrap, det_curve, summarise
 from gait.protection import CancelableTransform
-from gait.synth.dataset import SynthConfig, people, render_walk
+from gait.synth.dataset import SynthConfig, people, render_seen
+from gait.synth.installation import measured
 from gait.walk import Walk
 
 EVAL_SEED = 777_000  # never a training seed
 
 
-def _render(args: tuple[int, int, int, int]) -> list[tuple[int, Walk]]:
+class SynthWalk(NamedTuple):
+    person: int
+    walk: Walk
+    body: np.ndarray | None  # measures from an installed (imperfectly calibrated) camera
+
+
+def _render(args: tuple[int, int, int, int]) -> list[SynthWalk]:
     first, count, walks_per_person, seed = args
     persons = people(first + count, seed)[first:]
     rng = np.random.default_rng(seed * 7 + first)
-    return [(first + i, render_walk(p, rng, SynthConfig())) for i, p in enumerate(persons)
-            for _ in range(walks_per_person)]
+    out = []
+    for i, p in enumerate(persons):
+        for j in range(walks_per_person):
+            seen = render_seen(p, rng, SynthConfig())
+            # Calibration errors and shoes come from a generator of their own (the walks stay the same).
+            out.append(SynthWalk(first + i, seen.walk, measured(seen, np.random.default_rng((seed, first + i, j)))))
+    return out
 
 
-def synthetic_walks(persons: int, walks_per_person: int, seed: int, workers: int = 2) -> list[tuple[int, Walk]]:
+def synthetic_walks(persons: int, walks_per_person: int, seed: int, workers: int = 2) -> list[SynthWalk]:
     jobs = [(f, min(100, persons - f), walks_per_person, seed) for f in range(0, persons, 100)]
     with mp.get_context("fork").Pool(workers) as pool:
         return [item for chunk in pool.imap(_render, jobs) for item in chunk]
 
 
-def _embed(embedder: Embedder, walks: list[tuple[int, Walk]]) -> tuple[np.ndarray, np.ndarray]:
-    keyed = {str(i): w for i, (_, w) in enumerate(walks)}
+def _embed(embedder: Embedder, walks: list[SynthWalk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings, people and body measures (NaN rows where none) of the walks that embed."""
+    keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, errors = embedder.embed_many(keyed)
     keep = [i for i in range(len(walks)) if str(i) in result]
     vectors = np.stack([result[str(i)].vector for i in keep])
-    return vectors, np.asarray([walks[i][0] for i in keep])
+    return vectors, np.asarray([walks[i].person for i in keep]), _bodies([walks[i].body for i in keep])
+
+
+def _bodies(measures: list[np.ndarray | None]) -> np.ndarray:
+    return np.stack([np.full(len(MEASURES), np.nan) if m is None else np.asarray(m, dtype=np.float64)
+                     for m in measures])
+
+
+BODY_FIT_SEED = 881_000  # synthetic people for the body model, never an evaluation or training seed
+
+
+def fit_body_model(persons: int = 400, walks_per_person: int = 4, seed: int = BODY_FIT_SEED) -> BodyModel:
+    """The body model from synthetic walkers seen by installed cameras (gait.synth.installation)."""
+    walks = [w for w in synthetic_walks(persons, walks_per_person, seed) if w.body is not None]
+    return BodyModel.fit(np.stack([w.body for w in walks]), np.asarray([w.person for w in walks]))
 
 
 @dataclass(frozen=True)
@@ -52,9 +80,9 @@ class SuiteResult:
 
 def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Trial:
     """`size` enrolled people (one gallery walk, one probe walk each) and `size` strangers
-    (one probe walk each)."""
+    (one probe walk each), with their body measures."""
     walks = synthetic_walks(2 * size, 2, seed)
-    vectors, ids = _embed(embedder, walks)
+    vectors, ids, bodies = _embed(embedder, walks)
     enrolled = ids < size
     first = np.zeros(len(ids), dtype=bool)
     seen: set[int] = set()
@@ -64,7 +92,7 @@ def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Tri
             seen.add(int(pid))
     gallery = enrolled & first
     probes = (enrolled & ~first) | (~enrolled & first)
-    return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes])
+    return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes], bodies[gallery], bodies[probes])
 
 
 def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplicate] | None = None,
@@ -73,19 +101,21 @@ def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplic
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, _ = embedder.embed_many(keyed)
     vec = {i: result[str(i)].vector for i in range(len(walks)) if str(i) in result}
+    camera = ucalgary.installation_camera(root)
+    bodies = _bodies([None if (m := measure(w.walk, camera)) is None else m.values for w in walks])
 
-    def pick(cond: Callable[[ucalgary.RealWalk], bool]) -> tuple[np.ndarray, np.ndarray]:
+    def pick(cond: Callable[[ucalgary.RealWalk], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chosen = [i for i, w in enumerate(walks) if cond(w) and i in vec]
-        return np.stack([vec[i] for i in chosen]), np.asarray([walks[i].subject for i in chosen])
+        return np.stack([vec[i] for i in chosen]), np.asarray([walks[i].subject for i in chosen]), bodies[chosen]
 
     n1 = pick(lambda w: w.run == 1)
     n2 = pick(lambda w: w.run == 2)
     abnormal = pick(lambda w: w.condition != "normal")
     normal = pick(lambda w: w.condition == "normal")
     return {
-        "real normal walk 1 -> walk 2": Trial(n1[0], n1[1], n2[0], n2[1]),
-        "real normal walk 2 -> walk 1": Trial(n2[0], n2[1], n1[0], n1[1]),
-        "real normal -> abnormal gait": Trial(normal[0], normal[1], abnormal[0], abnormal[1]),
+        "real normal walk 1 -> walk 2": Trial(n1[0], n1[1], n2[0], n2[1], n1[2], n2[2]),
+        "real normal walk 2 -> walk 1": Trial(n2[0], n2[1], n1[0], n1[1], n2[2], n1[2]),
+        "real normal -> abnormal gait": Trial(normal[0], normal[1], abnormal[0], abnormal[1], normal[2], abnormal[2]),
     }
 
 
@@ -114,7 +144,9 @@ def protected(trial: Trial, secret: bytes = b"gaitpay-eval-transform-secret!!") 
 
 
 def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: Path,
-        progress: Callable[[str], None] = lambda s: None) -> SuiteResult:
+        progress: Callable[[str], None] = lambda s: None, fusion: Fusion | None = None) -> SuiteResult:
+    """With `fusion`, every trial is scored twice: the embedding alone, and with body
+    measures (rows named '..., with body measures')."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials: dict[str, Trial] = {}
     notes: list[str] = []
@@ -130,6 +162,10 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
         not_walks: list[ucalgary.NotAWalk] = []
         trials.update(real_trials(embedder, real_root, duplicates, not_walks))
         notes.extend(duplicate_notes(duplicates) + not_walk_notes(not_walks))
+    if fusion is not None:
+        for name, trial in list(trials.items()):
+            if trial.gallery_body is not None:
+                trials[f"{name}, with body measures"] = trial.with_fusion(fusion)
     rows: dict[str, dict[str, object]] = {}
     for name, trial in trials.items():
         progress(f"scoring {name}")

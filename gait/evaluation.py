@@ -1,34 +1,63 @@
 """Biometric evaluation in the ISO/IEC 19795 manner: closed-set ranks, verification error
 trade-offs and open-set identification, with bootstrap confidence intervals.
 
-Scores are cosine similarities. Error rates come from score histograms (fine bins over
-[-1, 1]) so galleries of 10,000 people need no 10^8-element arrays. An error rate at an
+Scores are cosine similarities, or, for a trial with body measures (gait.body), the log
+likelihood ratio of the embedding and the body together, divided by 10. Error rates come from score histograms
+(fine bins over [-1, 4]) so galleries of 10,000 people need no 10^8-element arrays. An error rate at an
 operating point that the number of comparisons cannot support (fewer than 3 / rate
 impostor comparisons, the rule of three) is reported as None rather than as a number.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-BINS = np.linspace(-1.0, 1.0, 4001)
+from gait.body import BodyModel, fused_scores
+
+BINS = np.linspace(-1.0, 4.0, 10001)
+COARSE_BINS = np.linspace(-1.0, 4.0, 1001)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Body measures beside the embedding: the body model and the embedding's Gaussian score
+    models (impostor mean, std, genuine mean, std) that put the two on one scale, the log
+    likelihood ratio."""
+
+    body: BodyModel
+    embedding: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
 class Trial:
     """Gallery and probe embeddings with their identities; probes whose identity is not in
-    the gallery are strangers (non-mated)."""
+    the gallery are strangers (non-mated). With `fusion`, each side's body measures ([N, M],
+    NaN rows where a walk has none) join the embedding in every score."""
 
     gallery: np.ndarray
     gallery_ids: np.ndarray
     probes: np.ndarray
     probe_ids: np.ndarray
+    gallery_body: np.ndarray | None = None
+    probe_body: np.ndarray | None = None
+    fusion: Fusion | None = None
+
+    def scores(self, start: int, stop: int) -> np.ndarray:
+        """[probes start:stop, gallery] scores."""
+        cosines = self.probes[start:stop] @ self.gallery.T
+        if self.fusion is None or self.gallery_body is None or self.probe_body is None:
+            return cosines
+        f = self.fusion
+        return fused_scores(cosines, self.probe_body[start:stop], self.gallery_body, f.body, f.embedding)
+
+    def with_fusion(self, fusion: Fusion) -> "Trial":
+        return replace(self, fusion=fusion)
 
 
 def _hist(scores: np.ndarray) -> np.ndarray:
-    return np.histogram(np.clip(scores, -1, 1), BINS)[0].astype(np.float64)
+    return np.histogram(np.clip(scores, BINS[0], BINS[-1]), BINS)[0].astype(np.float64)
 
 
 def score_histograms(trial: Trial, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -36,7 +65,7 @@ def score_histograms(trial: Trial, chunk: int = 2048) -> tuple[np.ndarray, np.nd
     genuine, impostor = np.zeros(len(BINS) - 1), np.zeros(len(BINS) - 1)
     n_gen = n_imp = 0
     for start in range(0, len(trial.probes), chunk):
-        sims = trial.probes[start:start + chunk] @ trial.gallery.T
+        sims = trial.scores(start, start + chunk)
         same = trial.probe_ids[start:start + chunk, None] == trial.gallery_ids[None, :]
         genuine += _hist(sims[same])
         impostor += _hist(sims[~same])
@@ -66,15 +95,15 @@ def fnmr_at_fmr(fnmr: np.ndarray, fmr: np.ndarray, target: float, impostors: int
 
 def rank_k(trial: Trial, ks: tuple[int, ...] = (1, 5)) -> dict[int, float]:
     mated = np.isin(trial.probe_ids, trial.gallery_ids)
-    probes, ids = trial.probes[mated], trial.probe_ids[mated]
     hits = {k: 0 for k in ks}
-    for start in range(0, len(probes), 2048):
-        sims = probes[start:start + 2048] @ trial.gallery.T
+    for start in range(0, len(trial.probes), 2048):
+        chunk = mated[start:start + 2048]
+        sims = trial.scores(start, start + 2048)[chunk]
         order = np.argsort(-sims, axis=1)[:, : max(ks)]
-        found = trial.gallery_ids[order] == ids[start:start + 2048, None]
+        found = trial.gallery_ids[order] == trial.probe_ids[start:start + 2048][chunk, None]
         for k in ks:
             hits[k] += int(found[:, :k].any(axis=1).sum())
-    return {k: hits[k] / max(len(probes), 1) for k in ks}
+    return {k: hits[k] / max(int(mated.sum()), 1) for k in ks}
 
 
 def open_set(trial: Trial, fpir_targets: tuple[float, ...] = (1e-2, 1e-3)) -> dict[str, float | None]:
@@ -84,7 +113,7 @@ def open_set(trial: Trial, fpir_targets: tuple[float, ...] = (1e-2, 1e-3)) -> di
     top_score = np.empty(len(trial.probes))
     top_right = np.zeros(len(trial.probes), dtype=bool)
     for start in range(0, len(trial.probes), 2048):
-        sims = trial.probes[start:start + 2048] @ trial.gallery.T
+        sims = trial.scores(start, start + 2048)
         best = sims.argmax(axis=1)
         top_score[start:start + 2048] = sims[np.arange(len(best)), best]
         top_right[start:start + 2048] = trial.gallery_ids[best] == trial.probe_ids[start:start + 2048]
@@ -117,14 +146,14 @@ def bootstrap(trial: Trial, rounds: int = 300, seed: int = 0) -> dict[str, tuple
     person's probes move together, so correlated walks are not counted as independent).
     Per-probe score histograms are computed once (coarse bins), so a round is cheap."""
     rng = np.random.default_rng(seed)
-    coarse = np.linspace(-1.0, 1.0, 401)
+    coarse = COARSE_BINS
     n = len(trial.probes)
     gen_hist = np.zeros((n, len(coarse) - 1), dtype=np.float32)
     imp_hist = np.zeros((n, len(coarse) - 1), dtype=np.float32)
     correct = np.zeros(n)
     mated = np.isin(trial.probe_ids, trial.gallery_ids)
     for start in range(0, n, 1024):
-        sims = trial.probes[start:start + 1024] @ trial.gallery.T
+        sims = trial.scores(start, start + 1024)
         same = trial.probe_ids[start:start + 1024, None] == trial.gallery_ids[None, :]
         idx = np.clip(np.digitize(sims, coarse) - 1, 0, len(coarse) - 2)
         for row in range(sims.shape[0]):

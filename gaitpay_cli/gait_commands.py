@@ -123,8 +123,9 @@ def evaluate(
     embedder = Embedder(model)
     chosen = [int(s) for s in sizes.split(",") if s.strip()]
     root = real or ucalgary.default_root()
+    fusion = _fusion(embedder, write_calibration)
     with console.status("evaluating") as status:
-        result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s))
+        result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s), fusion=fusion)
     columns = ["rank1", "rank1_ci", "rank5", "eer", "eer_ci", "fnmr_at_fmr_0.01", "fnmr_at_fmr_0.001",
                "fnmr_at_fmr_0.0001", "fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "gallery", "probes"]
     table = Table(title=f"gait evaluation, model {embedder.version} (n/a: too few comparisons for that rate)")
@@ -141,6 +142,28 @@ def evaluate(
                                                  "data_notes": list(result.notes), "policy": policy},
                                                 indent=2, default=list) + "\n")
     console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
+
+
+def _fusion(embedder: object, write: bool) -> Fusion:
+    """Body measures beside the embedding: the shipped body model (fitted anew, from synthetic
+    walkers only, with --write-calibration or when none is shipped) and the embedding's
+    impostor score model the matcher uses for this gait model."""
+    from gait import body, calibration
+    from gait.eval_suite import fit_body_model
+    from gait.evaluation import Fusion
+    from matcher.domain.policy import ScoreModel
+
+    model = None if write else body.load_body_model()
+    if model is None:
+        with console.status("fitting the body model (synthetic walkers, installed cameras)"):
+            model = fit_body_model()
+        if write:
+            body.BODY_MODEL_FILE.write_text(json.dumps(model.to_dict(), indent=2) + "\n")
+            console.print(f"body model written to {body.BODY_MODEL_FILE}")
+    cal = calibration.load(getattr(embedder, "version", ""))
+    scores = ScoreModel() if cal is None else ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
+                                                         cal.genuine_std)
+    return Fusion(model, (scores.impostor_mean, scores.impostor_std, scores.genuine_mean, scores.genuine_std))
 
 
 def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:

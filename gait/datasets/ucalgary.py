@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gait.body import ANKLE_HEIGHT_M, CameraModel
 from gait.track import main_body_frames
 from gait.walk import J, Walk
 
@@ -140,6 +141,36 @@ def load(root: Path, duplicates: list[Duplicate] | None = None,
             continue
         walks.append(RealWalk(f"sub{m.group(1)}", int(m.group(2)), CONDITION[m.group(4)], walk))
     return walks
+
+
+def installation_camera(root: Path) -> CameraModel:
+    """The recording camera as a store installer would have calibrated it: the pinhole above
+    (the dataset's stated intrinsics) and its pose over the floor. The floor is the plane the
+    walkers' lower ankles trace, fitted once over every recording under root (the camera
+    never moved), and lies ANKLE_HEIGHT_M below it. This is camera geometry, the same for
+    every walker; nothing of any person is fitted."""
+    ankle_l, ankle_r = KINECT.index("AnkleL"), KINECT.index("AnkleR")
+    lower = []
+    for path in sorted(root.glob("sub*/Run*/*.csv")):
+        joints = read_csv(path)
+        if len(joints):
+            pick = joints[:, ankle_l, 1] < joints[:, ankle_r, 1]
+            lower.append(np.where(pick[:, None], joints[:, ankle_l], joints[:, ankle_r]))
+    if not lower:
+        raise ValueError(f"no recordings under {root} to calibrate the camera with")
+    points = np.concatenate(lower)
+    # Kinect camera space: X right, Y up, Z forward. Ankle plane: Y = a X + b Z + c.
+    design = np.c_[points[:, 0], points[:, 2], np.ones(len(points))]
+    (a, b, c), *_ = np.linalg.lstsq(design, points[:, 1], rcond=None)
+    normal = np.array([-a, 1.0, -b])
+    camera_height = -c / np.linalg.norm(normal) + ANKLE_HEIGHT_M
+    # The same directions in OpenCV's camera frame (y down): the world's axes as columns.
+    up = np.array([-a, -1.0, -b]) / np.linalg.norm(normal)
+    forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
+    forward /= np.linalg.norm(forward)
+    rotation = np.stack([np.cross(up, forward), up, forward], axis=1)
+    K = np.array([[FOCAL, 0.0, CX], [0.0, FOCAL, CY], [0.0, 0.0, 1.0]])
+    return CameraModel(K, rotation, -rotation @ np.array([0.0, camera_height, 0.0]), 512, 424)
 
 
 def default_root() -> Path:

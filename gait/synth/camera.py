@@ -86,6 +86,12 @@ def random_view(rng: np.random.Generator, seconds: float, speed: float = 1.1,
 def observe(joints_world: np.ndarray, camera: Camera, rng: np.random.Generator, noise: float = 1.0,
             mirror: bool | None = None) -> np.ndarray:
     """What a pose estimator reports: float32 [T, 23, 3] pixels and confidences."""
+    return observe_mirrored(joints_world, camera, rng, noise, mirror)[0]
+
+
+def observe_mirrored(joints_world: np.ndarray, camera: Camera, rng: np.random.Generator, noise: float = 1.0,
+                     mirror: bool | None = None) -> tuple[np.ndarray, bool]:
+    """`observe`, and whether the image was mirrored (same draws from rng)."""
     pixels, depth = camera.project(joints_world)
     frames, joints = pixels.shape[:2]
     body_px = camera.focal_px * 1.7 / np.median(depth, axis=1)  # stature in pixels per frame
@@ -123,4 +129,4 @@ def observe(joints_world: np.ndarray, camera: Camera, rng: np.random.Generator, 
         pixels[..., 0] = camera.width - pixels[..., 0]
     out = np.concatenate([pixels, conf[..., None]], axis=-1).astype(np.float32)
     out[conf == 0, :2] = 0.0
-    return out
+    return out, bool(mirror)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gait.synth.camera import observe, random_view, walker_to_world
+from gait.body import CameraModel
+from gait.synth.camera import observe_mirrored, random_view, walker_to_world
 from gait.synth.walker import Person, sample_person, simulate, vary_for_walk, with_limp
 from gait.walk import Walk
 
@@ -26,6 +27,20 @@ class SynthConfig:
 
 
 def render_walk(person: Person, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> Walk:
+    return render_seen(person, rng, cfg).walk
+
+
+@dataclass(frozen=True)
+class SeenWalk:
+    """A rendered walk with the camera that saw it (exact: calibration errors are the
+    caller's to add, see `gait.synth.calibration`)."""
+
+    walk: Walk
+    camera: CameraModel
+
+
+def render_seen(person: Person, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> SeenWalk:
+    """`render_walk` and its camera; the walk is the same (the same draws from rng)."""
     p = vary_for_walk(person, rng, cfg.walk_spread)
     if rng.random() < cfg.limp_probability:
         p = with_limp(p, "right" if rng.random() < 0.5 else "left", rng)
@@ -39,7 +54,10 @@ def render_walk(person: Person, rng: np.random.Generator, cfg: SynthConfig = Syn
     joints = simulate(p, seconds, fps, rng, speed_change=speed_change)
     camera, heading, start = random_view(rng, seconds, entrance_probability=cfg.entrance_probability)
     world = walker_to_world(joints, heading, start)
-    return Walk(observe(world, camera, rng, noise=cfg.noise), fps)
+    keypoints, mirrored = observe_mirrored(world, camera, rng, noise=cfg.noise)
+    model = CameraModel.look_at(camera.position, camera.target, camera.focal_px, camera.width, camera.height,
+                                mirrored)
+    return SeenWalk(Walk(keypoints, fps), model)
 
 
 def people(n: int, seed: int) -> list[Person]:
