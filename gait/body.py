@@ -254,12 +254,16 @@ class BodyModel:
         lam = np.sort(np.linalg.eigvals(np.linalg.solve(2 * self.within, self.population)).real)
         d2 = np.maximum(np.asarray(d2, dtype=np.float64), 0.0)
         nodes, weights = np.polynomial.legendre.leggauss(48)
-        theta = nodes * np.pi / 2
         a = np.sqrt(d2 / lam[0])[..., None]
+        # Only |z_1| < 9 carries any weight: integrate over the angles that reach that far.
+        with np.errstate(divide="ignore"):
+            reach = np.arcsin(np.minimum(1.0, 9.0 / a))
+        theta = nodes * reach
         z1 = a * np.sin(theta)
         inner = erf(np.cos(theta) * np.sqrt(d2[..., None] / (2 * lam[1])))
         density = np.exp(-z1 ** 2 / 2) / np.sqrt(2 * np.pi)
-        return np.clip((density * inner * a * np.cos(theta)) @ weights * np.pi / 2, 0.0, 1.0)
+        total = (density * inner * a * np.cos(theta) * reach) @ weights
+        return np.clip(total, 0.0, 1.0)
 
     @staticmethod
     def fit(measures: np.ndarray, people: np.ndarray) -> "BodyModel":

@@ -113,10 +113,35 @@ class VisitSimulation:
         return self.identified_correctly / max(self.enrolled_visits, 1)
 
 
+@dataclass(frozen=True)
+class VisitBodies:
+    """Body measures for the visits (gait.body): each visitor's track (the first window's
+    walk: a track's windows are one walk, seen by one camera, in one pair of shoes) and each
+    customer's enrolment (the mean over their enrolment walks); NaN rows where none."""
+
+    model: object  # gait.body.BodyModel
+    tracks: dict[int, np.ndarray]
+    customers: np.ndarray  # [customers, M]
+
+
+def _body_evidence(evidence: object, top: np.ndarray, track: np.ndarray, bodies: VisitBodies) -> None:
+    model = bodies.model
+    for c in top:
+        customer = bodies.customers[c]
+        if not (np.isfinite(track).all() and np.isfinite(customer).all()):
+            continue
+        d2 = float(model.d2(track, customer))  # type: ignore[attr-defined]
+        if d2 > model.veto_d2:  # type: ignore[attr-defined]
+            evidence.vetoed.add(str(c))  # type: ignore[attr-defined]
+        else:
+            evidence.body_chance[str(c)] = float(model.p_impostor(d2))  # type: ignore[attr-defined]
+
+
 def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_config: object,
-                    score_model: object, k: int = 5) -> VisitSimulation:
+                    score_model: object, k: int = 5, bodies: VisitBodies | None = None) -> VisitSimulation:
     """per_window[person]: [windows, customers] best-of-K scores; persons < enrolled are
-    customers (their own column is the genuine one), the rest strangers."""
+    customers (their own column is the genuine one), the rest strangers. With `bodies`, the
+    policy also weighs body measures where the track and the candidate both have them."""
     from matcher.domain.policy import TrackEvidence, Verdict, decide
 
     right = wrong = strangers_hit = 0
@@ -126,6 +151,8 @@ def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_con
         evidence = TrackEvidence()
         for row in scores:
             top = np.argsort(-row)[:k]
+            if bodies is not None:
+                _body_evidence(evidence, top, bodies.tracks[person], bodies)
             evidence.add([(str(c), float(row[c])) for c in top])
             outcome = decide(evidence, scores.shape[1], score_model, policy_config)  # type: ignore[arg-type]
             if outcome.verdict != Verdict.PENDING:
@@ -147,13 +174,14 @@ def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_con
 
 
 def measure(embedder: object, enrolled: int = 300, strangers: int = 150, enrol_walks: int = 4,
-            windows: int = 12, seed: int = 880_000) -> tuple[Calibration, dict[int, np.ndarray]]:
-    """Calibration from synthetic people never used in training, and the per-window scores
-    behind it (for simulate_visits)."""
+            windows: int = 12, seed: int = 880_000,
+            body_model: object = None) -> tuple[Calibration, dict[int, np.ndarray], VisitBodies | None]:
+    """Calibration from synthetic people never used in training, the per-window scores
+    behind it, and (with a body model) the visits' body measures (for simulate_visits)."""
     from gait.eval_suite import _embed, synthetic_walks
 
     walks = synthetic_walks(enrolled + strangers, enrol_walks + windows, seed)
-    vectors, ids, _ = _embed(embedder, walks)  # type: ignore[arg-type]
+    vectors, ids, bodies = _embed(embedder, walks)  # type: ignore[arg-type]
     gallery_rows, probe_rows = [], []
     count: dict[int, int] = {}
     for row, person in enumerate(ids):
@@ -168,7 +196,15 @@ def measure(embedder: object, enrolled: int = 300, strangers: int = 150, enrol_w
     genuine = np.stack([s[:, p] for p, s in usable.items() if p < enrolled])
     impostor = np.concatenate([np.delete(s, p, axis=1).T if p < enrolled else s.T for p, s in usable.items()])
     version = getattr(embedder, "version", "unknown")
-    return fit(genuine, impostor, version, enrol_walks), usable
+    visit_bodies = None
+    if body_model is not None:
+        enrolment = bodies[gallery_rows]
+        customers = np.stack([np.nanmean(enrolment[owners == c], axis=0) if np.isfinite(enrolment[owners == c]).any()
+                              else np.full(bodies.shape[1], np.nan) for c in range(enrolled)])
+        probe_bodies = bodies[probe_rows]
+        tracks = {p: probe_bodies[probe_ids == p][0] for p in usable}
+        visit_bodies = VisitBodies(body_model, tracks, customers)
+    return fit(genuine, impostor, version, enrol_walks), usable, visit_bodies
 
 
 def load(model_version: str, path: Path = CALIBRATION_FILE) -> Calibration | None:

@@ -137,7 +137,7 @@ def evaluate(
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]data:[/] {note}")
-    policy = _policy_calibration(embedder, write_calibration)
+    policy = _policy_calibration(embedder, write_calibration, fusion.body)
     (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows,
                                                  "data_notes": list(result.notes), "policy": policy},
                                                 indent=2, default=list) + "\n")
@@ -166,9 +166,10 @@ def _fusion(embedder: object, write: bool) -> Fusion:
     return Fusion(model, (scores.impostor_mean, scores.impostor_std, scores.genuine_mean, scores.genuine_std))
 
 
-def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
+def _policy_calibration(embedder: object, write: bool, body_model: object) -> dict[str, object]:
     """Measure best-of-templates score statistics, replay the policy over synthetic visits at
-    several bounds, print both, and optionally write the calibration the matcher loads."""
+    several bounds, by the embedding alone and with body measures, print both, and optionally
+    write the calibration the matcher loads."""
     from dataclasses import asdict
 
     from gait import calibration
@@ -176,23 +177,26 @@ def _policy_calibration(embedder: object, write: bool) -> dict[str, object]:
 
     enrolled = 300
     with console.status("calibrating the matcher policy (synthetic visits)"):
-        cal, per_window = calibration.measure(embedder, enrolled=enrolled)
+        cal, per_window, bodies = calibration.measure(embedder, enrolled=enrolled, body_model=body_model)
     scores = ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std,
                         cal.window_correlation)
     table = Table(title=f"matcher policy over synthetic visits: {enrolled} enrolled ({cal.enrol_walks} walks each), "
                         f"{len(per_window) - enrolled} strangers, up to {PolicyConfig().max_windows} windows")
     asked = f"asked in app, fmp <= {PolicyConfig().probable_false_match:g} (right / wrong / stranger)"
-    for column in ("false-match bound", "identified", "wrongly identified", "strangers identified",
+    for column in ("evidence", "false-match bound", "identified", "wrongly identified", "strangers identified",
                    "median windows", asked):
         table.add_column(column)
     rows = []
-    for bound in (1e-4, 1e-3, 1e-2, 1e-1):
-        sim = calibration.simulate_visits(per_window, enrolled, PolicyConfig(max_false_match=bound), scores)
-        rows.append({"bound": bound, **asdict(sim)})
-        table.add_row(f"{bound:g}", f"{sim.identified_correctly}/{sim.enrolled_visits} ({sim.identification_rate:.0%})",
-                      str(sim.identified_wrongly), f"{sim.strangers_identified}/{sim.strangers}",
-                      "-" if sim.median_windows_to_identify is None else f"{sim.median_windows_to_identify:g}",
-                      f"{sim.probable_right} / {sim.probable_wrong} / {sim.strangers_probable}")
+    for evidence, visit_bodies in (("embedding", None), ("+ body measures", bodies)):
+        for bound in (1e-4, 1e-3, 1e-2, 1e-1):
+            sim = calibration.simulate_visits(per_window, enrolled, PolicyConfig(max_false_match=bound), scores,
+                                              bodies=visit_bodies)
+            rows.append({"evidence": evidence, "bound": bound, **asdict(sim)})
+            table.add_row(evidence, f"{bound:g}",
+                          f"{sim.identified_correctly}/{sim.enrolled_visits} ({sim.identification_rate:.0%})",
+                          str(sim.identified_wrongly), f"{sim.strangers_identified}/{sim.strangers}",
+                          "-" if sim.median_windows_to_identify is None else f"{sim.median_windows_to_identify:g}",
+                          f"{sim.probable_right} / {sim.probable_wrong} / {sim.strangers_probable}")
     console.print(f"score model: impostor {cal.impostor_mean} +/- {cal.impostor_std}, genuine {cal.genuine_mean} "
                   f"+/- {cal.genuine_std}, window correlation {cal.window_correlation} (measured ICC {cal.measured_icc})")
     console.print(table)

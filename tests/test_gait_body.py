@@ -168,3 +168,13 @@ def test_the_evaluation_scores_each_trial_with_and_without_body_measures(tmp_pat
     assert "synthetic 30, protected, with body measures" not in result.rows  # the index holds no measures
     for name, row in result.rows.items():
         assert 0.0 <= float(row["eer"]) <= 1.0 and 0.0 <= float(row["rank1"]) <= 1.0, name
+
+
+def test_the_chance_an_impostors_body_is_this_close_matches_a_simulation() -> None:
+    model, _, _ = _fitted_model(np.random.default_rng(10))
+    rng = np.random.default_rng(11)
+    others = rng.multivariate_normal([0.0, 0.0], model.population, 200_000)
+    d2 = np.einsum("ni,ij,nj->n", others, np.linalg.inv(2 * model.within), others)
+    for bound in (0.05, 0.5, 2.0, 10.0):
+        assert model.p_impostor(bound) == pytest.approx((d2 <= bound).mean(), abs=0.004, rel=0.05)
+    assert model.p_impostor(0.0) == 0.0 and model.p_impostor(1e9) == pytest.approx(1.0)

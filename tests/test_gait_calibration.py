@@ -74,3 +74,32 @@ def test_the_shipped_calibration_belongs_to_the_shipped_model() -> None:
     assert cal is not None and cal.impostor_pairs >= 30_000
     assert cal.genuine_mean > cal.impostor_mean and cal.window_correlation >= cal.measured_icc
     assert calibration.load("some-other-model") is None
+
+
+def test_visit_replay_with_body_measures_identifies_whom_the_body_confirms_and_rules_out_the_rest() -> None:
+    """The same weak visits as above; now each visitor's body is measured. Customers 0-7 and
+    8 match their own bodies, so 0-7 are identified; customer 8 resembles customer 3 in gait
+    but not in body, and stranger 10 resembles customer 5 in gait but not in body."""
+    from gait.body import BodyModel
+
+    rng = np.random.default_rng(4)
+    customers, windows, likely = 10, 12, 0.38
+    resembles = {8: 3, 10: 5}
+    per_window = {}
+    for person in range(customers + 3):
+        scores = rng.normal(0.0, 0.02, size=(windows, customers))
+        if person < 8:
+            scores[:, person] = likely
+        if person in resembles:
+            scores[:, resembles[person]] = likely
+        per_window[person] = scores
+    model = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.3, genuine_std=0.05,
+                       window_correlation=0.9)
+    body = BodyModel(np.eye(2) * 0.02 ** 2, np.eye(2) * 0.08 ** 2, veto_d2=14.0)
+    heights = np.column_stack([np.linspace(1.25, 1.55, 13), np.linspace(0.80, 1.00, 13)])  # 13 people, 2.5 cm apart
+    tracks = {person: heights[person] + 0.005 for person in per_window}
+    bodies = calibration.VisitBodies(body, tracks, heights[:customers])
+    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), model, bodies=bodies)
+    assert (sim.identified_correctly, sim.identified_wrongly, sim.strangers_identified) == (8, 0, 0)
+    # Customer 8 and stranger 10 stand far from the bodies of those they walk like: never put to them.
+    assert (sim.probable_wrong, sim.strangers_probable) == (0, 0)

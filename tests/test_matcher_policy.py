@@ -102,3 +102,35 @@ def test_the_false_match_estimate_counts_the_gallery_the_search_looked_through()
     assert everywhere.state is not State.IDENTIFIED and "against 100000 enrolled" in everywhere.reason
     assert in_store.false_match_probability * 10_000 == pytest.approx(everywhere.false_match_probability, rel=1e-6)
     assert set(index.counted) == {"small", None}  # once per scope, not per window
+
+
+def _close_call() -> TrackEvidence:
+    """Three windows where c1 leads c2 by a clear margin, but not far enough for the bound."""
+    evidence = TrackEvidence()
+    for _ in range(3):
+        evidence.add([("c1", 0.75), ("c2", 0.30), ("c3", 0.25), ("c4", 0.20), ("c5", 0.18)])
+    return evidence
+
+
+def test_a_matching_body_multiplies_the_chance_of_a_false_match_down() -> None:
+    model, cfg = ScoreModel(), PolicyConfig()
+    alone = decide(_close_call(), 40, model, cfg)
+    assert alone.verdict is Verdict.PENDING and 1e-4 < alone.false_match_probability < 1e-1
+    evidence = _close_call()
+    evidence.body_chance["c1"] = 0.01  # one person in a hundred has a body this close to the walker's
+    with_body = decide(evidence, 40, model, cfg)
+    assert with_body.verdict is Verdict.IDENTIFIED and with_body.customer_id == "c1"
+    assert with_body.false_match_probability == pytest.approx(alone.false_match_probability * 0.01, rel=1e-6)
+    assert "body matched by 1.0% of others" in with_body.reason
+    # Another candidate's body says nothing about c1.
+    other = _close_call()
+    other.body_chance["c2"] = 1e-6
+    assert decide(other, 40, model, cfg).false_match_probability == pytest.approx(alone.false_match_probability)
+
+
+def test_a_candidate_whose_body_rules_them_out_is_not_a_candidate() -> None:
+    evidence = _close_call()
+    evidence.vetoed.add("c1")
+    outcome = decide(evidence, 40, ScoreModel(), PolicyConfig())
+    assert outcome.customer_id != "c1" and outcome.best_mean == pytest.approx(0.30)
+    assert "c1" not in dict(outcome.alternatives)

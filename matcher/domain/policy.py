@@ -15,6 +15,13 @@ rate). The score model comes from `gaitpay eval --write-calibration` for the mod
 (gait/models/policy-calibration.json). IDENTIFIED needs min_windows, that probability below the configured bound,
 and a margin over the runner-up. STRANGER when the best candidate scores like an impostor
 against the genuine score model, or when max_windows pass without an identification.
+
+Body measures (gait.body: shoulder and hip heights from a calibrated camera), where the track
+and a candidate's templates both have them, add evidence the embedding cannot have (it never
+sees size): `TrackEvidence.body_chance` holds, per candidate, the chance that someone else's
+body matches the track's this well, which multiplies the embedding's chance (independent
+evidence). A candidate whose body is too far from the track's to be the walker (beyond the
+body model's veto) is no candidate at all.
 """
 
 from __future__ import annotations
@@ -66,6 +73,9 @@ class TrackEvidence:
     seen: dict[str, int] = field(default_factory=dict)
     kth_scores: list[float] = field(default_factory=list)  # each window's k-th best score
     announced: str = ""  # the customer this track was last identified as
+    # Per candidate with body measures on both sides: the chance an impostor's body is this close.
+    body_chance: dict[str, float] = field(default_factory=dict)
+    vetoed: set[str] = field(default_factory=set)  # candidates whose bodies rule them out
 
     def add(self, candidates: list[tuple[str, float]]) -> None:
         for customer, score in candidates:
@@ -104,7 +114,7 @@ def _upper_tail(z: float) -> float:
 
 def decide(evidence: TrackEvidence, gallery_size: int, scores: ScoreModel, cfg: PolicyConfig) -> Outcome:
     n = evidence.windows
-    ranked = sorted(((c, evidence.mean(c)) for c in evidence.sums), key=lambda kv: -kv[1])
+    ranked = sorted(((c, evidence.mean(c)) for c in evidence.sums if c not in evidence.vetoed), key=lambda kv: -kv[1])
     if not ranked:
         verdict = Verdict.STRANGER if n >= cfg.min_windows else Verdict.PENDING
         return Outcome(verdict, "", -1.0, -1.0, 1.0, n, "no enrolled customer in scope", ())
@@ -113,11 +123,13 @@ def decide(evidence: TrackEvidence, gallery_size: int, scores: ScoreModel, cfg: 
     n_eff = n / (1 + (n - 1) * scores.window_correlation)
     z = (best_mean - scores.impostor_mean) * math.sqrt(n_eff) / scores.impostor_std
     looks = max(1, cfg.max_windows - cfg.min_windows + 1)
-    fmp = min(1.0, max(gallery_size, 1) * looks * _upper_tail(z))
+    body = evidence.body_chance.get(best, 1.0)
+    fmp = min(1.0, max(gallery_size, 1) * looks * _upper_tail(z) * body)
     margin = best_mean - runner_up_mean
     alternatives = tuple((c, round(s, 4)) for c, s in ranked[1:4])
     facts = (f"best {best_mean:.3f} over {n} windows (n_eff {n_eff:.1f}), runner-up {runner_up_mean:.3f}, "
-             f"estimated false-match probability {fmp:.2e} against {gallery_size} enrolled")
+             + (f"body matched by {body:.1%} of others, " if best in evidence.body_chance else "")
+             + f"estimated false-match probability {fmp:.2e} against {gallery_size} enrolled")
     genuine_floor = scores.genuine_mean - cfg.stranger_sigmas * scores.genuine_std / math.sqrt(n_eff)
     if n >= cfg.min_windows and fmp <= cfg.max_false_match and margin >= cfg.margin:
         return Outcome(Verdict.IDENTIFIED, best, best_mean, runner_up_mean, fmp, n,
