@@ -46,12 +46,16 @@ def test_visit_replay_counts_right_wrong_and_stranger_identifications() -> None:
     assert sim.median_windows_to_identify == PolicyConfig().min_windows
 
 
-def test_visit_replay_counts_who_would_be_asked_to_confirm_in_the_app() -> None:
-    """Visits too weak for the bound but strong enough for a probable candidate: the right
-    customer, another customer, or a stranger put to a customer."""
+WEAK = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.3, genuine_std=0.05, window_correlation=0.9)
+
+
+def _weak_visits(customers: int = 10, windows: int = 12) -> dict[int, np.ndarray]:
+    """Ten customers and three strangers whose visits are too weak for the bound (at 12
+    windows: false-match probability ~4e-3) but strong enough for a probable candidate.
+    Customers 0-7 score as themselves; customer 8 scores like customer 3 and stranger 10
+    like customer 5."""
     rng = np.random.default_rng(4)
-    customers, windows, likely = 10, 12, 0.38  # at 12 windows: false-match probability ~4e-3
-    resembles = {8: 3, 10: 5}  # customer 8 scores like customer 3; stranger 10 like customer 5
+    likely, resembles = 0.38, {8: 3, 10: 5}
     per_window = {}
     for person in range(customers + 3):
         scores = rng.normal(0.0, 0.02, size=(windows, customers))
@@ -60,9 +64,12 @@ def test_visit_replay_counts_who_would_be_asked_to_confirm_in_the_app() -> None:
         if person in resembles:
             scores[:, resembles[person]] = likely
         per_window[person] = scores
-    model = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.3, genuine_std=0.05,
-                       window_correlation=0.9)
-    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), model)
+    return per_window
+
+
+def test_visit_replay_counts_who_would_be_asked_to_confirm_in_the_app() -> None:
+    """The right customer, another customer, or a stranger put to a customer."""
+    sim = calibration.simulate_visits(_weak_visits(), 10, PolicyConfig(), WEAK)
     assert (sim.identified_correctly, sim.identified_wrongly, sim.strangers_identified) == (0, 0, 0)
     assert (sim.probable_right, sim.probable_wrong, sim.strangers_probable) == (8, 1, 1)
     assert sim.median_windows_to_identify is None
@@ -77,29 +84,17 @@ def test_the_shipped_calibration_belongs_to_the_shipped_model() -> None:
 
 
 def test_visit_replay_with_body_measures_identifies_whom_the_body_confirms_and_rules_out_the_rest() -> None:
-    """The same weak visits as above; now each visitor's body is measured. Customers 0-7 and
-    8 match their own bodies, so 0-7 are identified; customer 8 resembles customer 3 in gait
-    but not in body, and stranger 10 resembles customer 5 in gait but not in body."""
+    """The same weak visits as above; now each visitor's body is measured. Customers 0-7
+    match their own bodies and are identified; customer 8 resembles customer 3 in gait but
+    not in body, and stranger 10 resembles customer 5 in gait but not in body."""
     from gait.body import BodyModel
 
-    rng = np.random.default_rng(4)
-    customers, windows, likely = 10, 12, 0.38
-    resembles = {8: 3, 10: 5}
-    per_window = {}
-    for person in range(customers + 3):
-        scores = rng.normal(0.0, 0.02, size=(windows, customers))
-        if person < 8:
-            scores[:, person] = likely
-        if person in resembles:
-            scores[:, resembles[person]] = likely
-        per_window[person] = scores
-    model = ScoreModel(impostor_mean=0.0, impostor_std=0.1, genuine_mean=0.3, genuine_std=0.05,
-                       window_correlation=0.9)
+    per_window, customers = _weak_visits(), 10
     body = BodyModel(np.eye(2) * 0.02 ** 2, np.eye(2) * 0.08 ** 2, veto_d2=14.0)
     heights = np.column_stack([np.linspace(1.25, 1.55, 13), np.linspace(0.80, 1.00, 13)])  # 13 people, 2.5 cm apart
     tracks = {person: heights[person] + 0.005 for person in per_window}
     bodies = calibration.VisitBodies(body, tracks, heights[:customers])
-    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), model, bodies=bodies)
+    sim = calibration.simulate_visits(per_window, customers, PolicyConfig(), WEAK, bodies=bodies)
     assert (sim.identified_correctly, sim.identified_wrongly, sim.strangers_identified) == (8, 0, 0)
     # Customer 8 and stranger 10 stand far from the bodies of those they walk like: never put to them.
     assert (sim.probable_wrong, sim.strangers_probable) == (0, 0)
