@@ -60,7 +60,9 @@ async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(
     assert status.link == edge_pb2.LINK_STATE_OFFLINE and status.store_id == settings.store_id
     assert camera is not None and camera.camera_id == "entrance" and camera.source == str(sports2d_demo())
     assert camera.stopped == "the source ended" and camera.frames == 230
-    assert 5 < camera.frames_per_second <= 31, "paced at the clip's 30 frames/s, or slower on a busy box"
+    # Paced at the clip's 30 frames/s at most; how much slower depends on the machine (4.4 on a
+    # loaded two-core one), which is a benchmark's business, not this test's.
+    assert 0 < camera.frames_per_second <= 31, "paced at the clip's 30 frames/s, or slower on a busy box"
     assert busiest is not None and busiest.active_tracks >= 1, "people were in view while it ran"
     assert status.queued_events >= 2, "her entry and exit wait in the queue for billing"
     assert status.hot_cache.customers == 0 and status.hot_cache.windows_identified_offline == 0
