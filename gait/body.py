@@ -104,6 +104,44 @@ class CameraModel:
         return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
 
 
+def camera_from_floor(image_to_floor: np.ndarray, width: int, height: int) -> CameraModel:
+    """The camera behind a floor calibration: `image_to_floor` maps normalised image points
+    (0..1, homogeneous) to floor plan metres, as `edge.domain.floor.FloorCalibration` fits it
+    from taped points. The principal point is taken at the image centre and pixels as square,
+    which leaves one unknown, the focal length; the homography's two floor axes must be
+    perpendicular and of one length in the camera frame, which gives it (least squares over
+    both conditions). Raises ValueError when the calibration cannot hold a camera (the floor
+    seen straight on, or the points inconsistent). The floor plan becomes the world's x and z
+    (mirrored where its axes turn the other way): heights are all the measures use."""
+    floor_to_image = np.linalg.inv(np.asarray(image_to_floor, dtype=np.float64))
+    cx, cy = width / 2.0, height / 2.0
+    to_centred_pixels = np.array([[width, 0.0, -cx], [0.0, height, -cy], [0.0, 0.0, 1.0]])
+    b = to_centred_pixels @ floor_to_image
+    b /= np.linalg.norm(b[:, :2])
+    b1, b2 = b[:, 0], b[:, 1]
+    # w = 1/f^2: w (b1x b2x + b1y b2y) + b1z b2z = 0 and w (|b1xy|^2 - |b2xy|^2) + b1z^2 - b2z^2 = 0.
+    a = np.array([b1[0] * b2[0] + b1[1] * b2[1], b1[:2] @ b1[:2] - b2[:2] @ b2[:2]])
+    c = np.array([b1[2] * b2[2], b1[2] ** 2 - b2[2] ** 2])
+    w = -(a @ c) / (a @ a) if a @ a > 0 else 0.0
+    if not w > 0 or not np.isfinite(w):
+        raise ValueError("this floor calibration does not determine a focal length (is the floor seen straight on?)")
+    focal = 1.0 / np.sqrt(w)
+    m = np.diag([1.0 / focal, 1.0 / focal, 1.0]) @ b
+    scale = 0.5 * (np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1]))
+    axis_x, axis_z, origin = m[:, 0] / scale, m[:, 1] / scale, m[:, 2] / scale
+    # The sign of a homography is free: the floor at the bottom of the image is in front.
+    seen = np.linalg.inv(floor_to_image) @ np.array([0.5, 1.0, 1.0])
+    if (axis_x * seen[0] / seen[2] + axis_z * seen[1] / seen[2] + origin)[2] < 0:
+        axis_x, axis_z, origin = -axis_x, -axis_z, -origin
+    axis_y = np.cross(axis_z, axis_x)
+    if axis_y @ origin > 0:  # the camera would be under the floor: the plan's axes turn the other way
+        axis_z, axis_y = -axis_z, -axis_y
+    u, _, vt = np.linalg.svd(np.stack([axis_x, axis_y, axis_z], axis=1))
+    rotation = u @ vt
+    K = np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
+    return CameraModel(K, rotation, origin, width, height)
+
+
 def standing_points(camera: CameraModel, ankles: np.ndarray) -> np.ndarray:
     """Where a walker's body is over the floor [T, 3] (y = 0) from both ankles' pixels
     [T, 2, 2] (NaN where missing). Each ankle's ray meets the plane at ankle height; the
@@ -264,6 +302,14 @@ class BodyModel:
         density = np.exp(-z1 ** 2 / 2) / np.sqrt(2 * np.pi)
         total = (density * inner * a * np.cos(theta) * reach) @ weights
         return np.clip(total, 0.0, 1.0)
+
+    def weigh(self, track: np.ndarray | None, candidate: np.ndarray | None) -> tuple[bool, float] | None:
+        """What a track's measures say of one candidate's: (vetoed, chance that someone
+        else's body is this close). None when either side was not measured."""
+        if track is None or candidate is None or not (np.isfinite(track).all() and np.isfinite(candidate).all()):
+            return None
+        d2 = float(self.d2(track, candidate))
+        return (True, 0.0) if d2 > self.veto_d2 else (False, float(self.p_impostor(d2)))
 
     @staticmethod
     def fit(measures: np.ndarray, people: np.ndarray) -> "BodyModel":

@@ -125,16 +125,14 @@ class VisitBodies:
 
 
 def _body_evidence(evidence: object, top: np.ndarray, track: np.ndarray, bodies: VisitBodies) -> None:
-    model = bodies.model
     for c in top:
-        customer = bodies.customers[c]
-        if not (np.isfinite(track).all() and np.isfinite(customer).all()):
+        weighed = bodies.model.weigh(track, bodies.customers[c])  # type: ignore[attr-defined]
+        if weighed is None:
             continue
-        d2 = float(model.d2(track, customer))  # type: ignore[attr-defined]
-        if d2 > model.veto_d2:  # type: ignore[attr-defined]
+        if weighed[0]:
             evidence.vetoed.add(str(c))  # type: ignore[attr-defined]
         else:
-            evidence.body_chance[str(c)] = float(model.p_impostor(d2))  # type: ignore[attr-defined]
+            evidence.body_chance[str(c)] = weighed[1]  # type: ignore[attr-defined]
 
 
 def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_config: object,

@@ -21,9 +21,13 @@ def in_frame(walk: Any) -> bool:
     return True
 
 
-def walk_message(walk: Any, source: str = "app") -> identity_pb2.Walk:
+def walk_message(walk: Any, source: str = "app", body: np.ndarray | None = None) -> identity_pb2.Walk:
+    """body: the walk's measures [shoulder, hip] in metres, as a calibrated enrolment camera
+    takes them (gait.body); None for a walk filmed without calibration."""
     kp = walk.keypoints[:, :17]
     msg = identity_pb2.Walk(source=source)
+    if body is not None:
+        msg.body.shoulder_height_m, msg.body.hip_height_m = float(body[0]), float(body[1])
     msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
     msg.keypoints.xyc.extend(kp.ravel().tolist())
     return msg

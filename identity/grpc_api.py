@@ -39,7 +39,10 @@ def _walks(request: identity_pb2.EnrollWalksRequest) -> list[WalkInput]:
         except MalformedWindow as exc:
             raise InvalidArgument(f"walks[{i}] is malformed: {exc}",
                                   field_violations=[(f"walks[{i}].keypoints", str(exc))]) from None
-        walks.append(WalkInput(xyc, kp.fps, walk.source))
+        body = None
+        if walk.HasField("body"):
+            body = np.array([walk.body.shoulder_height_m, walk.body.hip_height_m], dtype=np.float32)
+        walks.append(WalkInput(xyc, kp.fps, walk.source, body))
     return walks
 
 

@@ -58,7 +58,8 @@ def build(settings: config.Settings) -> ServiceSpec:
         index = BatchingIndex(store)
     transform = _query_transform(settings, dim)
     identifier = Identifier(index=index, embed=embed, scores=gait_model.score_model(version),
-                            protect=transform.apply if transform else None)
+                            protect=transform.apply if transform else None,
+                            bodies=gait_model.body_model() if settings.body_measures else None)
 
     registry = CollectorRegistry()
     metrics = WindowMetrics(registry)

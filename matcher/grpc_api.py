@@ -46,7 +46,22 @@ def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") 
             raise MalformedWindow(f"features of gait model {sent!r}; this matcher's templates are of model "
                                   f"{model_version!r}: send keypoints, or update the edge's model")
         features = np.asarray(msg.features.values, dtype=np.float32)
-    return Window(track, msg.sequence, keypoints, fps, features, msg.quality)
+    return Window(track, msg.sequence, keypoints, fps, features, msg.quality, body_from_proto(msg, "body"))
+
+
+def body_from_proto(msg: Any, name: str) -> np.ndarray | None:
+    """A message's BodyMeasures field as [shoulder, hip] metres (gait.body.MEASURES), or None
+    when unset (validation has checked the values where it is set)."""
+    if not msg.HasField(name):
+        return None
+    body = getattr(msg, name)
+    return np.array([body.shoulder_height_m, body.hip_height_m], dtype=np.float32)
+
+
+def body_to_proto(body: np.ndarray | None, target: Any) -> None:
+    """Fill a BodyMeasures field from [shoulder, hip] metres; leaves it unset for None."""
+    if body is not None:
+        target.shoulder_height_m, target.hip_height_m = float(body[0]), float(body[1])
 
 
 def decision_to_proto(decision: Decision) -> matcher_pb2.TrackDecision:
@@ -182,7 +197,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
-            templates.append(Template(t.template_id, vector, t.quality, t.model_version))
+            templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_from_proto(t, "body")))
         if request.keep_store_scopes and request.store_ids:
             raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",
                                   field_violations=[("store_ids", "must be empty with keep_store_scopes")])
@@ -218,8 +233,9 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 continue
             entry = cache.customers.add(customer_id=customer, identifications=count)
             for t in templates[customer]:
-                entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
-                                    model_version=t.model_version, quality=t.quality)
+                sent = entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
+                                           model_version=t.model_version, quality=t.quality)
+                body_to_proto(t.body, sent.body)
         sealed = sealing.seal(cache.SerializeToString(), request.recipient_public_key,
                               associated=request.store_id.encode(), info=sealing.HOT_CACHE_INFO)
         response = matcher_pb2.ExportHotCacheResponse(

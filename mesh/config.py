@@ -176,7 +176,14 @@ class Settings:
         default="",
     )
     milvus_collection: str = setting(
-        "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates.", default="gait_templates"
+        "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates (the schema's version "
+        "is appended: gait_templates_v2; a matcher that finds an older one copies it across).",
+        default="gait_templates"
+    )
+    body_measures: bool = setting(
+        "GAITPAY_BODY_MEASURES", "The matcher weighs body measures (shoulder and hip heights from calibrated "
+        "cameras, gait/models/body-measures.json) beside the gait embedding where a window and a candidate both "
+        "carry them.", default=True
     )
     milvus_nprobe: int = setting(
         "GAITPAY_MILVUS_NPROBE", "IVF clusters probed per search (recall against latency).", default=32

@@ -178,3 +178,33 @@ def test_the_chance_an_impostors_body_is_this_close_matches_a_simulation() -> No
     for bound in (0.05, 0.5, 2.0, 10.0):
         assert model.p_impostor(bound) == pytest.approx((d2 <= bound).mean(), abs=0.004, rel=0.05)
     assert model.p_impostor(0.0) == 0.0 and model.p_impostor(1e9) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("flipped_plan", [False, True])
+def test_a_floor_calibration_gives_back_the_camera_and_its_measures(flipped_plan: bool) -> None:
+    # Four taped points, as an installer enters them (normalised image, floor plan metres;
+    # a plan may run its y axis either way): the camera they imply measures as the true one.
+    from edge.domain.floor import FloorCalibration
+
+    overhead = Camera(np.array([0.6, 3.0, -1.0]), np.array([0.0, 0.0, 4.0]), 1000.0, 1280, 720)
+    truth = _model(overhead)
+    tape = np.array([[-1.0, 0.0, 3.0], [1.5, 0.0, 3.0], [1.5, 0.0, 6.0], [-1.0, 0.0, 6.0]])
+    image = truth.project(tape) / [overhead.width, overhead.height]
+    plan = tape[:, [0, 2]] * ([1.0, -1.0] if flipped_plan else [1.0, 1.0])
+    calibration = FloorCalibration(tuple(map(tuple, image)), tuple(map(tuple, plan)))
+    camera = calibration.camera(overhead.width, overhead.height)
+    assert camera.K[0, 0] == pytest.approx(1000.0, rel=1e-4)
+    assert camera.centre[1] == pytest.approx(3.0, abs=1e-3)
+    rng = np.random.default_rng(21)
+    for _ in range(3):
+        walk, _ = _walker_seen_by(overhead, rng, noise=1.0, heading=0.0, start=np.array([0.0, 0.0, 2.5]))
+        exact, implied = measure(walk, truth), measure(walk, camera)
+        assert exact is not None and implied is not None
+        assert np.abs(exact.values - implied.values).max() < 1e-3
+
+
+def test_a_floor_seen_straight_on_holds_no_focal_length() -> None:
+    from gait.body import camera_from_floor
+
+    with pytest.raises(ValueError, match="focal length"):
+        camera_from_floor(np.diag([4.0, 3.0, 1.0]), 1280, 720)  # an affine map: no perspective at all

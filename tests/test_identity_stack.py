@@ -123,7 +123,7 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
         # The index holds transformed templates: cosine with the raw embedding is near zero,
         # yet identification works because the matcher transforms queries the same way.
         milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
-        stored = milvus.query("gait_templates", filter=f'customer_id == "{cid}"', output_fields=["embedding"])
+        stored = milvus.query("gait_templates_v2", filter=f'customer_id == "{cid}"', output_fields=["embedding"])
         raw = Embedder().vector(walks[0])
         assert max(abs(float(np.dot(raw, np.asarray(s["embedding"])))) for s in stored) < 0.5
         assert await identified_as(local_stack.settings(), walks[:3], f"t-{cid[:8]}") == cid
@@ -163,7 +163,7 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
         erased = stub.EraseCustomer(identity_pb2.EraseCustomerRequest(request_id=rid(), customer_id=cid), timeout=30)
         assert erased.erased_at.seconds > 0
         assert await identified_as(local_stack.settings(), walks[:3], f"after-{cid[:8]}") != cid
-        assert not milvus.query("gait_templates", filter=f'customer_id == "{cid}"', output_fields=["customer_id"])
+        assert not milvus.query("gait_templates_v2", filter=f'customer_id == "{cid}"', output_fields=["customer_id"])
         vault = hvac.Client(url=vault_addr, token=root)
         with pytest.raises(hvac.exceptions.VaultError):
             vault.secrets.transit.decrypt_data(f"customer-{cid}", ciphertext=wrapped[0])
@@ -218,18 +218,25 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         cid = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
             request_id=rid(), display_name="Ravi", consent=consent()), timeout=30).customer.customer_id
-        stub.EnrollWalks(identity_pb2.EnrollWalksRequest(request_id=rid(), customer_id=cid, store_ids=["store-1"],
-                                                         walks=[walk_message(w) for w in walks]), timeout=60)
+        # Measured by a calibrated enrolment camera: the measures ride sealed with the templates.
+        bodies = [np.array([1.44 + 0.01 * i, 0.95]) for i in range(len(walks))]
+        enrolled = stub.EnrollWalks(identity_pb2.EnrollWalksRequest(
+            request_id=rid(), customer_id=cid, store_ids=["store-1"],
+            walks=[walk_message(w, body=b) for w, b in zip(walks, bodies)]), timeout=60)
+        rejected = {r.index for r in enrolled.rejected}
+        enrolment_body = np.mean([b for i, b in enumerate(bodies) if i not in rejected], axis=0)
+        assert db_count(dsn, "SELECT count(*) FROM identity.templates WHERE customer_id = %s AND payload = 2",
+                        cid) == enrolled.accepted
         assert await identified_as(local_stack.settings(), walks[:3], f"pre-{cid[:8]}") == cid
         milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
-        fields = ["template_id", "store_id", "embedding", "model_version"]
-        before = {r["template_id"]: r for r in milvus.query("gait_templates", filter=f'customer_id == "{cid}"',
+        fields = ["template_id", "store_id", "embedding", "model_version", "shoulder_height_m", "hip_height_m"]
+        before = {r["template_id"]: r for r in milvus.query("gait_templates_v2", filter=f'customer_id == "{cid}"',
                                                             output_fields=fields)}
 
         done = local_stack.cli("vault", "reissue-transform")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "re-protected" in done.stdout
-        after = {r["template_id"]: r for r in milvus.query("gait_templates", filter=f'customer_id == "{cid}"',
+        after = {r["template_id"]: r for r in milvus.query("gait_templates_v2", filter=f'customer_id == "{cid}"',
                                                            output_fields=fields)}
         milvus.close()
         assert set(after) == set(before) and {r["store_id"] for r in after.values()} == {"store-1"}
@@ -237,6 +244,10 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
         overlap = [abs(float(np.dot(before[t]["embedding"], after[t]["embedding"]))) for t in after]
         assert max(overlap) < 0.5, overlap
         assert all(b["model_version"] != after[t]["model_version"] for t, b in before.items())  # the new label
+        # Each row holds the customer's enrolment body (the mean of the measured walks), before and after.
+        for rows in (before, after):
+            assert all(np.allclose([r["shoulder_height_m"], r["hip_height_m"]], enrolment_body, atol=1e-5)
+                       for r in rows.values())
         time.sleep(1.5)  # the matcher re-reads the transform every second in this stack
         assert await identified_as(local_stack.settings(), walks[:3], f"post-{cid[:8]}") == cid
         again = stub.ReprotectTemplates(identity_pb2.ReprotectTemplatesRequest(request_id=rid()), timeout=120)

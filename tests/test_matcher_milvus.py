@@ -98,7 +98,7 @@ def test_a_flat_collection_searches_exactly(milvus_uri: str) -> None:
     gallery = unit(rng.normal(size=(3000, 32)))
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=f"t_{uuid.uuid4().hex[:12]}", dim=32,
                                              index_type="FLAT"))
-    assert index._client.describe_index(index.config.collection, "embedding")["index_type"] == "FLAT"
+    assert index._client.describe_index(index.collection, "embedding")["index_type"] == "FLAT"
     customers = [f"c{i:05d}" for i in range(len(gallery))]
     index.bulk_insert(customers, gallery, "m1")
     queries = unit(rng.normal(size=(40, 32)))
@@ -107,3 +107,49 @@ def test_a_flat_collection_searches_exactly(milvus_uri: str) -> None:
         exact = np.argsort(-(gallery @ query))[:5]
         assert [c for c, _ in top] == [customers[i] for i in exact]
         assert np.allclose([s for _, s in top], (gallery @ query)[exact], atol=1e-5)
+
+
+def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTemplateIndex) -> None:
+    rng = np.random.default_rng(5)
+    centres = unit(rng.normal(size=(3, 32)))
+    body = np.array([1.42, 0.93], dtype=np.float32)
+    index.upsert("measured", [Template("m-t0", centres[0], 0.9, "m1", body)], [])
+    index.upsert("unmeasured", [Template("u-t0", centres[1], 0.9, "m1")], [])
+    hits = {hit[0]: hit for hit in index.search(unit(centres[0] + centres[1]), "s", k=2)}
+    assert np.allclose(hits["measured"].body, body)
+    assert hits["unmeasured"].body is None
+    stored = index.templates_of(["measured", "unmeasured"])
+    assert np.allclose(stored["measured"][0].body, body) and stored["unmeasured"][0].body is None
+
+
+@pytest.mark.parametrize("engine", ["lite", "server"])
+def test_a_collection_of_the_first_schema_is_copied_into_the_current_one(engine: str,
+                                                                         request: pytest.FixtureRequest) -> None:
+    # Milvus cannot add fields; the matcher copies an older collection's rows across (none
+    # measured yet) and drops it once every row is there.
+    from pymilvus import DataType, MilvusClient
+
+    uri = request.getfixturevalue("milvus_uri" if engine == "lite" else "milvus_server_uri")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    client = MilvusClient(uri=uri)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)  # schema version 1
+    for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
+        schema.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
+    schema.add_field("quality", DataType.FLOAT)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
+    params = client.prepare_index_params()
+    params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=params)
+    vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
+    client.insert(name, [{"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
+                          "model_version": "m1", "quality": 0.8, "embedding": v.tolist()}
+                         for i, v in enumerate(vectors)])
+    index = MilvusTemplateIndex(MilvusConfig(uri=uri, collection=name, dim=32, nlist=16, nprobe=16))
+    assert index.collection == f"{name}_v2"
+    assert not client.has_collection(name)
+    assert index.count() == 2500
+    best = index.search(vectors[1234], "any", k=1)[0]
+    assert best[0] == "c1234" and best.body is None
+    index.upsert("c1234", [Template("c1234-t0", vectors[1234], 0.8, "m1", np.array([1.5, 1.0]))], [])
+    assert np.allclose(index.search(vectors[1234], "any", k=1)[0].body, [1.5, 1.0])
+    client.close()

@@ -134,3 +134,53 @@ def test_a_candidate_whose_body_rules_them_out_is_not_a_candidate() -> None:
     outcome = decide(evidence, 40, ScoreModel(), PolicyConfig())
     assert outcome.customer_id != "c1" and outcome.best_mean == pytest.approx(0.30)
     assert "c1" not in dict(outcome.alternatives)
+
+
+class MeasuredIndex:
+    """c1 scores 0.75 and c2 0.30 in every window; both enrolled with body measures."""
+
+    def __init__(self, c1_body: np.ndarray, c2_body: np.ndarray | None) -> None:
+        self.bodies = {"c1": c1_body, "c2": c2_body}
+
+    def search(self, embedding, store_id, k, all_stores=False):  # type: ignore[no-untyped-def]
+        from matcher.domain.identification import Hit
+
+        return [Hit("c1", 0.75, self.bodies["c1"]), Hit("c2", 0.30, self.bodies["c2"]), Hit("c3", 0.25)]
+
+    def count(self, store_id=None):  # type: ignore[no-untyped-def]
+        return 40
+
+
+def _visit_with_bodies(index: MeasuredIndex, track_body: np.ndarray | None, weigh: bool):  # type: ignore[no-untyped-def]
+    from gait.body import load_body_model
+    from matcher.domain.identification import Identifier
+    from matcher.domain.windows import TrackKey, Window
+
+    identifier = Identifier(index=index, bodies=load_body_model() if weigh else None)  # type: ignore[arg-type]
+    vector = np.ones(128, dtype=np.float32) / np.sqrt(128)
+    decision = None
+    for seq in range(3):
+        # The second window was not measured: the track's median is of the others.
+        body = None if seq == 1 or track_body is None else track_body + 0.005 * seq
+        decision = identifier.observe(Window(TrackKey("s", "cam", "t"), seq, None, 30.0, vector, 1.0, body))
+    return decision
+
+
+def test_the_identifier_weighs_the_track_body_against_each_candidate_s() -> None:
+    walker = np.array([1.45, 0.95])
+    index = MeasuredIndex(walker + 0.01, np.array([1.30, 0.98]))
+    alone = _visit_with_bodies(index, walker, weigh=False)
+    weighed = _visit_with_bodies(index, walker, weigh=True)
+    assert weighed.customer_id == "c1" or "body matched by" in weighed.reason
+    assert 0 < weighed.false_match_probability < alone.false_match_probability / 5
+    assert "c2" not in dict(weighed.alternatives)  # shoulders 15 cm lower, hips higher: vetoed
+    assert "c2" in dict(alone.alternatives)
+    # Unmeasured tracks (an uncalibrated camera) weigh nothing.
+    unmeasured = _visit_with_bodies(index, None, weigh=True)
+    assert unmeasured.false_match_probability == pytest.approx(alone.false_match_probability)
+
+
+def test_a_track_whose_body_is_not_the_best_candidate_s_never_identifies_them() -> None:
+    index = MeasuredIndex(np.array([1.60, 1.05]), None)
+    decision = _visit_with_bodies(index, np.array([1.30, 0.82]), weigh=True)
+    assert decision.customer_id != "c1" and "c1" not in dict(decision.alternatives)

@@ -40,6 +40,14 @@ class FloorCalibration:
             raise ValueError("calibration points are degenerate (three of them on one line?)")
         object.__setattr__(self, "_homography", homography)
 
+    def camera(self, width: int, height: int):  # type: ignore[no-untyped-def]
+        """The calibrated camera (gait.body.CameraModel) behind this mapping, for a frame of
+        this size: what body measures are taken with. Raises ValueError when the points do
+        not hold one (see gait.body.camera_from_floor)."""
+        from gait.body import camera_from_floor
+
+        return camera_from_floor(self._homography, width, height)
+
     def to_floor(self, point: np.ndarray) -> np.ndarray:
         """A normalised image point (where someone stands) -> floor plan metres."""
         mapped = cv2.perspectiveTransform(np.asarray(point, dtype=np.float64).reshape(1, 1, 2), self._homography)

@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from identity.domain.ports import IndexTemplate
 from mesh.errors import MeshError, Unavailable, rpc_code
 
 
@@ -26,13 +27,15 @@ class MatcherTemplates:
             raise MeshError(f"matcher refused {what}: {code.name}", reason="DEPENDENCY_UNAVAILABLE",
                             code=grpc.StatusCode.FAILED_PRECONDITION) from None
 
-    def upsert(self, request_id: str, customer_id: str, templates: list[tuple[str, np.ndarray, float, str]],
+    def upsert(self, request_id: str, customer_id: str, templates: list[IndexTemplate],
                store_ids: Sequence[str], keep_store_scopes: bool = False) -> int:
         request = matcher_pb2.UpsertTemplatesRequest(request_id=request_id, customer_id=customer_id,
                                                      store_ids=list(store_ids), keep_store_scopes=keep_store_scopes)
-        for template_id, vector, quality, version in templates:
-            request.templates.add(template_id=template_id, values=vector.tolist(), quality=quality,
-                                  model_version=version[:64])
+        for t in templates:
+            sent = request.templates.add(template_id=t.template_id, values=t.vector.tolist(), quality=t.quality,
+                                         model_version=t.model_version[:64])
+            if t.body is not None:
+                sent.body.shoulder_height_m, sent.body.hip_height_m = float(t.body[0]), float(t.body[1])
         return int(self._call("template upsert", self._stub.UpsertTemplates, request).stored)
 
     def remove(self, request_id: str, customer_id: str) -> int:

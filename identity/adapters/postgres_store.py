@@ -64,13 +64,13 @@ class PostgresTx(postgres.Rows):
         with self._c.cursor() as cur:
             cur.executemany(
                 "INSERT INTO identity.templates (template_id, customer_id, model_version, transform, quality, "
-                "wrapped_key, nonce, ciphertext, source) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                "wrapped_key, nonce, ciphertext, source, payload) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 [(r.template_id, r.customer_id, r.model_version, r.transform, r.quality, r.wrapped_key, r.nonce,
-                  r.ciphertext, r.source) for r in rows])
+                  r.ciphertext, r.source, r.payload) for r in rows])
 
     def templates(self, customer_id: str) -> list[TemplateRow]:
         rows = self._all("SELECT template_id, customer_id::text, model_version, transform, quality, wrapped_key, "
-                         "nonce, ciphertext, source FROM identity.templates WHERE customer_id = %s "
+                         "nonce, ciphertext, source, payload FROM identity.templates WHERE customer_id = %s "
                          "ORDER BY created_at, template_id", (customer_id,))
         return [TemplateRow(**{**r, "nonce": bytes(r["nonce"]), "ciphertext": bytes(r["ciphertext"])}) for r in rows]
 

@@ -45,6 +45,9 @@ class TemplateRow:
     nonce: bytes
     ciphertext: bytes
     source: str
+    # What the sealed plaintext holds (migration 0003): 1 the embedding; 2 the embedding, then
+    # the walk's body measures (see service.TEMPLATE_PAYLOAD).
+    payload: int = 1
 
 
 @dataclass(frozen=True)
@@ -148,10 +151,21 @@ class TransactionRecords(Protocol):
     def anonymise(self, request_id: str, customer_id: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class IndexTemplate:
+    """A template as the matcher's index receives it: protected, never the raw embedding."""
+
+    template_id: str
+    vector: np.ndarray
+    quality: float
+    model_version: str
+    body: np.ndarray | None  # the customer's enrolment body measures [shoulder, hip] m; None: not measured
+
+
 class TemplateIndex(Protocol):
     """The matcher's search index (protected vectors only)."""
 
-    def upsert(self, request_id: str, customer_id: str, templates: list[tuple[str, np.ndarray, float, str]],
+    def upsert(self, request_id: str, customer_id: str, templates: list[IndexTemplate],
                store_ids: Sequence[str], keep_store_scopes: bool = False) -> int: ...
     def remove(self, request_id: str, customer_id: str) -> int: ...
 

@@ -19,8 +19,9 @@ import numpy as np
 from identity.domain import audit
 from identity.domain.errors import (ConsentRequired, CustomerErased, CustomerNotFound, DuplicateCustomer,
                                     NoPaymentMethod, PoorWalks)
-from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, Envelope, Keys, PaymentMethodRow,
-                                   Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx, WalkEmbedder)
+from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, Envelope, IndexTemplate, Keys,
+                                   PaymentMethodRow, Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx,
+                                   WalkEmbedder)
 from mesh.errors import InvalidArgument
 from mesh.idempotency import request_fingerprint
 
@@ -46,6 +47,35 @@ class WalkInput:
     keypoints: np.ndarray  # [T, J, 3]
     fps: float
     source: str = ""
+    # Body measures [shoulder, hip] in metres from a calibrated enrolment camera; None: not measured.
+    body: np.ndarray | None = None
+
+    def digest(self) -> str:
+        """What the walk is, for idempotency (a walk without measures digests as it always did)."""
+        content = hashlib.sha256(self.keypoints.tobytes())
+        if self.body is not None:
+            content.update(np.asarray(self.body, dtype=np.float32).tobytes())
+        return content.hexdigest()
+
+
+# A template's sealed plaintext (identity.templates.payload): 2 = the float32 embedding, then
+# the walk's float32 body measures (NaN: not measured); rows sealed before them are 1 (the
+# embedding alone).
+TEMPLATE_PAYLOAD = 2
+BODY_MEASURES = 2  # gait.body.MEASURES: shoulder and hip heights
+
+
+def _sealed_payload(vector: np.ndarray, body: np.ndarray | None) -> bytes:
+    measures = np.full(BODY_MEASURES, np.nan, np.float32) if body is None else np.asarray(body, np.float32)
+    return vector.astype(np.float32).tobytes() + measures.tobytes()
+
+
+def _opened_payload(raw: bytes, payload: int) -> tuple[np.ndarray, np.ndarray | None]:
+    values = np.frombuffer(raw, dtype=np.float32)
+    if payload == 1:
+        return values, None
+    vector, body = values[:-BODY_MEASURES], values[-BODY_MEASURES:]
+    return vector, (body if np.isfinite(body).all() else None)
 
 
 @dataclass(frozen=True)
@@ -191,7 +221,7 @@ class IdentityCore:
 
     def enrol_walks(self, request_id: str, customer_id: str, walks: Sequence[WalkInput],
                     store_ids: Sequence[str] = (), actor: str = "") -> EnrolmentResult:
-        walk_digests = [hashlib.sha256(w.keypoints.tobytes()).hexdigest() for w in walks]
+        walk_digests = [w.digest() for w in walks]
         fp = request_fingerprint("enrol_walks", customer_id, walk_digests, list(store_ids))
         with self._transaction() as tx:
             replay = self._replayed(tx, request_id, "enrol_walks", fp)
@@ -211,10 +241,10 @@ class IdentityCore:
             new_rows = []
             for walk, vector, quality in accepted:
                 template_id = f"{customer_id[:8]}-{uuid.uuid4().hex[:16]}"
-                envelope = self.keys.seal(customer_id, vector.astype(np.float32).tobytes(), template_id.encode())
+                envelope = self.keys.seal(customer_id, _sealed_payload(vector, walk.body), template_id.encode())
                 new_rows.append(TemplateRow(template_id, customer_id, self.embedder.model_version, protector.label,
                                             quality, envelope.wrapped_key, envelope.nonce, envelope.ciphertext,
-                                            walk.source))
+                                            walk.source, TEMPLATE_PAYLOAD))
             tx.insert_templates(new_rows)
             everything = self._protected(customer_id, tx.templates(customer_id), protector)
             self.index.upsert(request_id, customer_id, everything, store_ids)
@@ -242,17 +272,20 @@ class IdentityCore:
             accepted.append((walk, embedding.vector, embedding.quality))
         return accepted, rejected
 
-    def _protected(self, customer_id: str, rows: list[TemplateRow], protector: Protector) \
-            -> list[tuple[str, np.ndarray, float, str]]:
-        """The customer's raw templates, decrypted and transformed for the index."""
-        out = []
+    def _protected(self, customer_id: str, rows: list[TemplateRow], protector: Protector) -> list[IndexTemplate]:
+        """The customer's raw templates, decrypted and transformed for the index, each with
+        the customer's enrolment body: the mean over their measured walks (one walk's
+        measures vary with camera and shoes; the mean is what a visit is compared with)."""
+        opened = []
         for row in rows:
             raw = self.keys.open(customer_id, Envelope(row.wrapped_key, row.nonce, row.ciphertext),
                                  row.template_id.encode())
-            vector = np.frombuffer(raw, dtype=np.float32)
-            out.append((row.template_id, protector.apply(vector), row.quality,
-                        f"{row.model_version}/{protector.label}"))
-        return out
+            opened.append((row, *_opened_payload(raw, row.payload)))
+        measured = [body for _, _, body in opened if body is not None]
+        body = np.mean(measured, axis=0).astype(np.float32) if measured else None
+        return [IndexTemplate(row.template_id, protector.apply(vector), row.quality,
+                              f"{row.model_version}/{protector.label}", body)
+                for row, vector, _ in opened]
 
     # -- keys ----------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from matcher.domain.identification import Hit
+
 
 @dataclass
 class _Query:
@@ -45,13 +47,13 @@ class BatchingIndex:
         self._thread.start()
 
     def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[tuple[str, float]]:
+            -> list[Hit]:
         answer: Future = Future()
         self._queue.put(_Query(embedding, store_id, k, all_stores, answer, _direct))
         return answer.result(timeout=30)
 
     async def search_async(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[tuple[str, float]]:
+            -> list[Hit]:
         """The same search, awaited on the event loop: no worker thread waits for it."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future = loop.create_future()

@@ -26,6 +26,16 @@ def score_model(version: str) -> ScoreModel:
     return ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean, cal.genuine_std, cal.window_correlation)
 
 
+def body_model():  # type: ignore[no-untyped-def]
+    """The shipped body model (gait.body.BodyModel), or None with a warning."""
+    from gait.body import load_body_model
+
+    model = load_body_model()
+    if model is None:
+        log.warning("no body model shipped; body measures are not weighed")
+    return model
+
+
 def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
     """(keypoints, fps) -> embedding, the embedding's size and the model's version. A walk the
     model cannot embed is a malformed window, with the model's reason."""

@@ -33,12 +33,17 @@ from typing import Callable, Sequence
 
 import grpc
 import numpy as np
+import structlog
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from matcher.domain.identification import Hit
 from matcher.domain.templates import Template
 from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
+log = structlog.get_logger("gaitpay.matcher.milvus")
 ALL_STORES = "*"
+SCHEMA_VERSION = 2
+BODY_FIELDS = ("shoulder_height_m", "hip_height_m")  # gait.body.MEASURES, in metres; 0: not measured
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 
 
@@ -74,6 +79,16 @@ def _quoted(values: Sequence[str]) -> str:
     return json.dumps(list(values))
 
 
+def _body_fields(body: np.ndarray | None) -> dict[str, float]:
+    values = [0.0] * len(BODY_FIELDS) if body is None else [float(v) for v in body]
+    return dict(zip(BODY_FIELDS, values))
+
+
+def _body_of(row: dict) -> np.ndarray | None:
+    values = np.array([row.get(name, 0.0) for name in BODY_FIELDS], dtype=np.float32)
+    return values if (values > 0).all() else None
+
+
 class MilvusTemplateIndex:
     def __init__(self, config: MilvusConfig) -> None:
         self.config = config
@@ -81,11 +96,25 @@ class MilvusTemplateIndex:
         self._can_compact = True  # until the engine says otherwise (milvus-lite)
         self._ensure_collection()
 
+    @property
+    def collection(self) -> str:
+        """The collection's name in Milvus: the configured one and the schema's version."""
+        return f"{self.config.collection}_v{SCHEMA_VERSION}"
+
     def _ensure_collection(self) -> None:
         c = self.config
-        if self._client.has_collection(c.collection, timeout=c.timeout_s):
-            self._client.load_collection(c.collection, timeout=max(c.timeout_s, 30))
-            return
+        older = [name for name in (c.collection,) if self._client.has_collection(name, timeout=c.timeout_s)]
+        if older and self._client.has_collection(self.collection, timeout=c.timeout_s):
+            # An earlier copy did not finish (the old collection goes only once it has): again.
+            self._client.drop_collection(self.collection, timeout=max(c.timeout_s, 30))
+        if not self._client.has_collection(self.collection, timeout=c.timeout_s):
+            self._create_collection()
+            for name in older:
+                self._copy_rows_from(name)
+        self._client.load_collection(self.collection, timeout=max(c.timeout_s, 30))
+
+    def _create_collection(self) -> None:
+        c = self.config
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("row_id", DataType.VARCHAR, is_primary=True, max_length=140)
         schema.add_field("template_id", DataType.VARCHAR, max_length=64)
@@ -93,6 +122,8 @@ class MilvusTemplateIndex:
         schema.add_field("store_id", DataType.VARCHAR, max_length=64)
         schema.add_field("model_version", DataType.VARCHAR, max_length=64)
         schema.add_field("quality", DataType.FLOAT)
+        for name in BODY_FIELDS:
+            schema.add_field(name, DataType.FLOAT)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=c.dim)
         index = self._client.prepare_index_params()
         if c.index_type == "HNSW":
@@ -104,8 +135,31 @@ class MilvusTemplateIndex:
         scalar = _scalar_index_type(self._server_version())
         index.add_index(field_name="customer_id", index_type=scalar)
         index.add_index(field_name="store_id", index_type=scalar)
-        self._client.create_collection(c.collection, schema=schema, index_params=index,
+        self._client.create_collection(self.collection, schema=schema, index_params=index,
                                        consistency_level="Bounded", timeout=max(c.timeout_s, 30))
+
+    def _copy_rows_from(self, older: str) -> int:
+        """Every row of a collection of an older schema, into this one; then the old one goes."""
+        c = self.config
+        self._client.load_collection(older, timeout=max(c.timeout_s, 60))
+        rows = self._client.query_iterator(older, batch_size=2000, filter="",
+                                           output_fields=["row_id", "template_id", "customer_id", "store_id",
+                                                          "model_version", "quality", "embedding"],
+                                           timeout=max(c.timeout_s, 60))
+        copied = 0
+        while batch := rows.next():
+            self._client.insert(self.collection, [{**row, **dict.fromkeys(BODY_FIELDS, 0.0)} for row in batch],
+                                timeout=max(c.timeout_s, 60))
+            copied += len(batch)
+        rows.close()
+        counted = self._client.query(self.collection, filter="", output_fields=["count(*)"],
+                                     consistency_level="Strong", timeout=max(c.timeout_s, 60))
+        if not counted or int(counted[0]["count(*)"]) != copied:
+            raise TemplateIndexError(f"copying {older} into {self.collection} lost rows; the old collection is kept")
+        self._client.flush(self.collection, timeout=120)
+        self._client.drop_collection(older, timeout=max(c.timeout_s, 30))
+        log.info("milvus.migrated", source=older, target=self.collection, rows=copied)
+        return copied
 
     def _server_version(self) -> str:
         """The server's version; "" from milvus-lite, which does not implement the call (and
@@ -136,13 +190,13 @@ class MilvusTemplateIndex:
         rows = [
             {"row_id": f"{t.template_id}@{scope}", "template_id": t.template_id, "customer_id": customer_id,
              "store_id": scope, "model_version": t.model_version, "quality": float(t.quality),
-             "embedding": np.asarray(t.vector, dtype=np.float32).tolist()}
+             **_body_fields(t.body), "embedding": np.asarray(t.vector, dtype=np.float32).tolist()}
             for t in templates for scope in scopes
         ]
         try:
-            self._client.delete(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+            self._client.delete(self.collection, filter=f"customer_id in {_quoted([customer_id])}",
                                 timeout=self.config.timeout_s)
-            self._client.upsert(self.config.collection, rows, timeout=self.config.timeout_s)
+            self._client.upsert(self.collection, rows, timeout=self.config.timeout_s)
             self._applied(customer_id)
         except MilvusException as exc:
             raise TemplateIndexError(f"upsert of {len(rows)} template rows failed: {exc}") from None
@@ -151,14 +205,14 @@ class MilvusTemplateIndex:
     def _applied(self, customer_id: str) -> int:
         """A Strong read of the customer's rows: returns once the query nodes have applied
         every write before it (see Consistency above). Their row count now."""
-        rows = self._client.query(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+        rows = self._client.query(self.collection, filter=f"customer_id in {_quoted([customer_id])}",
                                   output_fields=["count(*)"], consistency_level="Strong",
                                   timeout=self.config.timeout_s)
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _scopes_of(self, customer_id: str) -> list[str]:
         try:
-            rows = self._client.query(self.config.collection, filter=f"customer_id in {_quoted([customer_id])}",
+            rows = self._client.query(self.collection, filter=f"customer_id in {_quoted([customer_id])}",
                                       output_fields=["store_id"], consistency_level="Strong",
                                       timeout=self.config.timeout_s)
         except MilvusException as exc:
@@ -173,13 +227,13 @@ class MilvusTemplateIndex:
         for start in range(0, len(customers), batch):
             rows = [{"row_id": f"{c}-t0@{ALL_STORES}", "template_id": f"{c}-t0", "customer_id": c,
                      "store_id": ALL_STORES, "model_version": model_version, "quality": 1.0,
-                     "embedding": v.tolist()}
+                     **_body_fields(None), "embedding": v.tolist()}
                     for c, v in zip(customers[start:start + batch], vectors[start:start + batch])]
             try:
-                self._client.insert(self.config.collection, rows, timeout=max(self.config.timeout_s, 60))
+                self._client.insert(self.collection, rows, timeout=max(self.config.timeout_s, 60))
             except MilvusException as exc:
                 raise TemplateIndexError(f"bulk insert failed: {exc}") from None
-        self._client.flush(self.config.collection, timeout=120)
+        self._client.flush(self.collection, timeout=120)
         return len(customers)
 
     def wait_indexed(self, progress: Callable[[int], None] = lambda rows: None, timeout_s: float = 600.0) -> None:
@@ -189,7 +243,7 @@ class MilvusTemplateIndex:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                state = self._client.describe_index(self.config.collection, "embedding", timeout=self.config.timeout_s)
+                state = self._client.describe_index(self.collection, "embedding", timeout=self.config.timeout_s)
             except MilvusException as exc:
                 raise TemplateIndexError(f"reading the index state failed: {exc}") from None
             progress(int(state.get("indexed_rows", 0)))
@@ -204,12 +258,12 @@ class MilvusTemplateIndex:
         physically gone once segments compact."""
         flt = f"customer_id in {_quoted([customer_id])}"
         try:
-            found = self._client.query(self.config.collection, filter=flt, output_fields=["template_id"],
+            found = self._client.query(self.collection, filter=flt, output_fields=["template_id"],
                                        consistency_level="Strong", timeout=self.config.timeout_s)
-            self._client.delete(self.config.collection, filter=flt, timeout=self.config.timeout_s)
+            self._client.delete(self.collection, filter=flt, timeout=self.config.timeout_s)
             left = self._applied(customer_id)
             # Sealed segments are what compaction rewrites; the delete is visible without it.
-            self._client.flush(self.config.collection, timeout=max(self.config.timeout_s, 30))
+            self._client.flush(self.collection, timeout=max(self.config.timeout_s, 30))
         except MilvusException as exc:
             raise TemplateIndexError(f"removal failed: {exc}") from None
         if left:
@@ -223,42 +277,45 @@ class MilvusTemplateIndex:
         if not self._can_compact:
             return False
         try:
-            self._client.compact(self.config.collection, timeout=self.config.timeout_s)
+            self._client.compact(self.collection, timeout=self.config.timeout_s)
             return True
         except (MilvusException, grpc.RpcError):
             self._can_compact = False
             return False
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[tuple[str, float]]:
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) -> list[Hit]:
         return self.search_many(embedding[None], store_id, k, all_stores)[0]
 
     def search_many(self, embeddings: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[list[tuple[str, float]]]:
-        """Per query: the k best customers (best template each), highest similarity first."""
+            -> list[list[Hit]]:
+        """Per query: the k best customers (best template each), highest similarity first,
+        with their body measures where they have them."""
         flt = "" if all_stores else f"store_id in {_quoted([store_id, ALL_STORES])}"
         try:
             results = self._client.search(
-                self.config.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
-                limit=4 * k, filter=flt, output_fields=["customer_id"], search_params=self._search_params(),
-                consistency_level=self.config.search_consistency, timeout=self.config.timeout_s,
+                self.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
+                limit=4 * k, filter=flt, output_fields=["customer_id", *BODY_FIELDS],
+                search_params=self._search_params(), consistency_level=self.config.search_consistency,
+                timeout=self.config.timeout_s,
             )
         except MilvusException as exc:
             raise TemplateIndexError(f"search failed: {exc}") from None
         out = []
         for hits in results:
-            best: dict[str, float] = {}
+            best: dict[str, Hit] = {}
             for hit in hits:
-                customer = hit["entity"]["customer_id"]
-                best[customer] = max(best.get(customer, -1.0), float(hit["distance"]))
-            out.append(sorted(best.items(), key=lambda kv: -kv[1])[:k])
+                entity = hit["entity"]
+                customer, score = entity["customer_id"], float(hit["distance"])
+                if customer not in best or score > best[customer][1]:
+                    best[customer] = Hit(customer, score, _body_of(entity))
+            out.append(sorted(best.values(), key=lambda h: -h[1])[:k])
         return out
 
     def customers_for_store(self, store_id: str, limit: int) -> list[str]:
         """Customers a store's search may return (scoped to it or to every store)."""
         flt = f"store_id in {_quoted([store_id, ALL_STORES])}"
         try:
-            rows = self._client.query(self.config.collection, filter=flt, output_fields=["customer_id"],
+            rows = self._client.query(self.collection, filter=flt, output_fields=["customer_id"],
                                       limit=min(16_384, 8 * limit), timeout=self.config.timeout_s)
         except MilvusException as exc:
             raise TemplateIndexError(f"listing the customers of a store failed: {exc}") from None
@@ -271,15 +328,16 @@ class MilvusTemplateIndex:
             chunk = list(customer_ids[start:start + 500])
             try:
                 rows = self._client.query(
-                    self.config.collection, filter=f"customer_id in {_quoted(chunk)}",
-                    output_fields=["customer_id", "template_id", "quality", "model_version", "embedding"],
+                    self.collection, filter=f"customer_id in {_quoted(chunk)}",
+                    output_fields=["customer_id", "template_id", "quality", "model_version", "embedding",
+                                   *BODY_FIELDS],
                     timeout=max(self.config.timeout_s, 30))
             except MilvusException as exc:
                 raise TemplateIndexError(f"reading templates failed: {exc}") from None
             for row in rows:
                 out.setdefault(row["customer_id"], {})[row["template_id"]] = Template(
                     row["template_id"], np.asarray(row["embedding"], dtype=np.float32), float(row["quality"]),
-                    row["model_version"])
+                    row["model_version"], _body_of(row))
         return {c: list(t.values()) for c, t in out.items()}
 
     def count(self, store_id: str | None = None) -> int:
@@ -287,7 +345,7 @@ class MilvusTemplateIndex:
         all rows). Deleted rows are not counted (a query, unlike the collection's stats)."""
         flt = "" if store_id is None else f"store_id in {_quoted([store_id, ALL_STORES])}"
         try:
-            rows = self._client.query(self.config.collection, filter=flt, output_fields=["count(*)"],
+            rows = self._client.query(self.collection, filter=flt, output_fields=["count(*)"],
                                       timeout=self.config.timeout_s)
         except MilvusException as exc:
             raise TemplateIndexError(f"counting templates failed: {exc}") from None
@@ -296,9 +354,9 @@ class MilvusTemplateIndex:
     def drop(self) -> None:
         """Delete the whole collection (benchmarks and tests that made their own)."""
         try:
-            self._client.drop_collection(self.config.collection, timeout=max(self.config.timeout_s, 30))
+            self._client.drop_collection(self.collection, timeout=max(self.config.timeout_s, 30))
         except MilvusException as exc:
-            raise TemplateIndexError(f"dropping {self.config.collection} failed: {exc}") from None
+            raise TemplateIndexError(f"dropping {self.collection} failed: {exc}") from None
 
     def close(self) -> None:
         self._client.close()

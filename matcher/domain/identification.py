@@ -1,8 +1,9 @@
 """Per-track evidence and a decision for each window.
 
-Ports: an Embedder (keypoints -> L2-normalised embedding) and a TemplateIndex (embedding ->
-best enrolled customers). Without an index the matcher never guesses: every track stays
-PENDING and the reason says why.
+Ports: an Embedder (keypoints -> L2-normalised embedding), a TemplateIndex (embedding ->
+best enrolled customers, with their body measures where enrolled with them) and, optionally,
+a BodyWeigher (gait.body.BodyModel: what a track's body measures say of a candidate's).
+Without an index the matcher never guesses: every track stays PENDING and the reason says why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdi
 from matcher.domain.windows import MalformedWindow, TrackKey, Window, check_features, check_keypoints
 
 TOP_K = 5
+MAX_BODY_WINDOWS = 64  # a track's latest measured windows, whose median is its body
 
 
 class State(Enum):
@@ -46,11 +48,22 @@ class Decision:
     probable_customer_id: str = ""
 
 
+class Hit(tuple):
+    """One customer a search found: unpacks as (customer_id, similarity) wherever a pair is
+    wanted; `body` holds the customer's enrolment body measures, None where not measured."""
+
+    body: np.ndarray | None
+
+    def __new__(cls, customer_id: str, similarity: float, body: np.ndarray | None = None) -> "Hit":
+        hit = super().__new__(cls, (customer_id, similarity))
+        hit.body = body
+        return hit
+
+
 class TemplateIndex(Protocol):
     """Port: nearest enrolled customers for an embedding."""
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[tuple[str, float]]: ...
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) -> list[Hit]: ...
 
     def count(self, store_id: str | None = None) -> int:
         """Template rows a search of this store would look through (None: every store)."""
@@ -58,6 +71,13 @@ class TemplateIndex(Protocol):
 
 
 EmbedFn = Callable[[np.ndarray, float], np.ndarray]  # (keypoints [T, J, 3], fps) -> embedding
+
+
+class BodyWeigher(Protocol):
+    """Port (gait.body.BodyModel): (vetoed, chance that someone else's body is this close)
+    for a track's measures against a candidate's; None when either is missing."""
+
+    def weigh(self, track: np.ndarray | None, candidate: np.ndarray | None) -> tuple[bool, float] | None: ...
 
 
 def scope_of(window: Window, all_stores: bool = False) -> str | None:
@@ -77,6 +97,8 @@ class Identifier:
     # queries must live in the same protected space). None: templates are stored as sent.
     protect: Callable[[np.ndarray], np.ndarray] | None = None
     visits: VisitCounter = field(default_factory=VisitCounter)
+    # Body measures weigh beside the embedding where a track and a candidate both have them.
+    bodies: BodyWeigher | None = None
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
     _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
@@ -130,13 +152,15 @@ class Identifier:
         embedding = self.embedding_of(window)
         return self.protect(embedding) if self.protect is not None else embedding
 
-    def conclude(self, window: Window, candidates: list[tuple[str, float]], gallery: int) -> Decision:
+    def conclude(self, window: Window, candidates: list[Hit], gallery: int) -> Decision:
         """Add one window's search result to its track's evidence and decide, against a
         gallery of `gallery` rows. `observe` is query_of, a search, gallery_size, then this; a
         caller that searches on its own (asynchronously) uses the parts."""
         with self._lock:  # streams run their windows on worker threads
             evidence = self._evidence(window.track)
             evidence.add(candidates)
+            if self.bodies is not None:
+                self._weigh_bodies(evidence, window, candidates)
             outcome = decide(evidence, gallery, self.scores, self.policy)
             if outcome.verdict == Verdict.IDENTIFIED and evidence.announced != outcome.customer_id:
                 evidence.announced = outcome.customer_id  # one visit counts once, not per window
@@ -148,6 +172,30 @@ class Identifier:
             false_match_probability=outcome.false_match_probability, alternatives=outcome.alternatives,
             probable_customer_id=outcome.probable_customer_id,
         )
+
+    def _weigh_bodies(self, evidence: TrackEvidence, window: Window, candidates: list[Hit]) -> None:
+        """The track's measures (the median over its measured windows: one walk, one pair of
+        shoes) against every candidate's it has met, again as the track's median moves."""
+        if window.body is not None:
+            evidence.bodies.append(np.asarray(window.body, dtype=np.float64))
+            del evidence.bodies[:-MAX_BODY_WINDOWS]
+        for hit in candidates:
+            body = getattr(hit, "body", None)
+            if body is not None:
+                evidence.candidate_bodies[hit[0]] = np.asarray(body, dtype=np.float64)
+        if not evidence.bodies:
+            return
+        track = np.median(np.stack(evidence.bodies), axis=0)
+        evidence.body_chance.clear()
+        evidence.vetoed.clear()
+        for customer, body in evidence.candidate_bodies.items():
+            weighed = self.bodies.weigh(track, body)  # type: ignore[union-attr]
+            if weighed is None:
+                continue
+            if weighed[0]:
+                evidence.vetoed.add(customer)
+            else:
+                evidence.body_chance[customer] = weighed[1]
 
     def _evidence(self, track: TrackKey) -> TrackEvidence:
         evidence = self._tracks.pop(track, None) or TrackEvidence()

@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+
 
 class Verdict(Enum):
     PENDING = "pending"
@@ -76,6 +78,8 @@ class TrackEvidence:
     # Per candidate with body measures on both sides: the chance an impostor's body is this close.
     body_chance: dict[str, float] = field(default_factory=dict)
     vetoed: set[str] = field(default_factory=set)  # candidates whose bodies rule them out
+    bodies: list[np.ndarray] = field(default_factory=list)  # the track's measured windows'
+    candidate_bodies: dict[str, np.ndarray] = field(default_factory=dict)  # as enrolled
 
     def add(self, candidates: list[tuple[str, float]]) -> None:
         for customer, score in candidates:

@@ -13,3 +13,5 @@ class Template:
     vector: np.ndarray  # float32 [D], L2-normalised
     quality: float
     model_version: str
+    # The customer's enrolment body measures [len(gait.body.MEASURES)] in metres; None: not measured.
+    body: np.ndarray | None = None

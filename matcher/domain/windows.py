@@ -35,6 +35,9 @@ class Window:
     fps: float
     features: np.ndarray | None
     quality: float
+    # The walker's body measures over the window [len(gait.body.MEASURES)] in metres, from a
+    # calibrated camera; None when not measured.
+    body: np.ndarray | None = None
 
 
 def check_keypoints(xyc: np.ndarray) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgaitpay/common/v1/types.proto\x12\x11gaitpay.common.v1\x1a\x1b\x62uf/validate/validate.proto\"F\n\x05Money\x12(\n\rcurrency_code\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{3}$\x12\x13\n\x0bminor_units\x18\x02 \x01(\x03\"\xfd\x01\n\x0eKeypointTensor\x12\x1a\n\x06\x66rames\x18\x01 \x01(\rB\n\xbaH\x07*\x05\x18\x90\x1c(\x01\x12\x19\n\x06joints\x18\x02 \x01(\rB\t\xbaH\x06*\x04\x30\x11\x30\x17\x12\x17\n\x03xyc\x18\x03 \x03(\x02\x42\n\xbaH\x07\x92\x01\x04\x10\xd0\x94\x0f\x12\x1c\n\x03\x66ps\x18\x04 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00pC%\x00\x00\x00\x00:}\xbaHz\x1ax\n\x14keypoint_tensor.size\x12(xyc must hold frames * joints * 3 values\x1a\x36uint(size(this.xyc)) == this.frames * this.joints * 3uB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgaitpay/common/v1/types.proto\x12\x11gaitpay.common.v1\x1a\x1b\x62uf/validate/validate.proto\"F\n\x05Money\x12(\n\rcurrency_code\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[A-Z]{3}$\x12\x13\n\x0bminor_units\x18\x02 \x01(\x03\"\xfd\x01\n\x0eKeypointTensor\x12\x1a\n\x06\x66rames\x18\x01 \x01(\rB\n\xbaH\x07*\x05\x18\x90\x1c(\x01\x12\x19\n\x06joints\x18\x02 \x01(\rB\t\xbaH\x06*\x04\x30\x11\x30\x17\x12\x17\n\x03xyc\x18\x03 \x03(\x02\x42\n\xbaH\x07\x92\x01\x04\x10\xd0\x94\x0f\x12\x1c\n\x03\x66ps\x18\x04 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00pC%\x00\x00\x00\x00:}\xbaHz\x1ax\n\x14keypoint_tensor.size\x12(xyc must hold frames * joints * 3 values\x1a\x36uint(size(this.xyc)) == this.frames * this.joints * 3u\"\xcc\x01\n\x0c\x42odyMeasures\x12*\n\x11shoulder_height_m\x18\x01 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x9a\x99\x19@-\x00\x00\x00?\x12%\n\x0chip_height_m\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\xcd\xcc\xcc?-\x9a\x99\x99>:i\xbaHf\x1a\x64\n\x13\x62ody_measures.order\x12!hips must be lower than shoulders\x1a*this.hip_height_m < this.shoulder_height_mB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,8 +45,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYPOINTTENSOR'].fields_by_name['fps']._serialized_options = b'\272H\014\n\n\035\000\000pC%\000\000\000\000'
   _globals['_KEYPOINTTENSOR']._loaded_options = None
   _globals['_KEYPOINTTENSOR']._serialized_options = b'\272Hz\032x\n\024keypoint_tensor.size\022(xyc must hold frames * joints * 3 values\0326uint(size(this.xyc)) == this.frames * this.joints * 3u'
+  _globals['_BODYMEASURES'].fields_by_name['shoulder_height_m']._loaded_options = None
+  _globals['_BODYMEASURES'].fields_by_name['shoulder_height_m']._serialized_options = b'\272H\014\n\n\035\232\231\031@-\000\000\000?'
+  _globals['_BODYMEASURES'].fields_by_name['hip_height_m']._loaded_options = None
+  _globals['_BODYMEASURES'].fields_by_name['hip_height_m']._serialized_options = b'\272H\014\n\n\035\315\314\314?-\232\231\231>'
+  _globals['_BODYMEASURES']._loaded_options = None
+  _globals['_BODYMEASURES']._serialized_options = b'\272Hf\032d\n\023body_measures.order\022!hips must be lower than shoulders\032*this.hip_height_m < this.shoulder_height_m'
   _globals['_MONEY']._serialized_start=81
   _globals['_MONEY']._serialized_end=151
   _globals['_KEYPOINTTENSOR']._serialized_start=154
   _globals['_KEYPOINTTENSOR']._serialized_end=407
+  _globals['_BODYMEASURES']._serialized_start=410
+  _globals['_BODYMEASURES']._serialized_end=614
 # @@protoc_insertion_point(module_scope)

@@ -26,3 +26,11 @@ class KeypointTensor(_message.Message):
     xyc: _containers.RepeatedScalarFieldContainer[float]
     fps: float
     def __init__(self, frames: _Optional[int] = ..., joints: _Optional[int] = ..., xyc: _Optional[_Iterable[float]] = ..., fps: _Optional[float] = ...) -> None: ...
+
+class BodyMeasures(_message.Message):
+    __slots__ = ("shoulder_height_m", "hip_height_m")
+    SHOULDER_HEIGHT_M_FIELD_NUMBER: _ClassVar[int]
+    HIP_HEIGHT_M_FIELD_NUMBER: _ClassVar[int]
+    shoulder_height_m: float
+    hip_height_m: float
+    def __init__(self, shoulder_height_m: _Optional[float] = ..., hip_height_m: _Optional[float] = ...) -> None: ...

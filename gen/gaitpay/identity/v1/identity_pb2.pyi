@@ -86,12 +86,14 @@ class GetCustomerResponse(_message.Message):
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
 
 class Walk(_message.Message):
-    __slots__ = ("keypoints", "source")
+    __slots__ = ("keypoints", "source", "body")
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     keypoints: _types_pb2.KeypointTensor
     source: str
-    def __init__(self, keypoints: _Optional[_Union[_types_pb2.KeypointTensor, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
+    body: _types_pb2.BodyMeasures
+    def __init__(self, keypoints: _Optional[_Union[_types_pb2.KeypointTensor, _Mapping]] = ..., source: _Optional[str] = ..., body: _Optional[_Union[_types_pb2.BodyMeasures, _Mapping]] = ...) -> None: ...
 
 class EnrollWalksRequest(_message.Message):
     __slots__ = ("request_id", "customer_id", "walks", "store_ids")

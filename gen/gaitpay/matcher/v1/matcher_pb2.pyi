@@ -35,7 +35,7 @@ class TrackRef(_message.Message):
     def __init__(self, store_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ...) -> None: ...
 
 class KeypointWindow(_message.Message):
-    __slots__ = ("track", "sequence", "start_time", "end_time", "keypoints", "features", "quality")
+    __slots__ = ("track", "sequence", "start_time", "end_time", "keypoints", "features", "quality", "body")
     TRACK_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class KeypointWindow(_message.Message):
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     track: TrackRef
     sequence: int
     start_time: _timestamp_pb2.Timestamp
@@ -50,7 +51,8 @@ class KeypointWindow(_message.Message):
     keypoints: _types_pb2.KeypointTensor
     features: FeatureVector
     quality: float
-    def __init__(self, track: _Optional[_Union[TrackRef, _Mapping]] = ..., sequence: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keypoints: _Optional[_Union[_types_pb2.KeypointTensor, _Mapping]] = ..., features: _Optional[_Union[FeatureVector, _Mapping]] = ..., quality: _Optional[float] = ...) -> None: ...
+    body: _types_pb2.BodyMeasures
+    def __init__(self, track: _Optional[_Union[TrackRef, _Mapping]] = ..., sequence: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keypoints: _Optional[_Union[_types_pb2.KeypointTensor, _Mapping]] = ..., features: _Optional[_Union[FeatureVector, _Mapping]] = ..., quality: _Optional[float] = ..., body: _Optional[_Union[_types_pb2.BodyMeasures, _Mapping]] = ...) -> None: ...
 
 class FeatureVector(_message.Message):
     __slots__ = ("values", "model_version")
@@ -131,16 +133,18 @@ class IdentifyResponse(_message.Message):
     def __init__(self, decision: _Optional[_Union[TrackDecision, _Mapping]] = ...) -> None: ...
 
 class ProtectedTemplate(_message.Message):
-    __slots__ = ("template_id", "values", "model_version", "quality")
+    __slots__ = ("template_id", "values", "model_version", "quality", "body")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     values: _containers.RepeatedScalarFieldContainer[float]
     model_version: str
     quality: float
-    def __init__(self, template_id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., quality: _Optional[float] = ...) -> None: ...
+    body: _types_pb2.BodyMeasures
+    def __init__(self, template_id: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ..., quality: _Optional[float] = ..., body: _Optional[_Union[_types_pb2.BodyMeasures, _Mapping]] = ...) -> None: ...
 
 class UpsertTemplatesRequest(_message.Message):
     __slots__ = ("request_id", "customer_id", "store_ids", "templates", "keep_store_scopes")
