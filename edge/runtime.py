@@ -35,6 +35,8 @@ from edge.domain.windows import CutWindow, WindowCutter, WindowSpec
 from edge.domain.zones import Line, foot_point
 from edge.vision.pose import LandmarkModel, PoseDetector
 from edge.vision.tracker import PersonTracker, TrackerConfig
+from gait.body import CameraModel, measure
+from gait.walk import Walk
 from gaitpay.billing.v1 import billing_pb2
 from gaitpay.matcher.v1 import matcher_pb2
 from matcher.domain.identification import Decision, State
@@ -60,6 +62,31 @@ class CameraConfig:
     floor: FloorCalibration | None = None
     # Named lines inside the store (an aisle's mouth): each crossing is a ZONE event.
     zones: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True)
+class BodyMeter:
+    """Takes the body measures of a calibrated camera's windows (gait.body.measure), with the
+    camera its floor calibration implies for frames of this size."""
+
+    size: tuple[int, int]
+    camera: CameraModel | None  # None: the calibration holds no camera, nothing is measured
+
+    @staticmethod
+    def of(camera: CameraConfig, width: int, height: int) -> "BodyMeter":
+        assert camera.floor is not None
+        try:
+            model = camera.floor.camera(width, height)
+        except ValueError as exc:
+            log.warning("edge.no_body_measures", camera=camera.camera_id, reason=str(exc))
+            model = None
+        return BodyMeter((width, height), model)
+
+    def measured(self, window: CutWindow, fps: float) -> CutWindow:
+        if self.camera is None:
+            return window
+        result = measure(Walk(window.keypoints[:, :17].astype(np.float32), fps), self.camera)
+        return window if result is None else replace(window, body=result.values)
 
 
 def open_source(source: str) -> cv2.VideoCapture:
@@ -213,6 +240,7 @@ class EdgeRuntime:
         feet: dict[int, np.ndarray] = {}
         last_seen: dict[int, int] = {}
         lines = [line for line in (camera.entry, camera.exit) if line is not None] + list(camera.zones)
+        measures: BodyMeter | None = None
         file_clock = not camera.realtime and Path(camera.source).is_file()
         while not stop.is_set():
             ok, image = holder[0].read()
@@ -221,6 +249,8 @@ class EdgeRuntime:
                     continue
                 return
             height, width = image.shape[:2]
+            if camera.floor is not None and (measures is None or measures.size != (width, height)):
+                measures = BodyMeter.of(camera, width, height)
             # A file played as fast as the box goes keeps its own clock (its frames' times from
             # the runtime's start), so its events and the cameras' moments stay in step.
             now = self._t0 + report.frames / fps if file_clock else time.time()
@@ -236,6 +266,8 @@ class EdgeRuntime:
                 last_seen[person.track_id] = report.frames
                 cutter = cutters.setdefault(person.track_id, WindowCutter(fps, self.window))
                 for window in cutter.add(report.frames, person.keypoints):
+                    if measures is not None:
+                        window = measures.measured(window, fps)
                     report.windows += 1
                     post(("window", camera.camera_id, local, window, fps))
                 if point is not None:
@@ -357,7 +389,8 @@ class EdgeRuntime:
             from matcher.adapters import gait_model
 
             embed, _, version = gait_model.embedder(threads=self._threads)
-            self._offline = OfflineIdentifier(embed, version, gait_model.score_model(version))
+            self._offline = OfflineIdentifier(embed, version, gait_model.score_model(version),
+                                              gait_model.body_model() if self.settings.body_measures else None)
         try:
             self._offline.use(cache)
         except CacheUnusable as exc:
@@ -391,7 +424,8 @@ class EdgeRuntime:
         if self._offline is None:
             return False
         track = TrackKey(self.settings.store_id, camera_id, track_id)
-        probe = Window(track, window.sequence, window.keypoints[:, :17].astype(np.float32), fps, None, window.quality)
+        probe = Window(track, window.sequence, window.keypoints[:, :17].astype(np.float32), fps, None, window.quality,
+                       window.body)
         try:
             decision = await asyncio.to_thread(self._offline.observe, probe)
         except (CacheUnusable, MalformedWindow):

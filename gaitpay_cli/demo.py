@@ -2,7 +2,9 @@
 
 Synthetic customers enrol (consent, walks from the synthetic walker, a saved card at Stripe
 and at Razorpay). Then visits: enrolled customers and strangers walk in; their keypoint
-windows stream to the matcher as the edge streams them; store events go to billing over the
+windows stream to the matcher as the edge streams them, with the body measures the store's
+calibrated cameras take (each camera calibrated by hand, a little off; one pair of shoes a
+visit, gait.synth.installation), as the enrolment camera took them at enrolment; store events go to billing over the
 edge's event stream; they shop (cart updates priced from the catalogue), walk out and are
 charged, or asked to confirm in the app, or sent to staff. Along the way a Razorpay outage
 and a cut of the edge's event link (with a replay of everything unacknowledged) are injected.
@@ -25,6 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from edge.adapters.matcher_link import keypoint_window
+from gait.synth.installation import footwear_m, measured
 from gaitpay.billing.v1 import billing_pb2, billing_pb2_grpc
 from gaitpay.common.v1 import types_pb2
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -121,6 +124,8 @@ class Summary:
     sample_trace_id: str = ""
     outbox_by_channel: dict[str, int] = field(default_factory=dict)
     emails_sent: int = 0  # receipts the relay handed to the SMTP server (the stack's keeps them in HOME/mail)
+    windows_sent: int = 0
+    windows_with_body_measures: int = 0
 
 
 def _now_ts() -> Any:
@@ -140,6 +145,9 @@ class Demo:
                  progress: Callable[[str, int, int], None]) -> None:
         self.settings, self.env, self.o, self.progress = settings, env, options, progress
         self.rng = random.Random(options.seed)
+        # Calibration errors and shoes: a generator of their own, so the walks are the same.
+        self.body_rng = np.random.default_rng(options.seed + 2)
+        self.windows_sent = self.windows_measured = 0
         ch = lambda service, identity: open_sync_channel(settings, identity=identity, service=service)  # noqa: E731
         self.identity = identity_pb2_grpc.IdentityServiceStub(ch("identity", "operator"))
         self.billing = billing_pb2_grpc.BillingServiceStub(ch("billing", "operator"))
@@ -173,9 +181,11 @@ class Demo:
             email = f"shopper{p}.{self.run_id}@demo.gaitpay.example"
             customer = self.identity.CreateCustomer(identity_pb2.CreateCustomerRequest(
                 request_id=_rid(), display_name=f"Demo shopper {p}", email=email, consent=consent), timeout=30).customer
+            shoes = footwear_m(self.body_rng)  # enrolment is one sitting, in one pair of shoes
             self.identity.EnrollWalks(identity_pb2.EnrollWalksRequest(
                 request_id=_rid(), customer_id=customer.customer_id, store_ids=list(self.stores),
-                walks=[walk_message(w) for w in walks_by_person[p][:self.o.enrol_walks]]), timeout=60)
+                walks=[walk_message(s.walk, body=measured(s, self.body_rng, shoes))
+                       for s in walks_by_person[p][:self.o.enrol_walks]]), timeout=60)
             saved = [sandbox.token_from_stack(self.env, gateway, email) for gateway in ("stripe", "razorpay")]
             if self.rng.random() < 0.5:  # the last one added is the default: about half prefer Razorpay
                 saved.reverse()
@@ -200,9 +210,14 @@ class Demo:
 
     def _identify(self, visit: Visit, walks: list[Any]) -> matcher_pb2.TrackDecision | None:
         requests = []
-        for seq, walk in enumerate(walks[:self.o.windows]):
-            window = keypoint_window(visit.store_id, "entrance", visit.track_id, seq, walk.keypoints[:, :17], walk.fps)
+        shoes = footwear_m(self.body_rng)
+        for seq, seen in enumerate(walks[:self.o.windows]):
+            walk, body = seen.walk, measured(seen, self.body_rng, shoes)
+            window = keypoint_window(visit.store_id, "entrance", visit.track_id, seq, walk.keypoints[:, :17], walk.fps,
+                                     body=body)
             requests.append(matcher_pb2.StreamIdentifyRequest(window=window))
+            self.windows_sent += 1
+            self.windows_measured += body is not None
         last = None
         for response in self.matcher_edge.StreamIdentify(iter(requests), timeout=60):
             if response.WhichOneof("result") == "decision":
@@ -316,17 +331,17 @@ class Demo:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> tuple[Summary, list[Visit]]:
-        from gait.synth.dataset import people, walks_of
+        from gait.synth.dataset import people, seen_walks_of
 
         o = self.o
         strangers = max(1, round(o.visits * o.stranger_share))
         persons = people(o.customers + strangers, seed=o.seed)
         visits_each = max(1, -(-o.visits // len(persons)) + 1)
-        walks, labels = walks_of(persons, o.enrol_walks + o.windows * visits_each + 4, seed=o.seed + 1)
+        walks, labels = seen_walks_of(persons, o.enrol_walks + o.windows * visits_each + 4, seed=o.seed + 1)
         by_person: dict[int, list[Any]] = {p: [] for p in range(len(persons))}
-        for walk, label in zip(walks, labels):
-            if in_frame(walk):  # a camera only sees what is in its frame: drop off-screen renders
-                by_person[int(label)].append(walk)
+        for seen, label in zip(walks, labels):
+            if in_frame(seen.walk):  # a camera only sees what is in its frame: drop off-screen renders
+                by_person[int(label)].append(seen)
         t0 = time.monotonic()
         self.seed_catalogue()
         self.enrol(by_person)
@@ -366,7 +381,8 @@ class Demo:
         return _captured_minor(self.payment.GetLedgerBalance(payment_pb2.GetLedgerBalanceRequest(), timeout=10))
 
     def summarise(self, visits: list[Visit], outage: range, captured_before: int = 0) -> Summary:
-        s = Summary(visits=len(visits))
+        s = Summary(visits=len(visits), windows_sent=self.windows_sent,
+                    windows_with_body_measures=self.windows_measured)
         s.enrolled_visits = sum(v.customer_id is not None for v in visits)
         s.stranger_visits = s.visits - s.enrolled_visits
         for v in visits:
@@ -458,6 +474,7 @@ def iter_rows(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "visits (enrolled / strangers)", f"{summary.visits} ({summary.enrolled_visits} / {summary.stranger_visits})"
     yield "identified correctly (auto)", str(summary.identified_correctly)
     yield "wrongly identified", str(summary.wrongly_identified)
+    yield "windows with body measures", f"{summary.windows_with_body_measures} of {summary.windows_sent}"
     yield "probable, asked in app (right / wrong person)", \
         f"{summary.probable_asked_right_person} / {summary.probable_asked_wrong_person}"
     yield "sent to confirmation (approved / declined)", \

@@ -46,15 +46,17 @@ def open_cache(reply: matcher_pb2.ExportHotCacheResponse, key: X25519PrivateKey,
     plain = sealing.open_sealed(sealing.Sealed(reply.sealed_templates, reply.ephemeral_public_key), key,
                                 store_id.encode(), sealing.HOT_CACHE_INFO)
     cache = matcher_pb2.HotCache.FromString(plain)
-    ids, rows = [], []
+    ids, rows, bodies = [], [], []
     for customer in cache.customers:
         for template in customer.templates:
             ids.append(customer.customer_id)
             rows.append(np.asarray(template.values, dtype=np.float32))
+            bodies.append(np.array([template.body.shoulder_height_m, template.body.hip_height_m], dtype=np.float32)
+                          if template.HasField("body") else None)
     dim = len(rows[0]) if rows else 128
     vectors = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
     return HotCache(store_id=cache.store_id, model_version=cache.model_version, customer_ids=tuple(ids),
-                    vectors=vectors, transform=CancelableTransform(cache.query_transform_secret, 0, dim),
+                    vectors=vectors, bodies=tuple(bodies), transform=CancelableTransform(cache.query_transform_secret, 0, dim),
                     fetched_at=fetched_at, expires_at=cache.expires_at.ToNanoseconds() / 1e9)
 
 

@@ -22,9 +22,11 @@ log = structlog.get_logger("gaitpay.edge")
 
 
 def keypoint_window(
-    store_id: str, camera_id: str, track_id: str, sequence: int, xyc: np.ndarray, fps: float, quality: float = 1.0
+    store_id: str, camera_id: str, track_id: str, sequence: int, xyc: np.ndarray, fps: float, quality: float = 1.0,
+    body: np.ndarray | None = None,
 ) -> matcher_pb2.KeypointWindow:
-    """A window message from a float32 [T, J, 3] keypoint array."""
+    """A window message from a float32 [T, J, 3] keypoint array, with the walker's body
+    measures [shoulder, hip] in metres where a calibrated camera took them."""
     frames, joints, _ = xyc.shape
     window = matcher_pb2.KeypointWindow(
         track=matcher_pb2.TrackRef(store_id=store_id, camera_id=camera_id, track_id=track_id),
@@ -35,6 +37,8 @@ def keypoint_window(
     window.keypoints.joints = joints
     window.keypoints.fps = fps
     window.keypoints.xyc.extend(np.asarray(xyc, dtype=np.float32).ravel().tolist())
+    if body is not None:
+        window.body.shoulder_height_m, window.body.hip_height_m = float(body[0]), float(body[1])
     return window
 
 
@@ -119,7 +123,7 @@ class MatcherSession:
         if link is None:
             return False
         await link.send(keypoint_window(store_id, camera_id, track_id, window.sequence, window.keypoints[:, :17],
-                                        fps, quality=window.quality))
+                                        fps, quality=window.quality, body=window.body))
         return True
 
     async def close(self, wait_s: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gait.protection import CancelableTransform
-from matcher.domain.identification import Decision, EmbedFn, Identifier
+from matcher.domain.identification import BodyWeigher, Decision, EmbedFn, Hit, Identifier
 from matcher.domain.policy import ScoreModel
 from matcher.domain.windows import Window
 
@@ -31,6 +31,7 @@ class HotCache:
     transform: CancelableTransform
     fetched_at: float  # unix seconds
     expires_at: float
+    bodies: tuple[np.ndarray | None, ...] = ()  # per row: the customer's enrolment body measures, if any
 
     @property
     def customers(self) -> int:
@@ -46,19 +47,19 @@ class HotCacheGallery:
 
     cache: HotCache
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[tuple[str, float]]:
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) -> list[Hit]:
         if not len(self.cache.customer_ids):
             return []
         scores = self.cache.vectors @ np.asarray(embedding, dtype=np.float32)
-        best: dict[str, float] = {}
+        best: dict[str, Hit] = {}
         for row in np.argsort(-scores):
             customer = self.cache.customer_ids[row]
             if customer not in best:
-                best[customer] = float(scores[row])
+                body = self.cache.bodies[row] if row < len(self.cache.bodies) else None
+                best[customer] = Hit(customer, float(scores[row]), body)
                 if len(best) == k:
                     break
-        return list(best.items())
+        return list(best.values())
 
     def count(self, store_id: str | None = None) -> int:
         return len(self.cache.customer_ids)  # the cache is one store's
@@ -76,6 +77,7 @@ class OfflineIdentifier:
     embed: EmbedFn
     model_version: str
     scores: ScoreModel = field(default_factory=ScoreModel)
+    bodies: BodyWeigher | None = None  # as the matcher weighs them
     _cache: HotCache | None = None
     _identifier: Identifier | None = None
     windows_decided: int = 0
@@ -86,7 +88,7 @@ class OfflineIdentifier:
                                 f"runs {self.model_version!r}")
         self._cache = cache
         self._identifier = Identifier(index=HotCacheGallery(cache), embed=self.embed, scores=self.scores,
-                                      protect=cache.transform.apply, gallery_refresh_s=0.0)
+                                      protect=cache.transform.apply, gallery_refresh_s=0.0, bodies=self.bodies)
 
     @property
     def cache(self) -> HotCache | None:

@@ -24,6 +24,9 @@ class CutWindow:
     first_frame: int
     last_frame: int
     quality: float
+    # The walker's body measures over the window [shoulder, hip] in metres, where the camera
+    # is calibrated (gait.body.measure); None otherwise.
+    body: np.ndarray | None = None
 
 
 def window_quality(keypoints: np.ndarray) -> float:

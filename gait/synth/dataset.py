@@ -67,11 +67,18 @@ def people(n: int, seed: int) -> list[Person]:
 
 def walks_of(persons: list[Person], per_person: int, seed: int, cfg: SynthConfig = SynthConfig()) -> \
         tuple[list[Walk], np.ndarray]:
+    seen, labels = seen_walks_of(persons, per_person, seed, cfg)
+    return [s.walk for s in seen], labels
+
+
+def seen_walks_of(persons: list[Person], per_person: int, seed: int, cfg: SynthConfig = SynthConfig()) -> \
+        tuple[list[SeenWalk], np.ndarray]:
+    """`walks_of`'s walks (the same ones), each with the camera that saw it."""
     rng = np.random.default_rng(seed)
     walks, labels = [], []
     for i, person in enumerate(persons):
         for _ in range(per_person):
-            walks.append(render_walk(person, rng, cfg))
+            walks.append(render_seen(person, rng, cfg))
             labels.append(i)
     return walks, np.asarray(labels)
 

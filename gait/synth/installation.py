@@ -49,7 +49,10 @@ def footwear_m(rng: np.random.Generator) -> float:
     return float(lift)
 
 
-def measured(seen: SeenWalk, rng: np.random.Generator) -> np.ndarray | None:
-    """The body measures an installed camera takes of this walk, or None (see gait.body.measure)."""
+def measured(seen: SeenWalk, rng: np.random.Generator, footwear: float | None = None) -> np.ndarray | None:
+    """The body measures an installed camera takes of this walk, or None (see gait.body.measure).
+    footwear: the lift of the shoes worn (one pair for a whole visit); None draws a pair for
+    this walk."""
     result = measure(seen.walk, installed(seen.camera, rng))
-    return None if result is None else result.values + np.float32(footwear_m(rng))
+    lift = footwear_m(rng) if footwear is None else footwear
+    return None if result is None else result.values + np.float32(lift)
