@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -289,9 +290,9 @@ class BodyModel:
         smooth integral (z_1 = a sin(t)), done by Gauss-Legendre quadrature."""
         if len(MEASURES) != 2:
             raise NotImplementedError("p_impostor integrates two measures")
-        lam = np.sort(np.linalg.eigvals(np.linalg.solve(2 * self.within, self.population)).real)
+        lam = self._impostor_spread
         d2 = np.maximum(np.asarray(d2, dtype=np.float64), 0.0)
-        nodes, weights = np.polynomial.legendre.leggauss(48)
+        nodes, weights = _legendre_48()
         a = np.sqrt(d2 / lam[0])[..., None]
         # Only |z_1| < 9 carries any weight: integrate over the angles that reach that far.
         with np.errstate(divide="ignore"):
@@ -303,13 +304,21 @@ class BodyModel:
         total = (density * inner * a * np.cos(theta) * reach) @ weights
         return np.clip(total, 0.0, 1.0)
 
-    def weigh(self, track: np.ndarray | None, candidate: np.ndarray | None) -> tuple[bool, float] | None:
-        """What a track's measures say of one candidate's: (vetoed, chance that someone
-        else's body is this close). None when either side was not measured."""
-        if track is None or candidate is None or not (np.isfinite(track).all() and np.isfinite(candidate).all()):
-            return None
-        d2 = float(self.d2(track, candidate))
-        return (True, 0.0) if d2 > self.veto_d2 else (False, float(self.p_impostor(d2)))
+    def weigh(self, track: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What a track's measures [M] say of candidates' [N, M], at once: vetoed [N] (too far
+        apart to be one person) and the chance [N] that someone else's body is this close; NaN
+        chance (and no veto) where either side was not measured (NaN)."""
+        candidates = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
+        d2 = self.d2(np.asarray(track, dtype=np.float64)[None, :], candidates)
+        measured = np.isfinite(d2)
+        vetoed = measured & (np.where(measured, d2, 0.0) > self.veto_d2)
+        chance = np.where(measured & ~vetoed, self.p_impostor(np.where(measured, d2, 0.0)), np.nan)
+        return vetoed, chance
+
+    @cached_property
+    def _impostor_spread(self) -> np.ndarray:
+        """The eigenvalues of P (2 W)^-1, smallest first (p_impostor runs per window and candidate)."""
+        return np.sort(np.linalg.eigvals(np.linalg.solve(2 * self.within, self.population)).real)
 
     @staticmethod
     def fit(measures: np.ndarray, people: np.ndarray) -> "BodyModel":
@@ -343,6 +352,12 @@ class BodyModel:
             raise ValueError(f"body model measures {data.get('measures')} are not {list(MEASURES)}")
         return BodyModel(np.asarray(data["within"], dtype=np.float64),
                          np.asarray(data["population"], dtype=np.float64), float(data["veto_d2"]))
+
+
+@lru_cache(maxsize=1)
+def _legendre_48() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights (2 ms to compute: once, not per call)."""
+    return np.polynomial.legendre.leggauss(48)
 
 
 def _mahalanobis(diff: np.ndarray, covariance: np.ndarray) -> np.ndarray:

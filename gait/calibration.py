@@ -125,14 +125,12 @@ class VisitBodies:
 
 
 def _body_evidence(evidence: object, top: np.ndarray, track: np.ndarray, bodies: VisitBodies) -> None:
-    for c in top:
-        weighed = bodies.model.weigh(track, bodies.customers[c])  # type: ignore[attr-defined]
-        if weighed is None:
-            continue
-        if weighed[0]:
+    vetoed, chance = bodies.model.weigh(track, bodies.customers[top])  # type: ignore[attr-defined]
+    for c, out, p in zip(top, vetoed, chance):
+        if out:
             evidence.vetoed.add(str(c))  # type: ignore[attr-defined]
-        else:
-            evidence.body_chance[str(c)] = weighed[1]  # type: ignore[attr-defined]
+        elif np.isfinite(p):
+            evidence.body_chance[str(c)] = float(p)  # type: ignore[attr-defined]
 
 
 def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_config: object,

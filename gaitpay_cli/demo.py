@@ -71,6 +71,7 @@ class Visit:
     replayed_events: int = 0
     duplicates_acknowledged: int = 0
     trace_id: str = ""
+    seconds: float = 0.0  # entry to settled (paid, staff, or the app's answer taken)
 
 
 @dataclass
@@ -229,6 +230,7 @@ class Demo:
     def visit(self, visit: Visit, walks: list[Any], cut_link: bool) -> None:
         from opentelemetry import trace
 
+        started = time.monotonic()
         with trace.get_tracer("gaitpay.demo").start_as_current_span("demo.visit") as span:
             visit.trace_id = f"{span.get_span_context().trace_id:032x}"
             entry = self._event(visit, S.STORE_EVENT_KIND_ENTRY)
@@ -263,6 +265,7 @@ class Demo:
                 acks = self._send(queue)
             visit.duplicates_acknowledged = sum(a.duplicate for a in acks)
             self._settle(visit, session_id)
+        visit.seconds = round(time.monotonic() - started, 3)
 
     def _session(self, visit: Visit, session_id: str) -> billing_pb2.Session:
         return self.billing.GetSession(billing_pb2.GetSessionRequest(store_id=visit.store_id, session_id=session_id),

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from gaitpay.identity.v1 import identity_pb2
+from mesh import body_measures
 
 
 def in_frame(walk: Any) -> bool:
@@ -26,8 +27,7 @@ def walk_message(walk: Any, source: str = "app", body: np.ndarray | None = None)
     takes them (gait.body); None for a walk filmed without calibration."""
     kp = walk.keypoints[:, :17]
     msg = identity_pb2.Walk(source=source)
-    if body is not None:
-        msg.body.shoulder_height_m, msg.body.hip_height_m = float(body[0]), float(body[1])
+    body_measures.to_proto(body, msg)
     msg.keypoints.frames, msg.keypoints.joints, msg.keypoints.fps = kp.shape[0], 17, walk.fps
     msg.keypoints.xyc.extend(kp.ravel().tolist())
     return msg

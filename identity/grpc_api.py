@@ -14,6 +14,7 @@ from gaitpay.common.v1 import types_pb2
 from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
 from identity.domain.service import ChargeProfile, ConsentInput, CustomerView, IdentityCore, WalkInput
 from matcher.domain.windows import MalformedWindow, check_keypoints
+from mesh import body_measures
 from mesh.errors import InvalidArgument
 from mesh.server import caller_identity
 
@@ -39,10 +40,7 @@ def _walks(request: identity_pb2.EnrollWalksRequest) -> list[WalkInput]:
         except MalformedWindow as exc:
             raise InvalidArgument(f"walks[{i}] is malformed: {exc}",
                                   field_violations=[(f"walks[{i}].keypoints", str(exc))]) from None
-        body = None
-        if walk.HasField("body"):
-            body = np.array([walk.body.shoulder_height_m, walk.body.hip_height_m], dtype=np.float32)
-        walks.append(WalkInput(xyc, kp.fps, walk.source, body))
+        walks.append(WalkInput(xyc, kp.fps, walk.source, body_measures.from_proto(walk)))
     return walks
 
 

@@ -19,7 +19,7 @@ from matcher.domain.audit import IdentificationAudit
 from matcher.domain.identification import TOP_K, Decision, Identifier, State, scope_of
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
-from mesh import sealing, validation
+from mesh import body_measures, sealing, validation
 from mesh.errors import InvalidArgument, MeshError
 
 _STATES = {
@@ -46,22 +46,7 @@ def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") 
             raise MalformedWindow(f"features of gait model {sent!r}; this matcher's templates are of model "
                                   f"{model_version!r}: send keypoints, or update the edge's model")
         features = np.asarray(msg.features.values, dtype=np.float32)
-    return Window(track, msg.sequence, keypoints, fps, features, msg.quality, body_from_proto(msg, "body"))
-
-
-def body_from_proto(msg: Any, name: str) -> np.ndarray | None:
-    """A message's BodyMeasures field as [shoulder, hip] metres (gait.body.MEASURES), or None
-    when unset (validation has checked the values where it is set)."""
-    if not msg.HasField(name):
-        return None
-    body = getattr(msg, name)
-    return np.array([body.shoulder_height_m, body.hip_height_m], dtype=np.float32)
-
-
-def body_to_proto(body: np.ndarray | None, target: Any) -> None:
-    """Fill a BodyMeasures field from [shoulder, hip] metres; leaves it unset for None."""
-    if body is not None:
-        target.shoulder_height_m, target.hip_height_m = float(body[0]), float(body[1])
+    return Window(track, msg.sequence, keypoints, fps, features, msg.quality, body_measures.from_proto(msg))
 
 
 def decision_to_proto(decision: Decision) -> matcher_pb2.TrackDecision:
@@ -197,7 +182,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
-            templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_from_proto(t, "body")))
+            templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_measures.from_proto(t)))
         if request.keep_store_scopes and request.store_ids:
             raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",
                                   field_violations=[("store_ids", "must be empty with keep_store_scopes")])
@@ -235,7 +220,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             for t in templates[customer]:
                 sent = entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
                                            model_version=t.model_version, quality=t.quality)
-                body_to_proto(t.body, sent.body)
+                body_measures.to_proto(t.body, sent)
         sealed = sealing.seal(cache.SerializeToString(), request.recipient_public_key,
                               associated=request.store_id.encode(), info=sealing.HOT_CACHE_INFO)
         response = matcher_pb2.ExportHotCacheResponse(

@@ -21,8 +21,8 @@ from gait.synth.camera import Camera, observe_mirrored, walker_to_world
 from gait.synth.walker import sample_person, simulate
 from gait.walk import Walk
 from gaitpay.matcher.v1 import matcher_pb2
-from matcher.grpc_api import body_to_proto, window_from_proto
-from mesh import sealing, validation
+from matcher.grpc_api import window_from_proto
+from mesh import body_measures, sealing, validation
 
 OVERHEAD = Camera(np.array([0.5, 3.0, -1.0]), np.array([0.0, 0.0, 4.0]), 1000.0, 1280, 720)
 
@@ -81,7 +81,7 @@ def test_the_hot_cache_carries_each_customer_s_body_to_the_edge(tmp_path) -> Non
     cache = matcher_pb2.HotCache(store_id="s", query_transform_secret=os.urandom(32), model_version="m")
     cache.expires_at.FromNanoseconds(int((time.time() + 600) * 1e9))
     measured = cache.customers.add(customer_id="measured")
-    body_to_proto(np.array([1.47, 0.96]), measured.templates.add(template_id="a", values=vectors[0].tolist()).body)
+    body_measures.to_proto(np.array([1.47, 0.96]), measured.templates.add(template_id="a", values=vectors[0].tolist()))
     cache.customers.add(customer_id="unmeasured").templates.add(template_id="b", values=vectors[1].tolist())
     sealed = sealing.seal(cache.SerializeToString(), public, b"s", sealing.HOT_CACHE_INFO)
     opened = open_cache(matcher_pb2.ExportHotCacheResponse(sealed_templates=sealed.box,

@@ -208,3 +208,18 @@ def test_a_floor_seen_straight_on_holds_no_focal_length() -> None:
 
     with pytest.raises(ValueError, match="focal length"):
         camera_from_floor(np.diag([4.0, 3.0, 1.0]), 1280, 720)  # an affine map: no perspective at all
+
+
+def test_weighing_candidates_at_once_is_weighing_each_and_skips_the_unmeasured() -> None:
+    from gait.body import load_body_model
+
+    model = load_body_model()
+    assert model is not None
+    track = np.array([1.45, 0.95])
+    candidates = np.array([[1.46, 0.96], [1.30, 0.98], [np.nan, np.nan], [1.50, 0.99]])
+    vetoed, chance = model.weigh(track, candidates)
+    assert vetoed.tolist() == [False, True, False, False]
+    assert np.isnan(chance[[1, 2]]).all()
+    for i in (0, 3):
+        assert chance[i] == pytest.approx(float(model.p_impostor(model.d2(track, candidates[i]))))
+    assert 0 < chance[0] < chance[3] < 1  # the closer body is the rarer match

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edge.domain.offline import HotCache
 from gait.protection import CancelableTransform
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from mesh import sealing
+from mesh import body_measures, sealing
 
 log = structlog.get_logger("gaitpay.edge.hot_cache")
 
@@ -51,8 +51,7 @@ def open_cache(reply: matcher_pb2.ExportHotCacheResponse, key: X25519PrivateKey,
         for template in customer.templates:
             ids.append(customer.customer_id)
             rows.append(np.asarray(template.values, dtype=np.float32))
-            bodies.append(np.array([template.body.shoulder_height_m, template.body.hip_height_m], dtype=np.float32)
-                          if template.HasField("body") else None)
+            bodies.append(body_measures.from_proto(template))
     dim = len(rows[0]) if rows else 128
     vectors = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
     return HotCache(store_id=cache.store_id, model_version=cache.model_version, customer_ids=tuple(ids),

@@ -14,6 +14,7 @@ import numpy as np
 import structlog
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from mesh import body_measures
 from mesh.client import open_channel
 from edge.domain.windows import CutWindow
 from mesh.config import Settings
@@ -37,8 +38,7 @@ def keypoint_window(
     window.keypoints.joints = joints
     window.keypoints.fps = fps
     window.keypoints.xyc.extend(np.asarray(xyc, dtype=np.float32).ravel().tolist())
-    if body is not None:
-        window.body.shoulder_height_m, window.body.hip_height_m = float(body[0]), float(body[1])
+    body_measures.to_proto(body, window)
     return window
 
 

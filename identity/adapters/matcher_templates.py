@@ -9,6 +9,7 @@ import numpy as np
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from identity.domain.ports import IndexTemplate
+from mesh import body_measures
 from mesh.errors import MeshError, Unavailable, rpc_code
 
 
@@ -32,10 +33,8 @@ class MatcherTemplates:
         request = matcher_pb2.UpsertTemplatesRequest(request_id=request_id, customer_id=customer_id,
                                                      store_ids=list(store_ids), keep_store_scopes=keep_store_scopes)
         for t in templates:
-            sent = request.templates.add(template_id=t.template_id, values=t.vector.tolist(), quality=t.quality,
-                                         model_version=t.model_version[:64])
-            if t.body is not None:
-                sent.body.shoulder_height_m, sent.body.hip_height_m = float(t.body[0]), float(t.body[1])
+            body_measures.to_proto(t.body, request.templates.add(template_id=t.template_id, values=t.vector.tolist(),
+                                                                 quality=t.quality, model_version=t.model_version[:64]))
         return int(self._call("template upsert", self._stub.UpsertTemplates, request).stored)
 
     def remove(self, request_id: str, customer_id: str) -> int:

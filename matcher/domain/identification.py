@@ -74,10 +74,10 @@ EmbedFn = Callable[[np.ndarray, float], np.ndarray]  # (keypoints [T, J, 3], fps
 
 
 class BodyWeigher(Protocol):
-    """Port (gait.body.BodyModel): (vetoed, chance that someone else's body is this close)
-    for a track's measures against a candidate's; None when either is missing."""
+    """Port (gait.body.BodyModel): for a track's measures [M] against candidates' [N, M],
+    vetoed [N] and the chance [N] that someone else's body is this close."""
 
-    def weigh(self, track: np.ndarray | None, candidate: np.ndarray | None) -> tuple[bool, float] | None: ...
+    def weigh(self, track: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def scope_of(window: Window, all_stores: bool = False) -> str | None:
@@ -183,19 +183,13 @@ class Identifier:
             body = getattr(hit, "body", None)
             if body is not None:
                 evidence.candidate_bodies[hit[0]] = np.asarray(body, dtype=np.float64)
-        if not evidence.bodies:
+        if not evidence.bodies or not evidence.candidate_bodies:
             return
         track = np.median(np.stack(evidence.bodies), axis=0)
-        evidence.body_chance.clear()
-        evidence.vetoed.clear()
-        for customer, body in evidence.candidate_bodies.items():
-            weighed = self.bodies.weigh(track, body)  # type: ignore[union-attr]
-            if weighed is None:
-                continue
-            if weighed[0]:
-                evidence.vetoed.add(customer)
-            else:
-                evidence.body_chance[customer] = weighed[1]
+        customers = list(evidence.candidate_bodies)
+        vetoed, chance = self.bodies.weigh(track, np.stack([evidence.candidate_bodies[c] for c in customers]))  # type: ignore[union-attr]
+        evidence.vetoed = {c for c, out in zip(customers, vetoed) if out}
+        evidence.body_chance = {c: float(p) for c, p in zip(customers, chance) if np.isfinite(p)}
 
     def _evidence(self, track: TrackKey) -> TrackEvidence:
         evidence = self._tracks.pop(track, None) or TrackEvidence()
