@@ -106,6 +106,25 @@ class MatcherBench:
     recall5_exact: float
     exact_p50_ms: float
     exact_p99_ms: float
+    body_measures: bool = False  # customers and windows carried them, and the matcher weighed them
+
+
+# Where the bench's bodies come from: shoulder and hip heights (m) about a population mean,
+# spread as the shipped body model's population and, window to enrolment, as one person's walks.
+_BODY_MEAN = np.array([1.42, 0.92])
+
+
+def _bodies(n: int, windows: int, chosen: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Customers' enrolment bodies [n, 2] and the chosen customers' windows' [windows, 2]."""
+    from gait.body import load_body_model
+
+    model = load_body_model()
+    if model is None:
+        raise RuntimeError("no body model is shipped (gait/models/body-measures.json)")
+    rng = np.random.default_rng(seed)
+    enrolled = rng.multivariate_normal(_BODY_MEAN, model.population, size=n)
+    seen = enrolled[chosen[:windows]] + rng.multivariate_normal(np.zeros(2), 2 * model.within, size=windows)
+    return enrolled.astype(np.float32), seen.astype(np.float32)
 
 
 def _probe_walks(n: int, seed: int, chosen: np.ndarray) -> tuple[list, np.ndarray]:
@@ -183,12 +202,14 @@ def _edges(settings, windows: list) -> tuple[list[float], float, int]:  # type: 
 
 def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str | None = None,
         index_type: str = "IVF_FLAT", payload: str = "features", engine: str = "lite",
-        consistency: str = "Bounded") -> MatcherBench:
+        consistency: str = "Bounded", body_measures: bool = False) -> MatcherBench:
     """payload "features": windows carry embeddings (an edge with the model on board);
     "keypoints": raw COCO-17 keypoints that the matcher embeds (what our edge sends).
     engine "lite": embedded milvus-lite (the local default); "server": an embedded Milvus
     standalone server (time ticks, consistency levels and HNSW, as production has them).
-    consistency: the matcher's template search consistency (Bounded, its default, or Strong)."""
+    consistency: the matcher's template search consistency (Bounded, its default, or Strong).
+    body_measures: customers are enrolled with body measures and windows carry them (a store
+    with calibrated cameras), so the matcher weighs them on every window."""
     from gaitpay_cli import milvus_server, stack
     from mesh import dependencies
 
@@ -206,7 +227,7 @@ def run(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_
             components.callback(_stop_group, record.pgid or record.pid)
             asyncio.run(dependencies.wait_ready({"milvus": dependencies.milvus(milvus_uri)}))
         return _measure(n, windows, progress, milvus_uri, index_type, payload, engine, consistency, embeddings,
-                        customers, seed, home)
+                        customers, seed, home, body_measures)
 
 
 def _stop_group(pgid: int) -> None:
@@ -218,27 +239,29 @@ def _stop_group(pgid: int) -> None:
 
 def _measure(n: int, windows: int, progress: Callable[[str, int, int], None], milvus_uri: str, index_type: str,
              payload: str, engine: str, consistency: str, embeddings: np.ndarray, customers: list[str], seed: int,
-             home: Path) -> MatcherBench:
+             home: Path, body_measures: bool = False) -> MatcherBench:
     from edge.adapters.matcher_link import keypoint_window
     from gait.embedder import model_version
     from gaitpay.matcher.v1 import matcher_pb2
     from gaitpay_cli import stack
     from matcher import bootstrap
     from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+    from mesh import body_measures as body_measures_proto
     from mesh import config, server
 
     collection = f"bench_{uuid.uuid4().hex[:8]}"
     nlist, nprobe = ivf_params(n)
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=collection, dim=embeddings.shape[2],
                                              nlist=nlist, nprobe=nprobe, index_type=index_type))
+    rng = np.random.default_rng(1)
+    chosen = rng.choice(n, size=min(windows, n), replace=False)
+    enrolled_bodies, window_bodies = _bodies(n, len(chosen), chosen, seed) if body_measures else (None, None)
     progress("enrolling in Milvus", 0, n)
-    index.bulk_insert(customers, embeddings[:, 0], "bench")
+    index.bulk_insert(customers, embeddings[:, 0], "bench", bodies=enrolled_bodies)
     progress("enrolling in Milvus", n, n)
     progress("building the index", 0, n)
     index.wait_indexed(lambda done: progress("building the index", done, n), timeout_s=1800)
     progress("building the index", n, n)
-    rng = np.random.default_rng(1)
-    chosen = rng.choice(n, size=min(windows, n), replace=False)
     truth = [customers[i] for i in chosen]
     if payload == "keypoints":
         progress("walking the probes", 0, len(chosen))
@@ -254,6 +277,9 @@ def _measure(n: int, windows: int, progress: Callable[[str, int, int], None], mi
             w.features.values.extend(vector.tolist())
             w.features.model_version = model  # as an edge with the model on board labels them (checked)
             messages.append(w)
+    if window_bodies is not None:
+        for message, body in zip(messages, window_bodies):
+            body_measures_proto.to_proto(body, message)
 
     addrs = {f"{svc}_addr": f"127.0.0.1:{stack.free_port()}" for svc in config.SERVICES}
     settings = config.load(home=home, metrics_port_offset=0, milvus_uri=milvus_uri, milvus_collection=collection,
@@ -291,6 +317,6 @@ def _measure(n: int, windows: int, progress: Callable[[str, int, int], None], mi
         p50_ms=float(np.percentile(latencies, 50) * 1e3), p99_ms=float(np.percentile(latencies, 99) * 1e3),
         windows_per_s=rate, recall5_milvus=milvus_hits / len(probes), recall5_exact=exact_hits / len(probes),
         exact_p50_ms=float(np.percentile(exact_times, 50) * 1e3),
-        exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3),
+        exact_p99_ms=float(np.percentile(exact_times, 99) * 1e3), body_measures=body_measures,
     )
 

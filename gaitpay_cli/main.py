@@ -176,6 +176,9 @@ def bench_matcher(
                                "Milvus standalone server (time ticks, consistency levels, HNSW), as production runs."),
     consistency: str = typer.Option("Bounded", help="Search consistency levels to compare, comma-separated "
                                     "(Bounded, the matcher's default; Strong)."),
+    body_measures: bool = typer.Option(False, "--body-measures/--no-body-measures",
+                                       help="Enrol customers with body measures and send them on every window (a "
+                                       "store with calibrated cameras), so the matcher weighs them too."),
 ) -> None:
     """Window-to-decision latency and windows/s on embedded Milvus, beside exact numpy search."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -220,9 +223,10 @@ def bench_matcher(
                                   console=console) as progress:
                         results.append(bench.run(n, windows, _stage_bars(progress, f"{n:,} {kind} {level}: "),
                                                  milvus_uri=uri, index_type=kind, payload=payload, engine=milvus,
-                                                 consistency=level))
+                                                 consistency=level, body_measures=body_measures))
     engine = "embedded milvus-lite" if milvus == "lite" else "embedded Milvus standalone server"
-    table = Table(title=f"matcher: window arrival -> decision ({payload} windows, {engine})")
+    weighed = ", with body measures" if body_measures else ""
+    table = Table(title=f"matcher: window arrival -> decision ({payload} windows{weighed}, {engine})")
     for c in ("customers", "index", "consistency", "windows", "p50 ms", "p99 ms", "windows/s", "recall@5 Milvus",
               "recall@5 exact", "exact search p50 / p99 ms"):
         table.add_column(c)

@@ -220,15 +220,15 @@ class MilvusTemplateIndex:
         return sorted({r["store_id"] for r in rows})
 
     def bulk_insert(self, customers: Sequence[str], vectors: np.ndarray, model_version: str,
-                    batch: int = 5000) -> int:
+                    batch: int = 5000, bodies: np.ndarray | None = None) -> int:
         """Load many customers' first templates at once (benchmarks, migrations); rows are
-        assumed new, so nothing is deleted first."""
+        assumed new, so nothing is deleted first. bodies: each customer's body measures [N, 2]."""
         _quoted(list(customers))
         for start in range(0, len(customers), batch):
             rows = [{"row_id": f"{c}-t0@{ALL_STORES}", "template_id": f"{c}-t0", "customer_id": c,
                      "store_id": ALL_STORES, "model_version": model_version, "quality": 1.0,
-                     **_body_fields(None), "embedding": v.tolist()}
-                    for c, v in zip(customers[start:start + batch], vectors[start:start + batch])]
+                     **_body_fields(None if bodies is None else bodies[start + i]), "embedding": v.tolist()}
+                    for i, (c, v) in enumerate(zip(customers[start:start + batch], vectors[start:start + batch]))]
             try:
                 self._client.insert(self.collection, rows, timeout=max(self.config.timeout_s, 60))
             except MilvusException as exc:
