@@ -147,7 +147,8 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             query = await loop.run_in_executor(self._embed_pool, self._identifier.query_of, window)
         else:
             query = self._identifier.query_of(window)
-        candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores)
+        candidates = await index.search_async(query, window.track.store_id, TOP_K, all_stores,
+                                              with_bodies=self._identifier.wants_bodies(window))
         scope = scope_of(window, all_stores)
         if self._identifier.gallery_stale(scope):
             gallery = await loop.run_in_executor(self._identify_pool, self._identifier.gallery_size, scope)

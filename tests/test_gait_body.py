@@ -220,6 +220,7 @@ def test_weighing_candidates_at_once_is_weighing_each_and_skips_the_unmeasured()
     vetoed, chance = model.weigh(track, candidates)
     assert vetoed.tolist() == [False, True, False, False]
     assert np.isnan(chance[[1, 2]]).all()
-    for i in (0, 3):
-        assert chance[i] == pytest.approx(float(model.p_impostor(model.d2(track, candidates[i]))))
+    for i in (0, 3):  # read from a table: never below the exact chance, at most 0.6% above
+        exact = float(model.p_impostor(model.d2(track, candidates[i])))
+        assert exact <= chance[i] <= exact * 1.006
     assert 0 < chance[0] < chance[3] < 1  # the closer body is the rarer match

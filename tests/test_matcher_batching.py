@@ -23,12 +23,14 @@ class SlowIndex:
 
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[int] = []
+        self.with_bodies: list[bool] = []
         self.fail = fail
 
     def search_many(self, embeddings: np.ndarray, store_id: str, k: int,
-                    all_stores: bool = False) -> list[list[tuple[str, float]]]:
+                    all_stores: bool = False, with_bodies: bool = False) -> list[list[tuple[str, float]]]:
         time.sleep(0.02)
         self.batches.append(len(embeddings))
+        self.with_bodies.append(with_bodies)
         if self.fail:
             raise RuntimeError("index down")
         return [[(f"c{int(e[0])}@{store_id}", 1.0)] for e in embeddings]
@@ -49,6 +51,17 @@ async def test_awaited_and_threaded_searches_share_batches_and_get_their_own_ans
     assert [r[0][0] for r in threaded] == [f"c{i}@s1" for i in range(4)]
     assert [r[0][0] for r in awaited] == [f"c{i}@s2" for i in range(10, 16)]
     assert sum(inner.batches) == 10 and len(inner.batches) < 10  # some queries rode together
+
+
+async def test_bodies_are_read_only_for_a_batch_where_some_query_wants_them() -> None:
+    inner = SlowIndex()
+    index = BatchingIndex(inner)
+    try:
+        await asyncio.gather(*(index.search_async(np.array([i, 0.0]), "s", 5) for i in range(3)))
+        await asyncio.gather(*(index.search_async(np.array([i, 0.0]), "s", 5, with_bodies=i == 1) for i in range(3)))
+    finally:
+        index.close()
+    assert inner.with_bodies[0] is False and inner.with_bodies[-1] is True
 
 
 async def test_a_failed_search_reaches_every_awaiting_caller() -> None:

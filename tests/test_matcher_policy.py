@@ -71,7 +71,7 @@ class ScopedIndex:
     def __init__(self, score: float) -> None:
         self.score, self.counted = score, []
 
-    def search(self, embedding, store_id, k, all_stores=False):  # type: ignore[no-untyped-def]
+    def search(self, embedding, store_id, k, all_stores=False, with_bodies=False):  # type: ignore[no-untyped-def]
         return [("c1", self.score), ("c2", 0.0)]
 
     def count(self, store_id=None):  # type: ignore[no-untyped-def]
@@ -141,10 +141,14 @@ class MeasuredIndex:
 
     def __init__(self, c1_body: np.ndarray, c2_body: np.ndarray | None) -> None:
         self.bodies = {"c1": c1_body, "c2": c2_body}
+        self.asked_for_bodies: list[bool] = []
 
-    def search(self, embedding, store_id, k, all_stores=False):  # type: ignore[no-untyped-def]
+    def search(self, embedding, store_id, k, all_stores=False, with_bodies=False):  # type: ignore[no-untyped-def]
         from matcher.domain.identification import Hit
 
+        self.asked_for_bodies.append(with_bodies)
+        if not with_bodies:
+            return [Hit("c1", 0.75), Hit("c2", 0.30), Hit("c3", 0.25)]
         return [Hit("c1", 0.75, self.bodies["c1"]), Hit("c2", 0.30, self.bodies["c2"]), Hit("c3", 0.25)]
 
     def count(self, store_id=None):  # type: ignore[no-untyped-def]
@@ -178,6 +182,16 @@ def test_the_identifier_weighs_the_track_body_against_each_candidate_s() -> None
     # Unmeasured tracks (an uncalibrated camera) weigh nothing.
     unmeasured = _visit_with_bodies(index, None, weigh=True)
     assert unmeasured.false_match_probability == pytest.approx(alone.false_match_probability)
+
+
+def test_candidates_bodies_are_asked_for_only_once_the_track_has_been_measured() -> None:
+    index = MeasuredIndex(np.array([1.45, 0.95]), None)
+    _visit_with_bodies(index, np.array([1.45, 0.95]), weigh=True)
+    assert index.asked_for_bodies == [True, True, True]  # the unmeasured second window: its track was measured
+    index.asked_for_bodies.clear()
+    _visit_with_bodies(index, None, weigh=True)
+    _visit_with_bodies(index, np.array([1.45, 0.95]), weigh=False)
+    assert index.asked_for_bodies == [False] * 6  # an unmeasured track; a matcher that does not weigh bodies
 
 
 def test_a_track_whose_body_is_not_the_best_candidate_s_never_identifies_them() -> None:

@@ -47,7 +47,9 @@ class HotCacheGallery:
 
     cache: HotCache
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) -> list[Hit]:
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False,
+               with_bodies: bool = True) -> list[Hit]:
+        """The hits carry bodies whatever with_bodies says (they are in memory already)."""
         if not len(self.cache.customer_ids):
             return []
         scores = self.cache.vectors @ np.asarray(embedding, dtype=np.float32)

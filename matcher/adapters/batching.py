@@ -27,6 +27,7 @@ class _Query:
     store_id: str
     k: int
     all_stores: bool
+    with_bodies: bool
     answer: Future | asyncio.Future
     # How the batching thread hands an answer back: straight into a thread's Future, or
     # onto the event loop that awaits an asyncio.Future.
@@ -46,14 +47,14 @@ class BatchingIndex:
         self._thread = threading.Thread(target=self._run, name="index-batcher", daemon=True)
         self._thread.start()
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[Hit]:
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False,
+               with_bodies: bool = False) -> list[Hit]:
         answer: Future = Future()
-        self._queue.put(_Query(embedding, store_id, k, all_stores, answer, _direct))
+        self._queue.put(_Query(embedding, store_id, k, all_stores, with_bodies, answer, _direct))
         return answer.result(timeout=30)
 
-    async def search_async(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) \
-            -> list[Hit]:
+    async def search_async(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False,
+                           with_bodies: bool = False) -> list[Hit]:
         """The same search, awaited on the event loop: no worker thread waits for it."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future = loop.create_future()
@@ -61,7 +62,7 @@ class BatchingIndex:
         def deliver(setter: Callable[..., Any], value: Any) -> None:
             loop.call_soon_threadsafe(lambda: None if answer.done() else setter(value))
 
-        self._queue.put(_Query(embedding, store_id, k, all_stores, answer, deliver))
+        self._queue.put(_Query(embedding, store_id, k, all_stores, with_bodies, answer, deliver))
         return await asyncio.wait_for(answer, timeout=30)
 
     def count(self, store_id: str | None = None) -> int:
@@ -91,8 +92,9 @@ class BatchingIndex:
                 groups.setdefault(("" if q.all_stores else q.store_id, q.all_stores, q.k), []).append(q)
             for (store, all_stores, k), queries in groups.items():
                 try:
+                    # Bodies for the whole group when any query wants them (one search, not two).
                     results = self._index.search_many(np.stack([q.embedding for q in queries]), store or "*", k,
-                                                      all_stores)
+                                                      all_stores, any(q.with_bodies for q in queries))
                     for q, r in zip(queries, results):
                         q.deliver(q.answer.set_result, r)
                 except Exception as exc:  # noqa: BLE001 - each waiting caller gets the failure

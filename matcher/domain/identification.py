@@ -63,7 +63,10 @@ class Hit(tuple):
 class TemplateIndex(Protocol):
     """Port: nearest enrolled customers for an embedding."""
 
-    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False) -> list[Hit]: ...
+    def search(self, embedding: np.ndarray, store_id: str, k: int, all_stores: bool = False,
+               with_bodies: bool = False) -> list[Hit]:
+        """with_bodies: the hits carry the customers' body measures (otherwise they may not)."""
+        ...
 
     def count(self, store_id: str | None = None) -> int:
         """Template rows a search of this store would look through (None: every store)."""
@@ -144,8 +147,20 @@ class Identifier:
                 evidence.windows += 1
             return Decision(window.track, window.sequence, State.PENDING, evidence.windows,
                             "no template index is configured on this matcher; no identification is made")
-        candidates = self.index.search(self.query_of(window), window.track.store_id, TOP_K, all_stores)
+        candidates = self.index.search(self.query_of(window), window.track.store_id, TOP_K, all_stores,
+                                       with_bodies=self.wants_bodies(window))
         return self.conclude(window, candidates, self.gallery_size(scope_of(window, all_stores)))
+
+    def wants_bodies(self, window: Window) -> bool:
+        """Whether this window's candidates should come with their bodies: the matcher weighs
+        bodies, and the window or an earlier one of its track was measured."""
+        if self.bodies is None:
+            return False
+        if window.body is not None:
+            return True
+        with self._lock:
+            evidence = self._tracks.get(window.track)
+            return evidence is not None and bool(evidence.bodies)
 
     def query_of(self, window: Window) -> np.ndarray:
         """The window's embedding as the index holds templates (protected when they are)."""
