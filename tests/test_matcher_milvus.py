@@ -115,9 +115,10 @@ def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTem
     body = np.array([1.42, 0.93], dtype=np.float32)
     index.upsert("measured", [Template("m-t0", centres[0], 0.9, "m1", body)], [])
     index.upsert("unmeasured", [Template("u-t0", centres[1], 0.9, "m1")], [])
-    hits = {hit[0]: hit for hit in index.search(unit(centres[0] + centres[1]), "s", k=2)}
+    hits = {hit[0]: hit for hit in index.search(unit(centres[0] + centres[1]), "s", k=2, with_bodies=True)}
     assert np.allclose(hits["measured"].body, body)
     assert hits["unmeasured"].body is None
+    assert all(hit.body is None for hit in index.search(centres[0], "s", k=2))  # not asked for: not read
     stored = index.templates_of(["measured", "unmeasured"])
     assert np.allclose(stored["measured"][0].body, body) and stored["unmeasured"][0].body is None
 
@@ -148,8 +149,8 @@ def test_a_collection_of_the_first_schema_is_copied_into_the_current_one(engine:
     assert index.collection == f"{name}_v2"
     assert not client.has_collection(name)
     assert index.count() == 2500
-    best = index.search(vectors[1234], "any", k=1)[0]
+    best = index.search(vectors[1234], "any", k=1, with_bodies=True)[0]
     assert best[0] == "c1234" and best.body is None
     index.upsert("c1234", [Template("c1234-t0", vectors[1234], 0.8, "m1", np.array([1.5, 1.0]))], [])
-    assert np.allclose(index.search(vectors[1234], "any", k=1)[0].body, [1.5, 1.0])
+    assert np.allclose(index.search(vectors[1234], "any", k=1, with_bodies=True)[0].body, [1.5, 1.0])
     client.close()
