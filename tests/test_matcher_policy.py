@@ -134,6 +134,12 @@ def test_a_candidate_whose_body_rules_them_out_is_not_a_candidate() -> None:
     outcome = decide(evidence, 40, ScoreModel(), PolicyConfig())
     assert outcome.customer_id != "c1" and outcome.best_mean == pytest.approx(0.30)
     assert "c1" not in dict(outcome.alternatives)
+    alone = TrackEvidence()
+    for _ in range(3):
+        alone.add([("c1", 0.9)])
+    alone.vetoed.add("c1")
+    ruled_out = decide(alone, 40, ScoreModel(), PolicyConfig())
+    assert ruled_out.verdict is Verdict.STRANGER and "body rules them out (1 vetoed)" in ruled_out.reason
 
 
 class MeasuredIndex:

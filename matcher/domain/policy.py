@@ -121,7 +121,9 @@ def decide(evidence: TrackEvidence, gallery_size: int, scores: ScoreModel, cfg: 
     ranked = sorted(((c, evidence.mean(c)) for c in evidence.sums if c not in evidence.vetoed), key=lambda kv: -kv[1])
     if not ranked:
         verdict = Verdict.STRANGER if n >= cfg.min_windows else Verdict.PENDING
-        return Outcome(verdict, "", -1.0, -1.0, 1.0, n, "no enrolled customer in scope", ())
+        why = (f"every candidate's body rules them out ({len(evidence.vetoed)} vetoed)" if evidence.vetoed
+               else "no enrolled customer in scope")
+        return Outcome(verdict, "", -1.0, -1.0, 1.0, n, why, ())
     best, best_mean = ranked[0]
     runner_up_mean = ranked[1][1] if len(ranked) > 1 else -1.0
     n_eff = n / (1 + (n - 1) * scores.window_correlation)
