@@ -157,11 +157,27 @@ class LocalStack:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def postgres_homes() -> Iterator[Path]:
+    """Where the session's long-lived stacks keep their homes: outside /tmp/pytest-of-<user>.
+    Their PostgreSQL runs as another user (`pgserver`) that must traverse the folders above its
+    data, and every new pytest session on the machine resets that folder to owner-only: a test
+    run beside the suite would take its PostgreSQL's access away mid-run (it stops at its next
+    checkpoint, "Permission denied")."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="gaitpay-tests-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def local_stack(postgres_homes: Path) -> Iterator[LocalStack]:
     """One `gaitpay up` shared by the end-to-end tests of the session; `down` at the end."""
     import json
 
-    home = tmp_path_factory.mktemp("local-stack")
+    home = postgres_homes / "local-stack"
+    home.mkdir()
     stack = LocalStack(home, {})
     # Partner webhooks retry within the tests' patience (production waits 30 s, doubling).
     # and a re-issued template transform reaches the matcher within a second.
@@ -177,7 +193,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
 
 @pytest.fixture(scope="session")
-def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def backing_services(postgres_homes: Path) -> Iterator[dict[str, str]]:
     """A real PostgreSQL and a provisioned OpenBao for services started alone by a test:
     {"postgres_dsn", "vault_addr", "root_token", "<service>_token"...}."""
     import signal
@@ -185,8 +201,8 @@ def backing_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     from gaitpay_cli import stack
     from mesh import dependencies, vault_provision
 
-    home = tmp_path_factory.mktemp("backing")
-    (home / "logs").mkdir()
+    home = postgres_homes / "backing"
+    (home / "logs").mkdir(parents=True)
     pg_record, dsn = stack.start_postgres(home)
     vault_record, addr, root = stack.start_vault(home)
     try:
