@@ -47,7 +47,9 @@ class EdgeServicer(edge_pb2_grpc.EdgeServiceServicer):
         for camera in list(runtime.report.cameras):
             response.cameras.add(camera_id=camera.camera_id, source=configured.get(camera.camera_id, ""),
                                  frames_per_second=camera.fps, active_tracks=camera.active_tracks,
-                                 frames=camera.frames, stopped=camera.stopped)
+                                 frames=camera.frames, stopped=camera.stopped, windows=camera.windows,
+                                 windows_with_body_measures=camera.windows_with_body_measures,
+                                 body_measures_off=camera.body_measures_off)
         response.queued_events = await asyncio.to_thread(runtime.queue.depth)
         response.tracks_merged_across_cameras = runtime.report.tracks_merged_across_cameras
         cache = runtime.hot_cache

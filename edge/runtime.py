@@ -71,16 +71,16 @@ class BodyMeter:
 
     size: tuple[int, int]
     camera: CameraModel | None  # None: the calibration holds no camera, nothing is measured
+    why_not: str = ""  # when camera is None
 
     @staticmethod
     def of(camera: CameraConfig, width: int, height: int) -> "BodyMeter":
         assert camera.floor is not None
         try:
-            model = camera.floor.camera(width, height)
+            return BodyMeter((width, height), camera.floor.camera(width, height))
         except ValueError as exc:
             log.warning("edge.no_body_measures", camera=camera.camera_id, reason=str(exc))
-            model = None
-        return BodyMeter((width, height), model)
+            return BodyMeter((width, height), None, f"the floor calibration holds no camera: {exc}")
 
     def measured(self, window: CutWindow, fps: float) -> CutWindow:
         if self.camera is None:
@@ -107,6 +107,8 @@ class CameraReport:
     active_tracks: int = 0  # people in view at the last frame
     started: float = field(default_factory=time.perf_counter)
     stopped: str = ""  # why the camera stopped, once it has
+    windows_with_body_measures: int = 0
+    body_measures_off: str = ""  # why the camera takes none ("" when it does)
 
     @property
     def fps(self) -> float:
@@ -249,8 +251,11 @@ class EdgeRuntime:
                     continue
                 return
             height, width = image.shape[:2]
-            if camera.floor is not None and (measures is None or measures.size != (width, height)):
+            if camera.floor is None:
+                report.body_measures_off = "not calibrated (no floor calibration)"
+            elif measures is None or measures.size != (width, height):
                 measures = BodyMeter.of(camera, width, height)
+                report.body_measures_off = measures.why_not
             # A file played as fast as the box goes keeps its own clock (its frames' times from
             # the runtime's start), so its events and the cameras' moments stay in step.
             now = self._t0 + report.frames / fps if file_clock else time.time()
@@ -268,6 +273,7 @@ class EdgeRuntime:
                 for window in cutter.add(report.frames, person.keypoints):
                     if measures is not None:
                         window = measures.measured(window, fps)
+                        report.windows_with_body_measures += window.body is not None
                     report.windows += 1
                     post(("window", camera.camera_id, local, window, fps))
                 if point is not None:

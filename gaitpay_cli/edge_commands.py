@@ -203,11 +203,13 @@ def status() -> None:
         console.print(f"hot cache: {cache.customers} customers, expires {expires}, "
                       f"{cache.windows_identified_offline} windows decided offline")
     table = Table(title="cameras" if reply.cameras else "no cameras run in this edge process (GAITPAY_EDGE_CAMERAS)")
-    for column in ("camera", "source", "frames", "frames/s", "people in view", "state"):
+    for column in ("camera", "source", "frames", "frames/s", "people in view", "windows (with body measures)",
+                   "state"):
         table.add_column(column)
     for c in reply.cameras:
+        windows = f"{c.windows} ({c.body_measures_off or c.windows_with_body_measures})"
         table.add_row(c.camera_id, c.source, str(c.frames), f"{c.frames_per_second:.1f}", str(c.active_tracks),
-                      c.stopped or "running")
+                      windows, c.stopped or "running")
     console.print(table)
 
 

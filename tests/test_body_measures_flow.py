@@ -60,6 +60,7 @@ def test_a_calibration_that_holds_no_camera_measures_nothing_and_loses_nothing()
     meter = BodyMeter.of(CameraConfig("top", "unused.mp4", floor=flat), 640, 480)
     window = CutWindow(0, np.zeros((10, 23, 3), np.float32), 0, 9, 0.5)
     assert meter.camera is None and meter.measured(window, 30.0) is window
+    assert "does not determine a focal length" in meter.why_not
 
 
 @pytest.mark.parametrize("shoulder, hip", [(1.40, 1.45), (3.0, 1.0), (1.4, 0.1)])

@@ -66,6 +66,10 @@ async def test_the_edge_service_runs_its_cameras_and_reports_them_while_offline(
     assert busiest is not None and busiest.active_tracks >= 1, "people were in view while it ran"
     assert status.queued_events >= 2, "her entry and exit wait in the queue for billing"
     assert status.hot_cache.customers == 0 and status.hot_cache.windows_identified_offline == 0
+    # Its calibration is a plan view (a rectangle to a rectangle): it holds no camera, so no
+    # body measures, and the status says why.
+    assert camera.windows >= 1 and camera.windows_with_body_measures == 0
+    assert camera.body_measures_off.startswith("the floor calibration holds no camera")
 
     # The dispute buffer kept the camera's video on the box; an operator cuts a clip from it.
     segments = sorted((edge_settings.edge_state / "video" / "entrance").glob("*.mp4"))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agaitpay/edge/v1/edge.proto\x12\x0fgaitpay.edge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetEdgeStatusRequest\"\x84\x01\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x19\n\x11\x66rames_per_second\x18\x03 \x01(\x02\x12\x15\n\ractive_tracks\x18\x04 \x01(\r\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0f\n\x07stopped\x18\x06 \x01(\t\"\xa7\x01\n\x0eHotCacheStatus\x12\x11\n\tcustomers\x18\x01 \x01(\r\x12.\n\nfetched_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1awindows_identified_offline\x18\x04 \x01(\x04\"\x9f\x02\n\x15GetEdgeStatusResponse\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12(\n\x04link\x18\x02 \x01(\x0e\x32\x1a.gaitpay.edge.v1.LinkState\x12.\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x1d.gaitpay.edge.v1.CameraStatus\x12\x15\n\rqueued_events\x18\x04 \x01(\x04\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\thot_cache\x18\x06 \x01(\x0b\x32\x1f.gaitpay.edge.v1.HotCacheStatus\x12$\n\x1ctracks_merged_across_cameras\x18\x07 \x01(\x04*V\n\tLinkState\x12\x1a\n\x16LINK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11LINK_STATE_ONLINE\x10\x01\x12\x16\n\x12LINK_STATE_OFFLINE\x10\x02\x32m\n\x0b\x45\x64geService\x12^\n\rGetEdgeStatus\x12%.gaitpay.edge.v1.GetEdgeStatusRequest\x1a&.gaitpay.edge.v1.GetEdgeStatusResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agaitpay/edge/v1/edge.proto\x12\x0fgaitpay.edge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetEdgeStatusRequest\"\xd4\x01\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x19\n\x11\x66rames_per_second\x18\x03 \x01(\x02\x12\x15\n\ractive_tracks\x18\x04 \x01(\r\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x0f\n\x07stopped\x18\x06 \x01(\t\x12\x0f\n\x07windows\x18\x07 \x01(\x04\x12\"\n\x1awindows_with_body_measures\x18\x08 \x01(\x04\x12\x19\n\x11\x62ody_measures_off\x18\t \x01(\t\"\xa7\x01\n\x0eHotCacheStatus\x12\x11\n\tcustomers\x18\x01 \x01(\r\x12.\n\nfetched_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1awindows_identified_offline\x18\x04 \x01(\x04\"\x9f\x02\n\x15GetEdgeStatusResponse\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12(\n\x04link\x18\x02 \x01(\x0e\x32\x1a.gaitpay.edge.v1.LinkState\x12.\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x1d.gaitpay.edge.v1.CameraStatus\x12\x15\n\rqueued_events\x18\x04 \x01(\x04\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\thot_cache\x18\x06 \x01(\x0b\x32\x1f.gaitpay.edge.v1.HotCacheStatus\x12$\n\x1ctracks_merged_across_cameras\x18\x07 \x01(\x04*V\n\tLinkState\x12\x1a\n\x16LINK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11LINK_STATE_ONLINE\x10\x01\x12\x16\n\x12LINK_STATE_OFFLINE\x10\x02\x32m\n\x0b\x45\x64geService\x12^\n\rGetEdgeStatus\x12%.gaitpay.edge.v1.GetEdgeStatusRequest\x1a&.gaitpay.edge.v1.GetEdgeStatusResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gaitpay.edge.v1.edge_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_LINKSTATE']._serialized_start=699
-  _globals['_LINKSTATE']._serialized_end=785
+  _globals['_LINKSTATE']._serialized_start=779
+  _globals['_LINKSTATE']._serialized_end=865
   _globals['_GETEDGESTATUSREQUEST']._serialized_start=80
   _globals['_GETEDGESTATUSREQUEST']._serialized_end=102
   _globals['_CAMERASTATUS']._serialized_start=105
-  _globals['_CAMERASTATUS']._serialized_end=237
-  _globals['_HOTCACHESTATUS']._serialized_start=240
-  _globals['_HOTCACHESTATUS']._serialized_end=407
-  _globals['_GETEDGESTATUSRESPONSE']._serialized_start=410
-  _globals['_GETEDGESTATUSRESPONSE']._serialized_end=697
-  _globals['_EDGESERVICE']._serialized_start=787
-  _globals['_EDGESERVICE']._serialized_end=896
+  _globals['_CAMERASTATUS']._serialized_end=317
+  _globals['_HOTCACHESTATUS']._serialized_start=320
+  _globals['_HOTCACHESTATUS']._serialized_end=487
+  _globals['_GETEDGESTATUSRESPONSE']._serialized_start=490
+  _globals['_GETEDGESTATUSRESPONSE']._serialized_end=777
+  _globals['_EDGESERVICE']._serialized_start=867
+  _globals['_EDGESERVICE']._serialized_end=976
 # @@protoc_insertion_point(module_scope)

@@ -24,20 +24,26 @@ class GetEdgeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CameraStatus(_message.Message):
-    __slots__ = ("camera_id", "source", "frames_per_second", "active_tracks", "frames", "stopped")
+    __slots__ = ("camera_id", "source", "frames_per_second", "active_tracks", "frames", "stopped", "windows", "windows_with_body_measures", "body_measures_off")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_TRACKS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     STOPPED_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_WITH_BODY_MEASURES_FIELD_NUMBER: _ClassVar[int]
+    BODY_MEASURES_OFF_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     source: str
     frames_per_second: float
     active_tracks: int
     frames: int
     stopped: str
-    def __init__(self, camera_id: _Optional[str] = ..., source: _Optional[str] = ..., frames_per_second: _Optional[float] = ..., active_tracks: _Optional[int] = ..., frames: _Optional[int] = ..., stopped: _Optional[str] = ...) -> None: ...
+    windows: int
+    windows_with_body_measures: int
+    body_measures_off: str
+    def __init__(self, camera_id: _Optional[str] = ..., source: _Optional[str] = ..., frames_per_second: _Optional[float] = ..., active_tracks: _Optional[int] = ..., frames: _Optional[int] = ..., stopped: _Optional[str] = ..., windows: _Optional[int] = ..., windows_with_body_measures: _Optional[int] = ..., body_measures_off: _Optional[str] = ...) -> None: ...
 
 class HotCacheStatus(_message.Message):
     __slots__ = ("customers", "fetched_at", "expires_at", "windows_identified_offline")
