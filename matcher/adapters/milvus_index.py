@@ -103,14 +103,15 @@ class MilvusTemplateIndex:
 
     def _ensure_collection(self) -> None:
         c = self.config
-        older = [name for name in (c.collection,) if self._client.has_collection(name, timeout=c.timeout_s)]
+        # Schema 1 had no version in its name.
+        older = self._client.has_collection(c.collection, timeout=c.timeout_s)
         if older and self._client.has_collection(self.collection, timeout=c.timeout_s):
             # An earlier copy did not finish (the old collection goes only once it has): again.
             self._client.drop_collection(self.collection, timeout=max(c.timeout_s, 30))
         if not self._client.has_collection(self.collection, timeout=c.timeout_s):
             self._create_collection()
-            for name in older:
-                self._copy_rows_from(name)
+            if older:
+                self._copy_rows_from(c.collection)
         self._client.load_collection(self.collection, timeout=max(c.timeout_s, 30))
 
     def _create_collection(self) -> None:
