@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
-from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+from matcher.adapters.milvus_index import BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, store_key
 from matcher.domain.templates import Template
 
 
@@ -123,34 +123,57 @@ def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTem
     assert np.allclose(stored["measured"][0].body, body) and stored["unmeasured"][0].body is None
 
 
-@pytest.mark.parametrize("engine", ["lite", "server"])
-def test_a_collection_of_the_first_schema_is_copied_into_the_current_one(engine: str,
+@pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2)])
+def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: str, older: int,
                                                                          request: pytest.FixtureRequest) -> None:
-    # Milvus cannot add fields; the matcher copies an older collection's rows across (none
-    # measured yet) and drops it once every row is there.
+    # Milvus cannot add fields; the matcher copies an older collection's rows across (what
+    # the older schema lacks gets its default: no body measures before 2, the scope's key
+    # before 3) and drops it once every row is there.
     from pymilvus import DataType, MilvusClient
 
     uri = request.getfixturevalue("milvus_uri" if engine == "lite" else "milvus_server_uri")
     name = f"t_{uuid.uuid4().hex[:12]}"
+    older_name = name if older == 1 else f"{name}_v{older}"  # schema 1 had no version in its name
     client = MilvusClient(uri=uri)
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)  # schema version 1
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
         schema.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
     schema.add_field("quality", DataType.FLOAT)
+    if older >= 2:
+        for field in BODY_FIELDS:
+            schema.add_field(field, DataType.FLOAT)
     schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
     params = client.prepare_index_params()
     params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
-    client.create_collection(name, schema=schema, index_params=params)
+    client.create_collection(older_name, schema=schema, index_params=params)
     vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
-    client.insert(name, [{"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
-                          "model_version": "m1", "quality": 0.8, "embedding": v.tolist()}
-                         for i, v in enumerate(vectors)])
+    measured = {7: [1.62, 1.01]} if older >= 2 else {}
+    client.insert(older_name, [
+        {"row_id": f"c{i}-t0@{store}", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": store,
+         "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
+         **(dict(zip(BODY_FIELDS, measured.get(i, [0.0, 0.0]))) if older >= 2 else {})}
+        for i, v in enumerate(vectors) for store in (["s1"] if i % 2 else ["*"])])
     index = MilvusTemplateIndex(MilvusConfig(uri=uri, collection=name, dim=32, nlist=16, nprobe=16))
-    assert index.collection == f"{name}_v2"
-    assert not client.has_collection(name)
+    assert index.collection == f"{name}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 3
+    assert not client.has_collection(older_name)
     assert index.count() == 2500
+    # Scopes survive the copy: a store-scoped customer is found in its store, not in another.
+    assert index.search(vectors[1235], "s1", k=1)[0][0] == "c1235"
+    assert index.search(vectors[1235], "s2", k=1)[0][0] != "c1235"
+    assert index.search(vectors[1234], "s2", k=1)[0][0] == "c1234"  # every store's
     best = index.search(vectors[1234], "any", k=1, with_bodies=True)[0]
     assert best[0] == "c1234" and best.body is None
+    if older >= 2:
+        assert np.allclose(index.search(vectors[7], "s1", k=1, with_bodies=True)[0].body, [1.62, 1.01])
     index.upsert("c1234", [Template("c1234-t0", vectors[1234], 0.8, "m1", np.array([1.5, 1.0]))], [])
     assert np.allclose(index.search(vectors[1234], "any", k=1, with_bodies=True)[0].body, [1.5, 1.0])
     client.close()
+
+
+def test_store_keys_are_stable_and_distinct() -> None:
+    # The search filters on the key, so it must not change between processes or versions
+    # (Python's hash() of a str does) and different stores must not share one.
+    assert store_key("*") == store_key("*") and 0 <= store_key("*") < 2 ** 63
+    assert store_key("blr-indiranagar") == 0x60D3981CD1E7B330  # stored in every row: never changes
+    keys = {store_key(f"store-{i}") for i in range(100_000)}
+    assert len(keys) == 100_000

@@ -2,8 +2,13 @@
 standalone or distributed by URI in production, same code.
 
 One row per (template, store scope): a customer enrolled for every store has scope "*", one
-enrolled for a few stores has a row per store, so a store's search is a plain filter
-`store_id in [store, "*"]` and "every customer" is no filter at all. Scores are inner
+enrolled for a few stores has a row per store, so a store's search is a plain filter on the
+scope and "every customer" is no filter at all. The search filters on `store_key`, a 63-bit
+hash of the scope, not on the `store_id` string: milvus-lite evaluates a filter row by row over
+segments it has not sealed, and at 100k rows `store_id in [...]` added 3.6 ms to each search
+against 0.8 ms for the integer (7.9 against 5.1 ms for 8 queries). Two stores whose names
+hash alike would see each other's customers: with 63 bits, about one chance in 10^11 among
+10,000 stores. Counts and listings, off the hot path, filter on the string itself. Scores are inner
 products of L2-normalised vectors (cosine similarity). Index (GAITPAY_MILVUS_INDEX): IVF_FLAT
 by default, HNSW on a Milvus server. milvus-lite refuses HNSW, and it searches rows of segments
 it has not sealed through its own interim IVF index, whatever nprobe says: at 100k x 128 that
@@ -24,6 +29,7 @@ collection (Milvus's default); with more, set GAITPAY_MILVUS_SEARCH_CONSISTENCY=
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -42,7 +48,7 @@ from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
 ALL_STORES = "*"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 2: body measures; 3: store_key
 BODY_FIELDS = ("shoulder_height_m", "hip_height_m")  # gait.body.MEASURES, in metres; 0: not measured
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 
@@ -66,10 +72,13 @@ class MilvusConfig:
     timeout_s: float = 5.0
 
 
-def _scalar_index_type(server_version: str) -> str:
-    """INVERTED from Milvus 2.4 on; a 2.3 server (the embedded `milvus` package) has Trie."""
+def _scalar_index_type(server_version: str, numeric: bool = False) -> str:
+    """INVERTED from Milvus 2.4 on; a 2.3 server (the embedded `milvus` package) has Trie for
+    strings and STL_SORT for numbers."""
     found = re.match(r"v?(\d+)\.(\d+)", server_version or "")
-    return "Trie" if found and (int(found.group(1)), int(found.group(2))) < (2, 4) else "INVERTED"
+    if found and (int(found.group(1)), int(found.group(2))) < (2, 4):
+        return "STL_SORT" if numeric else "Trie"
+    return "INVERTED"
 
 
 def _quoted(values: Sequence[str]) -> str:
@@ -77,6 +86,18 @@ def _quoted(values: Sequence[str]) -> str:
         if v != ALL_STORES and not _SAFE.match(v):
             raise ValueError(f"identifier {v!r} has characters a filter expression must not hold")
     return json.dumps(list(values))
+
+
+def store_key(store_id: str) -> int:
+    """The scope as the search filters on it (see above): stable across processes and
+    versions, so never Python's hash()."""
+    digest = hashlib.blake2b(store_id.encode(), digest_size=8, person=b"gaitpay-store").digest()
+    return int.from_bytes(digest, "big") >> 1  # INT64 holds 63 bits of it
+
+
+def _scope_filter(store_id: str) -> str:
+    _quoted([store_id])
+    return f"store_key in {json.dumps([store_key(store_id), store_key(ALL_STORES)])}"
 
 
 def _body_fields(body: np.ndarray | None) -> dict[str, float]:
@@ -101,17 +122,22 @@ class MilvusTemplateIndex:
         """The collection's name in Milvus: the configured one and the schema's version."""
         return f"{self.config.collection}_v{SCHEMA_VERSION}"
 
+    def _older_collections(self) -> list[str]:
+        """Names of earlier schemas' collections, newest first (schema 1 had no version in its name)."""
+        c = self.config
+        return [*(f"{c.collection}_v{v}" for v in range(SCHEMA_VERSION - 1, 1, -1)), c.collection]
+
     def _ensure_collection(self) -> None:
         c = self.config
-        # Schema 1 had no version in its name.
-        older = self._client.has_collection(c.collection, timeout=c.timeout_s)
+        older = next((name for name in self._older_collections()
+                      if self._client.has_collection(name, timeout=c.timeout_s)), None)
         if older and self._client.has_collection(self.collection, timeout=c.timeout_s):
             # An earlier copy did not finish (the old collection goes only once it has): again.
             self._client.drop_collection(self.collection, timeout=max(c.timeout_s, 30))
         if not self._client.has_collection(self.collection, timeout=c.timeout_s):
             self._create_collection()
             if older:
-                self._copy_rows_from(c.collection)
+                self._copy_rows_from(older)
         self._client.load_collection(self.collection, timeout=max(c.timeout_s, 30))
 
     def _create_collection(self) -> None:
@@ -121,6 +147,7 @@ class MilvusTemplateIndex:
         schema.add_field("template_id", DataType.VARCHAR, max_length=64)
         schema.add_field("customer_id", DataType.VARCHAR, max_length=64)
         schema.add_field("store_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("store_key", DataType.INT64)
         schema.add_field("model_version", DataType.VARCHAR, max_length=64)
         schema.add_field("quality", DataType.FLOAT)
         for name in BODY_FIELDS:
@@ -133,23 +160,29 @@ class MilvusTemplateIndex:
         else:
             index.add_index(field_name="embedding", index_type=c.index_type, metric_type="IP",
                             params={"nlist": c.nlist})
-        scalar = _scalar_index_type(self._server_version())
-        index.add_index(field_name="customer_id", index_type=scalar)
-        index.add_index(field_name="store_id", index_type=scalar)
+        version = self._server_version()
+        index.add_index(field_name="customer_id", index_type=_scalar_index_type(version))
+        index.add_index(field_name="store_id", index_type=_scalar_index_type(version))
+        index.add_index(field_name="store_key", index_type=_scalar_index_type(version, numeric=True))
         self._client.create_collection(self.collection, schema=schema, index_params=index,
                                        consistency_level="Bounded", timeout=max(c.timeout_s, 30))
 
     def _copy_rows_from(self, older: str) -> int:
-        """Every row of a collection of an older schema, into this one; then the old one goes."""
+        """Every row of a collection of an older schema, into this one; then the old one goes.
+        Fields the older schema lacks get their defaults: no body measures (schema 1), the
+        scope's store_key (schemas 1 and 2)."""
         c = self.config
         self._client.load_collection(older, timeout=max(c.timeout_s, 60))
+        fields = {f["name"] for f in self._client.describe_collection(older, timeout=c.timeout_s)["fields"]}
+        wanted = ["row_id", "template_id", "customer_id", "store_id", "model_version", "quality", "embedding",
+                  *BODY_FIELDS]
         rows = self._client.query_iterator(older, batch_size=2000, filter="",
-                                           output_fields=["row_id", "template_id", "customer_id", "store_id",
-                                                          "model_version", "quality", "embedding"],
+                                           output_fields=[f for f in wanted if f in fields],
                                            timeout=max(c.timeout_s, 60))
         copied = 0
         while batch := rows.next():
-            self._client.insert(self.collection, [{**row, **dict.fromkeys(BODY_FIELDS, 0.0)} for row in batch],
+            self._client.insert(self.collection, [{**dict.fromkeys(BODY_FIELDS, 0.0), **row,
+                                                   "store_key": store_key(row["store_id"])} for row in batch],
                                 timeout=max(c.timeout_s, 60))
             copied += len(batch)
         rows.close()
@@ -190,7 +223,7 @@ class MilvusTemplateIndex:
         _quoted([customer_id, *scopes])
         rows = [
             {"row_id": f"{t.template_id}@{scope}", "template_id": t.template_id, "customer_id": customer_id,
-             "store_id": scope, "model_version": t.model_version, "quality": float(t.quality),
+             "store_id": scope, "store_key": store_key(scope), "model_version": t.model_version, "quality": float(t.quality),
              **_body_fields(t.body), "embedding": np.asarray(t.vector, dtype=np.float32).tolist()}
             for t in templates for scope in scopes
         ]
@@ -227,7 +260,7 @@ class MilvusTemplateIndex:
         _quoted(list(customers))
         for start in range(0, len(customers), batch):
             rows = [{"row_id": f"{c}-t0@{ALL_STORES}", "template_id": f"{c}-t0", "customer_id": c,
-                     "store_id": ALL_STORES, "model_version": model_version, "quality": 1.0,
+                     "store_id": ALL_STORES, "store_key": store_key(ALL_STORES), "model_version": model_version, "quality": 1.0,
                      **_body_fields(None if bodies is None else bodies[start + i]), "embedding": v.tolist()}
                     for i, (c, v) in enumerate(zip(customers[start:start + batch], vectors[start:start + batch]))]
             try:
@@ -293,7 +326,7 @@ class MilvusTemplateIndex:
         """Per query: the k best customers (best template each), highest similarity first;
         with_bodies: with their body measures where they have them (two more fields to read,
         about a sixth more per search on milvus-lite, so only when a track has a body)."""
-        flt = "" if all_stores else f"store_id in {_quoted([store_id, ALL_STORES])}"
+        flt = "" if all_stores else _scope_filter(store_id)
         try:
             results = self._client.search(
                 self.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
