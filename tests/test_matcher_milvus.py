@@ -170,6 +170,38 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     client.close()
 
 
+def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(milvus_uri: str) -> None:
+    # A schema 1 -> 2 copy that died midway leaves schema 1 whole beside a partial schema 2;
+    # the next start (now on schema 3) must copy schema 1, not the partial one.
+    from pymilvus import DataType, MilvusClient
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    client = MilvusClient(uri=milvus_uri)
+    vectors = unit(np.random.default_rng(9).normal(size=(300, 32)))
+    for collection, rows in ((name, 300), (f"{name}_v2", 120)):
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
+            schema.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
+        schema.add_field("quality", DataType.FLOAT)
+        if collection != name:
+            for field in BODY_FIELDS:
+                schema.add_field(field, DataType.FLOAT)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
+        params = client.prepare_index_params()
+        params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
+        client.create_collection(collection, schema=schema, index_params=params)
+        client.insert(collection, [
+            {"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
+             "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
+             **(dict.fromkeys(BODY_FIELDS, 0.0) if collection != name else {})}
+            for i, v in enumerate(vectors[:rows])])
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=32, nlist=16, nprobe=16))
+    assert index.count() == 300
+    assert index.search(vectors[250], "s1", k=1)[0][0] == "c250"
+    assert not client.has_collection(name) and not client.has_collection(f"{name}_v2")
+    client.close()
+
+
 def test_store_keys_are_stable_and_distinct() -> None:
     # The search filters on the key, so it must not change between processes or versions
     # (Python's hash() of a str does) and different stores must not share one.

@@ -122,18 +122,23 @@ class MilvusTemplateIndex:
         """The collection's name in Milvus: the configured one and the schema's version."""
         return f"{self.config.collection}_v{SCHEMA_VERSION}"
 
-    def _older_collections(self) -> list[str]:
-        """Names of earlier schemas' collections, newest first (schema 1 had no version in its name)."""
+    def _schema_collections(self) -> list[str]:
+        """Names of every schema's collection, oldest first, this one last (schema 1 had no
+        version in its name)."""
         c = self.config
-        return [*(f"{c.collection}_v{v}" for v in range(SCHEMA_VERSION - 1, 1, -1)), c.collection]
+        return [c.collection, *(f"{c.collection}_v{v}" for v in range(2, SCHEMA_VERSION + 1))]
 
     def _ensure_collection(self) -> None:
         c = self.config
-        older = next((name for name in self._older_collections()
-                      if self._client.has_collection(name, timeout=c.timeout_s)), None)
-        if older and self._client.has_collection(self.collection, timeout=c.timeout_s):
-            # An earlier copy did not finish (the old collection goes only once it has): again.
-            self._client.drop_collection(self.collection, timeout=max(c.timeout_s, 30))
+        names = self._schema_collections()
+        present = [name for name in names if self._client.has_collection(name, timeout=c.timeout_s)]
+        # A copy drops its source only once it has finished, so the oldest collection there is
+        # the whole one, and any newer is a copy cut short (a crash, or a rollout of two schema
+        # versions at once): those go, and the copy starts again from the whole one.
+        older = present[0] if present and present[0] != self.collection else None
+        if older:
+            for name in present[1:]:
+                self._client.drop_collection(name, timeout=max(c.timeout_s, 30))
         if not self._client.has_collection(self.collection, timeout=c.timeout_s):
             self._create_collection()
             if older:
