@@ -24,6 +24,7 @@ from matcher.adapters.milvus_index import SCHEMA_VERSION
 from mesh.errors import error_info
 
 pytestmark = pytest.mark.stack
+TEMPLATES = f"gait_templates_v{SCHEMA_VERSION}"  # the matcher's collection in the stack's Milvus
 
 
 def consent(purposes=("gait_identification", "payment")) -> identity_pb2.Consent:
@@ -124,7 +125,7 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
         # The index holds transformed templates: cosine with the raw embedding is near zero,
         # yet identification works because the matcher transforms queries the same way.
         milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
-        stored = milvus.query(f"gait_templates_v{SCHEMA_VERSION}", filter=f'customer_id == "{cid}"', output_fields=["embedding"])
+        stored = milvus.query(TEMPLATES, filter=f'customer_id == "{cid}"', output_fields=["embedding"])
         raw = Embedder().vector(walks[0])
         assert max(abs(float(np.dot(raw, np.asarray(s["embedding"])))) for s in stored) < 0.5
         assert await identified_as(local_stack.settings(), walks[:3], f"t-{cid[:8]}") == cid
@@ -164,7 +165,7 @@ async def test_enrol_identify_rotate_erase_and_audit(local_stack) -> None:
         erased = stub.EraseCustomer(identity_pb2.EraseCustomerRequest(request_id=rid(), customer_id=cid), timeout=30)
         assert erased.erased_at.seconds > 0
         assert await identified_as(local_stack.settings(), walks[:3], f"after-{cid[:8]}") != cid
-        assert not milvus.query(f"gait_templates_v{SCHEMA_VERSION}", filter=f'customer_id == "{cid}"', output_fields=["customer_id"])
+        assert not milvus.query(TEMPLATES, filter=f'customer_id == "{cid}"', output_fields=["customer_id"])
         vault = hvac.Client(url=vault_addr, token=root)
         with pytest.raises(hvac.exceptions.VaultError):
             vault.secrets.transit.decrypt_data(f"customer-{cid}", ciphertext=wrapped[0])
@@ -231,13 +232,13 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
         assert await identified_as(local_stack.settings(), walks[:3], f"pre-{cid[:8]}") == cid
         milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
         fields = ["template_id", "store_id", "embedding", "model_version", "shoulder_height_m", "hip_height_m"]
-        before = {r["template_id"]: r for r in milvus.query(f"gait_templates_v{SCHEMA_VERSION}", filter=f'customer_id == "{cid}"',
+        before = {r["template_id"]: r for r in milvus.query(TEMPLATES, filter=f'customer_id == "{cid}"',
                                                             output_fields=fields)}
 
         done = local_stack.cli("vault", "reissue-transform")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "re-protected" in done.stdout
-        after = {r["template_id"]: r for r in milvus.query(f"gait_templates_v{SCHEMA_VERSION}", filter=f'customer_id == "{cid}"',
+        after = {r["template_id"]: r for r in milvus.query(TEMPLATES, filter=f'customer_id == "{cid}"',
                                                            output_fields=fields)}
         milvus.close()
         assert set(after) == set(before) and {r["store_id"] for r in after.values()} == {"store-1"}

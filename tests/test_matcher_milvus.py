@@ -4,12 +4,16 @@ Milvus standalone server (what production runs), each test on both unless it say
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from matcher.adapters.milvus_index import BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, store_key
 from matcher.domain.templates import Template
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -123,32 +127,39 @@ def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTem
     assert np.allclose(stored["measured"][0].body, body) and stored["unmeasured"][0].body is None
 
 
+def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: list[dict]) -> None:
+    """A collection as schema 1 (no body measures) or 2 (no store_key) made it, holding rows."""
+    from pymilvus import DataType
+
+    fields = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
+        fields.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
+    fields.add_field("quality", DataType.FLOAT)
+    if schema >= 2:
+        for field in BODY_FIELDS:
+            fields.add_field(field, DataType.FLOAT)
+    fields.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
+    params = client.prepare_index_params()
+    params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
+    client.create_collection(name, schema=fields, index_params=params)
+    client.insert(name, rows)
+
+
 @pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2)])
 def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: str, older: int,
                                                                          request: pytest.FixtureRequest) -> None:
     # Milvus cannot add fields; the matcher copies an older collection's rows across (what
     # the older schema lacks gets its default: no body measures before 2, the scope's key
     # before 3) and drops it once every row is there.
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     uri = request.getfixturevalue("milvus_uri" if engine == "lite" else "milvus_server_uri")
     name = f"t_{uuid.uuid4().hex[:12]}"
     older_name = name if older == 1 else f"{name}_v{older}"  # schema 1 had no version in its name
     client = MilvusClient(uri=uri)
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
-        schema.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
-    schema.add_field("quality", DataType.FLOAT)
-    if older >= 2:
-        for field in BODY_FIELDS:
-            schema.add_field(field, DataType.FLOAT)
-    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
-    params = client.prepare_index_params()
-    params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
-    client.create_collection(older_name, schema=schema, index_params=params)
     vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
     measured = {7: [1.62, 1.01]} if older >= 2 else {}
-    client.insert(older_name, [
+    older_schema_collection(client, older_name, older, [
         {"row_id": f"c{i}-t0@{store}", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": store,
          "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
          **(dict(zip(BODY_FIELDS, measured.get(i, [0.0, 0.0]))) if older >= 2 else {})}
@@ -173,27 +184,16 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
 def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(milvus_uri: str) -> None:
     # A schema 1 -> 2 copy that died midway leaves schema 1 whole beside a partial schema 2;
     # the next start (now on schema 3) must copy schema 1, not the partial one.
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(9).normal(size=(300, 32)))
-    for collection, rows in ((name, 300), (f"{name}_v2", 120)):
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        for field in ("row_id", "template_id", "customer_id", "store_id", "model_version"):
-            schema.add_field(field, DataType.VARCHAR, is_primary=field == "row_id", max_length=140)
-        schema.add_field("quality", DataType.FLOAT)
-        if collection != name:
-            for field in BODY_FIELDS:
-                schema.add_field(field, DataType.FLOAT)
-        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
-        params = client.prepare_index_params()
-        params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
-        client.create_collection(collection, schema=schema, index_params=params)
-        client.insert(collection, [
+    for collection, schema, rows in ((name, 1, 300), (f"{name}_v2", 2, 120)):
+        older_schema_collection(client, collection, schema, [
             {"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
              "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
-             **(dict.fromkeys(BODY_FIELDS, 0.0) if collection != name else {})}
+             **(dict.fromkeys(BODY_FIELDS, 0.0) if schema >= 2 else {})}
             for i, v in enumerate(vectors[:rows])])
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=32, nlist=16, nprobe=16))
     assert index.count() == 300
@@ -205,7 +205,7 @@ def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(mi
 def test_store_keys_are_stable_and_distinct() -> None:
     # The search filters on the key, so it must not change between processes or versions
     # (Python's hash() of a str does) and different stores must not share one.
-    assert store_key("*") == store_key("*") and 0 <= store_key("*") < 2 ** 63
+    assert 0 <= store_key("*") < 2 ** 63
     assert store_key("blr-indiranagar") == 0x60D3981CD1E7B330  # stored in every row: never changes
     keys = {store_key(f"store-{i}") for i in range(100_000)}
     assert len(keys) == 100_000

@@ -105,6 +105,14 @@ def _body_fields(body: np.ndarray | None) -> dict[str, float]:
     return dict(zip(BODY_FIELDS, values))
 
 
+def _row(template: Template, customer_id: str, scope: str) -> dict:
+    """One template's row in one scope (the key derived from the scope here, and only here)."""
+    return {"row_id": f"{template.template_id}@{scope}", "template_id": template.template_id,
+            "customer_id": customer_id, "store_id": scope, "store_key": store_key(scope),
+            "model_version": template.model_version, "quality": float(template.quality),
+            **_body_fields(template.body), "embedding": np.asarray(template.vector, dtype=np.float32).tolist()}
+
+
 def _body_of(row: dict) -> np.ndarray | None:
     values = np.array([row.get(name, 0.0) for name in BODY_FIELDS], dtype=np.float32)
     return values if (values > 0).all() else None
@@ -130,8 +138,8 @@ class MilvusTemplateIndex:
 
     def _ensure_collection(self) -> None:
         c = self.config
-        names = self._schema_collections()
-        present = [name for name in names if self._client.has_collection(name, timeout=c.timeout_s)]
+        present = [name for name in self._schema_collections()
+                   if self._client.has_collection(name, timeout=c.timeout_s)]
         # A copy drops its source only once it has finished, so the oldest collection there is
         # the whole one, and any newer is a copy cut short (a crash, or a rollout of two schema
         # versions at once): those go, and the copy starts again from the whole one.
@@ -139,7 +147,7 @@ class MilvusTemplateIndex:
         if older:
             for name in present[1:]:
                 self._client.drop_collection(name, timeout=max(c.timeout_s, 30))
-        if not self._client.has_collection(self.collection, timeout=c.timeout_s):
+        if older or not present:
             self._create_collection()
             if older:
                 self._copy_rows_from(older)
@@ -226,12 +234,7 @@ class MilvusTemplateIndex:
         if not scopes:
             return 0
         _quoted([customer_id, *scopes])
-        rows = [
-            {"row_id": f"{t.template_id}@{scope}", "template_id": t.template_id, "customer_id": customer_id,
-             "store_id": scope, "store_key": store_key(scope), "model_version": t.model_version, "quality": float(t.quality),
-             **_body_fields(t.body), "embedding": np.asarray(t.vector, dtype=np.float32).tolist()}
-            for t in templates for scope in scopes
-        ]
+        rows = [_row(t, customer_id, scope) for t in templates for scope in scopes]
         try:
             self._client.delete(self.collection, filter=f"customer_id in {_quoted([customer_id])}",
                                 timeout=self.config.timeout_s)
@@ -264,9 +267,8 @@ class MilvusTemplateIndex:
         assumed new, so nothing is deleted first. bodies: each customer's body measures [N, 2]."""
         _quoted(list(customers))
         for start in range(0, len(customers), batch):
-            rows = [{"row_id": f"{c}-t0@{ALL_STORES}", "template_id": f"{c}-t0", "customer_id": c,
-                     "store_id": ALL_STORES, "store_key": store_key(ALL_STORES), "model_version": model_version, "quality": 1.0,
-                     **_body_fields(None if bodies is None else bodies[start + i]), "embedding": v.tolist()}
+            rows = [_row(Template(f"{c}-t0", v, 1.0, model_version, None if bodies is None else bodies[start + i]),
+                         c, ALL_STORES)
                     for i, (c, v) in enumerate(zip(customers[start:start + batch], vectors[start:start + batch]))]
             try:
                 self._client.insert(self.collection, rows, timeout=max(self.config.timeout_s, 60))
