@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import secrets
 import signal
 import socket
@@ -122,10 +123,10 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_service_port(preferred: int, offsets: list[int], taken: set[int], tries: int = 200) -> int:
+def _free_service_port(preferred: int | None, offsets: list[int], taken: set[int], tries: int = 200) -> int:
     """The preferred port, else a random free one, whose companions (port + each offset) are
     free too and which shares nothing with the ports taken already (it is added to them)."""
-    candidate = preferred
+    candidate = preferred or free_port()
     for _ in range(tries):
         group = {candidate, *(candidate + o for o in offsets)}
         if all(p < 65536 for p in group) and not group & taken and all(_port_free(p) for p in group):
@@ -135,10 +136,32 @@ def _free_service_port(preferred: int, offsets: list[int], taken: set[int], trie
     raise StackError(f"no free TCP port with its companions (+{offsets}) on 127.0.0.1")
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (Linux's ip_local_port_range)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
 def free_port(preferred: int | None = None) -> int:
+    """The preferred port if free, else a free port below the kernel's ephemeral range.
+
+    A port is chosen here and bound moments later by another process. Inside the ephemeral range
+    any outgoing connection made meanwhile (a service reaching PostgreSQL, a health check) may be
+    given that very port, and the bind then fails with "Address already in use"; the kernel never
+    gives a port below the range to a connection, so a port chosen there stays free unless someone
+    binds it on purpose."""
     if preferred and _port_free(preferred):
         return preferred
-    with socket.socket() as s:
+    ephemeral = _ephemeral_ports()
+    below = range(max(1024, ephemeral.start - 12000), ephemeral.start)
+    if len(below) >= 1000:
+        for candidate in random.sample(below, 200):
+            if _port_free(candidate):
+                return candidate
+    with socket.socket() as s:  # no room below the range on this machine: any free port
         try:
             s.bind(("127.0.0.1", 0))
         except OSError:
@@ -278,7 +301,7 @@ def _venv_bin(name: str) -> str:
 
 
 def start_vault(home: Path) -> tuple[Record, str, str]:
-    port = free_port()
+    port = _free_service_port(None, [1], set())  # dev mode binds its cluster listener on port + 1
     token = "dev-" + secrets.token_hex(16)
     log = home / "logs" / "openbao.log"
     pid = _spawn([_venv_bin("bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
@@ -500,13 +523,56 @@ def _configure_local_webhooks(settings: config.Settings, env: dict[str, str]) ->
              {"url": base + "/razorpay", "secret": env["GAITPAY_RAZORPAY_WEBHOOK_SECRET"]})
 
 
+_PORT_RACE_ATTEMPTS = 3
+
+
 def _start_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
                     timeout_s: float) -> None:
+    """Start the services on free ports; start them again on other ports if one lost its port.
+
+    Ports are chosen free here and bound by each service moments later; a port taken meanwhile by
+    some other process fails that service with "Address already in use". Then every service of
+    the attempt is stopped (they know one another's addresses, so all move) and started again on
+    ports not tried before."""
+    tried: set[int] = set()
+    for attempt in range(1, _PORT_RACE_ATTEMPTS + 1):
+        records: list[Record] = []
+        log_starts: dict[str, int] = {}
+        try:
+            _spawn_services(settings, state, env, report, timeout_s, tried, records, log_starts)
+            return
+        except StackError:
+            lost = [r.name for r in records if _lost_its_port(r, log_starts[r.name])]
+            if attempt == _PORT_RACE_ATTEMPTS or not lost:
+                raise
+            print(f"{', '.join(lost)} lost its port to another process; starting the services again on "
+                  f"other ports (attempt {attempt + 1} of {_PORT_RACE_ATTEMPTS})", file=sys.stderr)
+            for record in records:
+                _terminate(record, grace_s=10.0)
+                state.records.remove(record)
+            state.save(state_path(settings))
+
+
+def _lost_its_port(record: Record, log_start: int) -> bool:
+    """Whether the service exited because a port of its was bound already (its log since start says)."""
+    if record.pid is None or pid_alive(record.pid):
+        return False
+    try:
+        with open(record.log, "rb") as log:
+            log.seek(log_start)
+            return b"Address already in use" in log.read()
+    except OSError:
+        return False
+
+
+def _spawn_services(settings: config.Settings, state: StackState, env: dict[str, str], report: Report,
+                    timeout_s: float, tried: set[int], records: list[Record], log_starts: dict[str, int]) -> None:
     home = settings.home
     # A service also listens on its port plus the metrics (and probe) offsets: all of them must
-    # be free, and no two services may share one.
+    # be free, and no two services may share one. Ports tried by an earlier attempt are not
+    # tried again.
     offsets = [o for o in (settings.metrics_port_offset, settings.probe_port_offset) if o]
-    taken: set[int] = set()
+    taken: set[int] = set(tried)
     if env.get("GAITPAY_PAYMENT_WEBHOOK_ADDR"):  # chosen already, bound only when payment starts
         taken.add(config.port_of(env["GAITPAY_PAYMENT_WEBHOOK_ADDR"]))
     for service in config.SERVICES:
@@ -514,18 +580,20 @@ def _start_services(settings: config.Settings, state: StackState, env: dict[str,
         env[f"GAITPAY_{service.upper()}_ADDR"] = f"127.0.0.1:{port}"
     http_port = _free_service_port(config.port_of(settings.gateway_http_addr), [], taken)
     env["GAITPAY_GATEWAY_HTTP_ADDR"] = f"127.0.0.1:{http_port}"
+    tried.update(taken)
     # Partner webhooks on one machine: a made-up signing master key, and receivers on this host.
     env["GAITPAY_WEBHOOK_MASTER_KEY"] = settings.webhook_master_key or secrets.token_hex(32)
     env["GAITPAY_WEBHOOK_ALLOWED_NETWORKS"] = settings.webhook_allowed_networks or "127.0.0.0/8"
     state.env = env
     t0 = time.monotonic()
-    records = []
     for service in SERVICE_ORDER:
         address = env[f"GAITPAY_{service.upper()}_ADDR"]
-        log = home / "logs" / f"{service}.log"
+        log_path = home / "logs" / f"{service}.log"
         own_token = env.get(f"GAITPAY_VAULT_TOKEN_{service.upper()}")  # least privilege, not root
-        pid = _spawn([sys.executable, "-m", service], log, {**env, **({"VAULT_TOKEN": own_token} if own_token else {})})
-        record = Record(service, "service", address, pid, str(log), pgid=pid)
+        log_starts[service] = log_path.stat().st_size if log_path.exists() else 0
+        pid = _spawn([sys.executable, "-m", service], log_path,
+                     {**env, **({"VAULT_TOKEN": own_token} if own_token else {})})
+        record = Record(service, "service", address, pid, str(log_path), pgid=pid)
         state.records.append(record)
         state.save(state_path(settings))
         records.append(record)

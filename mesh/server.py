@@ -398,14 +398,21 @@ async def start(spec: ServiceSpec, settings: Settings, *, address: str | None = 
         probe_address = f"{address.rpartition(':')[0]}:{port + settings.probe_port_offset}"
         if server.add_insecure_port(probe_address) == 0:
             raise OSError(f"{spec.name}: cannot bind the probe port {probe_address}")
+    # Metrics are bound before the server starts: a service whose metrics port is taken fails
+    # before it ever reports SERVING, with the port in its last words.
+    metrics_port = settings.metrics_port_of(spec.name) if address == settings.address_of(spec.name) else None
+    if metrics_port:
+        try:
+            start_http_server(metrics_port, addr=settings.listen_host, registry=registry)
+        except OSError as exc:
+            await server.stop(None)  # else its finaliser runs after the event loop closed, and says so
+            raise OSError(exc.errno, f"{spec.name}: cannot bind the metrics port "
+                                     f"{settings.listen_host}:{metrics_port}: {exc.strerror}") from None
     await server.start()
     for hook in spec.on_start:
         await hook()
     for name in ["", *served]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics_port = settings.metrics_port_of(spec.name) if address == settings.address_of(spec.name) else None
-    if metrics_port:
-        start_http_server(metrics_port, addr=settings.listen_host, registry=registry)
     log.info("service.started", address=address, port=port, tls=settings.tls, metrics_port=metrics_port)
     return RunningService(spec, server, health_servicer, draining, port, registry, settings)
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,9 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range, which no outgoing connection is given
+    between choosing it here and a service binding it (see gaitpay_cli.stack.free_port)."""
+    from gaitpay_cli.stack import free_port as stack_free_port
+
+    return stack_free_port()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,6 @@ a stand-in (this is the billing core's test)."""
 from __future__ import annotations
 
 import mailbox
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from billing.domain import model
 from billing.domain.model import ChargeProfile, PaymentOutcome, Route
 from billing.domain.notifications import Contact, DeliveryFailed, NotificationRelay
 from billing.domain.service import BillingCore
+from conftest import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -47,12 +47,6 @@ class Paid:
 class Profiles:
     def charge_profile(self, customer_id: str) -> ChargeProfile:
         return ChargeProfile((Route("stripe", "cus_x", "pm_x"),), 0, 0, "pm-1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import urllib.request
 
 import grpc
@@ -22,19 +21,14 @@ PAN = "4242424242424242"
 MARKER_X = 1234.5678  # an x coordinate no log line has any business holding
 
 
+_TAKEN: set[int] = set()
+
+
 def two_free_ports() -> int:
-    """A port p with p + 1 also free (gRPC on p, metrics on p + 1)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return int(port)
-    raise RuntimeError("no two adjacent free ports")
+    """A port p with p + 1 also free (gRPC on p, metrics on p + 1), shared with no earlier call."""
+    from gaitpay_cli.stack import _free_service_port
+
+    return _free_service_port(None, [1], _TAKEN)
 
 
 async def test_no_biometric_or_card_data_leaves_the_services(settings, service_process, backing_services) -> None:

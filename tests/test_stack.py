@@ -111,3 +111,47 @@ def test_an_external_component_is_used_and_left_running(tmp_path: Path, milvus_u
     from conftest import wait_until_answering
 
     wait_until_answering(dependencies.milvus(milvus_uri, timeout_s=3), timeout_s=10)
+
+
+def test_a_port_taken_while_the_services_start_moves_them_to_other_ports(
+        tmp_path: Path, milvus_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`up` chooses each service's ports free, and the service binds them moments later; another
+    process may bind one in between (CI once saw the matcher's metrics port taken so). Here a
+    socket takes the matcher's metrics port right after it was chosen: the matcher fails with
+    "Address already in use", and `up` starts the services again on ports not tried before."""
+    import socket
+
+    from gaitpay_cli import stack
+    from mesh import config
+
+    settings = config.load(environ={"GAITPAY_MILVUS_URI": milvus_uri}, home=tmp_path / "race")
+    matcher_port = config.port_of(settings.matcher_addr)
+    choose = stack._free_service_port
+    thief = socket.socket()
+    stolen: list[int] = []
+
+    def choose_then_lose(preferred: int | None, offsets: list[int], taken: set[int], tries: int = 200) -> int:
+        port = choose(preferred, offsets, taken, tries)
+        if preferred == matcher_port and not stolen:
+            thief.bind(("127.0.0.1", port + settings.metrics_port_offset))
+            thief.listen()
+            stolen.append(port)
+        return port
+
+    monkeypatch.setattr(stack, "_free_service_port", choose_then_lose)
+    try:
+        state = stack.up(settings)
+        try:
+            services = {r.name: r for r in state.records if r.kind == "service"}
+            assert set(services) == set(EXPECTED)
+            assert stolen and services["matcher"].address != f"127.0.0.1:{stolen[0]}"
+            assert all(pid_alive(r.pid) for r in services.values())
+            assert "matcher lost its port to another process" in capsys.readouterr().err
+            report = {r["name"]: r for r in stack.status(settings)["components"]}
+            assert all(r["healthy"] for r in report.values()), report
+            assert len(report) == len(state.records)  # the first attempt's services are gone from the record
+        finally:
+            stack.down(settings, state)
+    finally:
+        thief.close()
+    assert not any(pid_alive(r.pid) for r in state.records)
