@@ -1,3 +1,23 @@
-from matcher.bootstrap import main
+"""`python -m matcher` serves; `python -m matcher migrate` only brings the template collection to
+this version's schema and exits (the Kubernetes init container)."""
 
-main()
+import sys
+
+from matcher.bootstrap import main, migrate
+from mesh import config
+
+USAGE = "usage: python -m matcher [migrate]"
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if not args:
+        main()
+    elif args in (["-h"], ["--help"]):
+        print(f"{USAGE}\n\n{__doc__}")
+    elif args == ["migrate"]:
+        try:
+            migrate(config.load())
+        except config.ConfigError as exc:
+            sys.exit(f"matcher migrate: {exc}")
+    else:
+        sys.exit(f"{USAGE}\nunknown arguments: {' '.join(args)}")

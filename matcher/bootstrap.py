@@ -39,18 +39,23 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
     return transform
 
 
+def _milvus_config(settings: config.Settings, dim: int):  # type: ignore[no-untyped-def]
+    from matcher.adapters.milvus_index import MilvusConfig
+
+    return MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection, dim=dim,
+                        nprobe=settings.milvus_nprobe, index_type=settings.milvus_index,
+                        search_consistency=settings.milvus_search_consistency)
+
+
 def build(settings: config.Settings) -> ServiceSpec:
     # One ONNX Runtime thread per call: windows are embedded side by side, and the runtime's
     # own pool only spins against them (single-threaded: the same walks/s at half the CPU).
     embed, dim, version = gait_model.embedder(threads=1)
     store = None
     if settings.milvus_uri:
-        from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+        from matcher.adapters.milvus_index import MilvusTemplateIndex
 
-        store = MilvusTemplateIndex(MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection,
-                                                  dim=dim, nprobe=settings.milvus_nprobe,
-                                                  index_type=settings.milvus_index,
-                                                  search_consistency=settings.milvus_search_consistency))
+        store = MilvusTemplateIndex(_milvus_config(settings, dim))
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex
@@ -90,3 +95,22 @@ def main() -> None:
     settings = config.load()
     # build() opens the Milvus index, so it runs once Milvus answers.
     asyncio.run(serve_forever("matcher", lambda: build(settings), settings, readiness(settings)))
+
+
+def migrate(settings: config.Settings) -> None:
+    """The template collection brought to this version's schema, and nothing else: what a
+    matcher does at start before it serves (copy an older schema's rows across, drop the old
+    collection), as a step of its own. Kubernetes runs it as the matcher's init container, where
+    no startup probe cuts a long copy short; a matcher then starts on the current schema at once."""
+    from mesh.telemetry import setup_logging
+
+    setup_logging(settings, "matcher")
+    if not settings.milvus_uri:
+        raise config.ConfigError("GAITPAY_MILVUS_URI is empty: there is no Milvus to migrate (the local stack's "
+                                 "matcher migrates its embedded Milvus when it starts)")
+    asyncio.run(dependencies.wait_ready(readiness(settings)))
+    from matcher.adapters.milvus_index import MilvusTemplateIndex
+
+    _, dim, _ = gait_model.embedder(threads=1)
+    index = MilvusTemplateIndex(_milvus_config(settings, dim))
+    log.info("milvus.schema_current", collection=index.collection, rows=index.count())

@@ -62,11 +62,13 @@ def test_every_service_is_deployed_hardened_probed_and_budgeted(rendered):
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod["automountServiceAccountToken"] is (name in ("identity", "matcher")), name  # Vault users only
         (container,) = pod["containers"]
-        sc = container["securityContext"]
-        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
-        assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"]
-        for kind in ("requests", "limits"):
-            assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
+        for each in (container, *pod.get("initContainers", [])):
+            sc = each["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"]
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(each["resources"][kind]), (name, each["name"], kind)
+            assert not each["image"].endswith(":latest") and each["image"] == container["image"]
         grpc_port = config.DEFAULT_PORTS[name]
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert container[probe]["grpc"]["port"] == grpc_port + 2000, (name, probe)
@@ -95,6 +97,16 @@ def test_matcher_and_gateway_autoscale(rendered):
     if overlay == "production":
         assert all(h["spec"]["minReplicas"] >= 3 for h in hpas.values())
         assert all(d["spec"]["replicas"] >= 3 for n, d in of_kind(docs, "Deployment").items() if n != "edge")
+
+
+def test_the_matcher_migrates_its_templates_before_it_starts(rendered):
+    # The schema copy runs where no startup probe can cut it short (docs/runbook.md).
+    overlay, docs = rendered
+    pod = of_kind(docs, "Deployment")["matcher"]["spec"]["template"]["spec"]
+    (migrate,) = [c for c in pod["initContainers"] if c["name"] == "migrate-templates"]
+    assert migrate["command"] == ["python", "-m", "matcher", "migrate"]
+    assert migrate["envFrom"] == pod["containers"][0]["envFrom"]  # the same Milvus and collection
+    assert "startupProbe" not in migrate
 
 
 def test_network_policies_allow_exactly_the_calls_of_the_mesh(rendered):

@@ -3,12 +3,19 @@ Milvus standalone server (what production runs), each test on both unless it say
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+import structlog.testing
 
+from matcher.adapters import milvus_index
 from matcher.adapters.milvus_index import BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, store_key
 from matcher.domain.templates import Template
 
@@ -127,7 +134,7 @@ def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTem
     assert np.allclose(stored["measured"][0].body, body) and stored["unmeasured"][0].body is None
 
 
-def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: list[dict]) -> None:
+def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: list[dict], dim: int = 32) -> None:
     """A collection as schema 1 (no body measures) or 2 (no store_key) made it, holding rows."""
     from pymilvus import DataType
 
@@ -138,7 +145,7 @@ def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: 
     if schema >= 2:
         for field in BODY_FIELDS:
             fields.add_field(field, DataType.FLOAT)
-    fields.add_field("embedding", DataType.FLOAT_VECTOR, dim=32)
+    fields.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
     client.create_collection(name, schema=fields, index_params=params)
@@ -147,7 +154,8 @@ def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: 
 
 @pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2)])
 def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: str, older: int,
-                                                                         request: pytest.FixtureRequest) -> None:
+                                                                         request: pytest.FixtureRequest,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # Milvus cannot add fields; the matcher copies an older collection's rows across (what
     # the older schema lacks gets its default: no body measures before 2, the scope's key
     # before 3) and drops it once every row is there.
@@ -164,7 +172,12 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
          "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
          **(dict(zip(BODY_FIELDS, measured.get(i, [0.0, 0.0]))) if older >= 2 else {})}
         for i, v in enumerate(vectors) for store in (["s1"] if i % 2 else ["*"])])
-    index = MilvusTemplateIndex(MilvusConfig(uri=uri, collection=name, dim=32, nlist=16, nprobe=16))
+    monkeypatch.setattr(milvus_index, "MIGRATION_PROGRESS_EVERY_S", 0.0)  # progress after every batch
+    with structlog.testing.capture_logs() as logs:
+        index = MilvusTemplateIndex(MilvusConfig(uri=uri, collection=name, dim=32, nlist=16, nprobe=16))
+    progress = [e for e in logs if e["event"] == "milvus.migrating" and "copied" in e]
+    assert [e["copied"] for e in progress] == [2000, 2500] and all(e["rows"] == 2500 for e in progress)
+    assert progress[-1]["eta_s"] == 0 and progress[0]["eta_s"] >= 0
     assert index.collection == f"{name}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 3
     assert not client.has_collection(older_name)
     assert index.count() == 2500
@@ -200,6 +213,52 @@ def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(mi
     assert index.search(vectors[250], "s1", k=1)[0][0] == "c250"
     assert not client.has_collection(name) and not client.has_collection(f"{name}_v2")
     client.close()
+
+
+def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing_to_do(
+        milvus_uri: str, tmp_path: Path) -> None:
+    # `python -m matcher migrate` is the matcher's Kubernetes init container: the copy a matcher
+    # would make at start, with no startup probe to cut a long one short. It exits 0 when done;
+    # run again (the next rollout's pods), it finds the current schema and copies nothing.
+    from pymilvus import MilvusClient
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    client = MilvusClient(uri=milvus_uri)
+    vectors = unit(np.random.default_rng(11).normal(size=(300, 128)))  # the shipped model's size
+    older_schema_collection(client, f"{name}_v2", 2, [
+        {"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
+         "model_version": "m1", "quality": 0.8, "embedding": v.tolist(), **dict(zip(BODY_FIELDS, [0.0, 0.0]))}
+        for i, v in enumerate(vectors)], dim=128)
+    env = {**os.environ, "GAITPAY_HOME": str(tmp_path), "GAITPAY_MILVUS_URI": milvus_uri,
+           "GAITPAY_MILVUS_COLLECTION": name}
+
+    def migrate() -> tuple[int, list[dict]]:
+        done = subprocess.run([sys.executable, "-m", "matcher", "migrate"], env=env, capture_output=True,
+                              text=True, timeout=180)
+        events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+        return done.returncode, events
+
+    code, events = migrate()
+    assert code == 0, events
+    said = {e["event"]: e for e in events}
+    assert said["milvus.migrating"]["rows"] == 300 and said["milvus.migrated"]["rows"] == 300
+    assert said["milvus.schema_current"] == {**said["milvus.schema_current"], "collection": f"{name}_v3", "rows": 300}
+    assert not client.has_collection(f"{name}_v2") and client.has_collection(f"{name}_v3")
+    code, events = migrate()
+    assert code == 0 and "milvus.migrated" not in {e["event"] for e in events}
+    assert [e["rows"] for e in events if e["event"] == "milvus.schema_current"] == [300]
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=128))
+    assert index.search(vectors[42], "s1", k=1)[0][0] == "c42"
+
+
+def test_the_migrate_step_without_a_milvus_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAITPAY_")}
+    done = subprocess.run([sys.executable, "-m", "matcher", "migrate"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "GAITPAY_MILVUS_URI is empty" in done.stderr
+    wrong = subprocess.run([sys.executable, "-m", "matcher", "migrat"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert wrong.returncode == 1 and "usage: python -m matcher [migrate]" in wrong.stderr
 
 
 def test_store_keys_are_stable_and_distinct() -> None:

@@ -50,6 +50,7 @@ log = structlog.get_logger("gaitpay.matcher.milvus")
 ALL_STORES = "*"
 SCHEMA_VERSION = 3  # 2: body measures; 3: store_key
 BODY_FIELDS = ("shoulder_height_m", "hip_height_m")  # gait.body.MEASURES, in metres; 0: not measured
+MIGRATION_PROGRESS_EVERY_S = 10.0
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 
 
@@ -189,15 +190,24 @@ class MilvusTemplateIndex:
         fields = {f["name"] for f in self._client.describe_collection(older, timeout=c.timeout_s)["fields"]}
         wanted = ["row_id", "template_id", "customer_id", "store_id", "model_version", "quality", "embedding",
                   *BODY_FIELDS]
+        source = self._client.query(older, filter="", output_fields=["count(*)"], consistency_level="Strong",
+                                    timeout=max(c.timeout_s, 60))
+        total = int(source[0]["count(*)"]) if source else 0
+        log.info("milvus.migrating", source=older, target=self.collection, rows=total)
         rows = self._client.query_iterator(older, batch_size=2000, filter="",
                                            output_fields=[f for f in wanted if f in fields],
                                            timeout=max(c.timeout_s, 60))
-        copied = 0
+        copied, started, reported = 0, time.monotonic(), time.monotonic()
         while batch := rows.next():
             self._client.insert(self.collection, [{**dict.fromkeys(BODY_FIELDS, 0.0), **row,
                                                    "store_key": store_key(row["store_id"])} for row in batch],
                                 timeout=max(c.timeout_s, 60))
             copied += len(batch)
+            if time.monotonic() - reported >= MIGRATION_PROGRESS_EVERY_S:  # a long copy says how far it is
+                reported = time.monotonic()
+                rate = copied / (reported - started)
+                log.info("milvus.migrating", copied=copied, rows=total, rows_per_s=round(rate),
+                         eta_s=round(max(total - copied, 0) / rate) if rate else None)
         rows.close()
         counted = self._client.query(self.collection, filter="", output_fields=["count(*)"],
                                      consistency_level="Strong", timeout=max(c.timeout_s, 60))
