@@ -20,4 +20,5 @@ if __name__ == "__main__":
         except config.ConfigError as exc:
             sys.exit(f"matcher migrate: {exc}")
     else:
-        sys.exit(f"{USAGE}\nunknown arguments: {' '.join(args)}")
+        print(f"{USAGE}\nunknown arguments: {' '.join(args)}", file=sys.stderr)
+        sys.exit(2)

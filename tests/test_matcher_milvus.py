@@ -258,7 +258,7 @@ def test_the_migrate_step_without_a_milvus_says_so() -> None:
     assert done.returncode == 1 and "GAITPAY_MILVUS_URI is empty" in done.stderr
     wrong = subprocess.run([sys.executable, "-m", "matcher", "migrat"], env=env, capture_output=True, text=True,
                            timeout=60)
-    assert wrong.returncode == 1 and "usage: python -m matcher [migrate]" in wrong.stderr
+    assert wrong.returncode == 2 and "usage: python -m matcher [migrate]" in wrong.stderr
 
 
 def test_store_keys_are_stable_and_distinct() -> None:
