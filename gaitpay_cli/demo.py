@@ -531,6 +531,7 @@ def bench_checkout(demo: Demo, customers: int, sessions: int,
             request_id=_rid(), customer_id=customer.customer_id, kind=identity_pb2.PAYMENT_METHOD_KIND_CARD,
             gateway=token.gateway, gateway_token=token.token, gateway_customer=token.customer_reference), timeout=10)
         ids.append(customer.customer_id)
+    progress("customers", customers, customers)
     out: dict[str, list[float]] = {"exit_to_captured_ms": [], "exit_to_paid_seen_ms": [], "get_session_ms": []}
     for i in range(sessions):
         progress("checkouts", i, sessions)
