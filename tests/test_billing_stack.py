@@ -235,3 +235,16 @@ def test_the_demo_counts_only_its_own_captures_against_its_bills(shop, local_sta
     summary = json.loads(report.read_text())["summary"]
     assert summary["double_charges"] == 0 and summary["lost_charges"] == 0 and summary["ledger_balanced"]
     assert summary["ledger_captured_minor"] == sum(summary["charged_minor_per_gateway"].values())
+
+
+def test_the_checkout_bench_times_real_captures_on_the_running_stack(local_stack):
+    # `gaitpay bench checkout` is where the exit-to-capture figure comes from: it must charge
+    # every session it times (it stops at the first that is not PAID) and print each measure.
+    ran = local_stack.cli("bench", "checkout", "--customers", "2", "--sessions", "4")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
+            for line in ran.stdout.splitlines() if line.count("│") >= 5}
+    assert set(rows) == {"exit_to_captured_ms", "exit_to_paid_seen_ms", "get_session_ms"}, ran.stdout
+    for name, (p50, p99, ratio) in rows.items():
+        assert 0 < float(p50) <= float(p99), (name, p50, p99)
+    assert rows["get_session_ms"][2] == "1.0"  # the baseline, against itself
