@@ -156,7 +156,8 @@ def free_port(preferred: int | None = None) -> int:
     if preferred and _port_free(preferred):
         return preferred
     ephemeral = _ephemeral_ports()
-    below = range(max(1024, ephemeral.start - 12000), ephemeral.start)
+    # Kubernetes' NodePorts (30000-32767) are left alone too: kube-proxy may catch them without binding.
+    below = range(max(1024, ephemeral.start - 12000), min(ephemeral.start, 30000))
     if len(below) >= 1000:
         for candidate in random.sample(below, 200):
             if _port_free(candidate):

@@ -155,3 +155,16 @@ def test_a_port_taken_while_the_services_start_moves_them_to_other_ports(
     finally:
         thief.close()
     assert not any(pid_alive(r.pid) for r in state.records)
+
+
+def test_ports_chosen_for_the_stack_are_outside_the_ranges_others_hand_out() -> None:
+    # Below the kernel's ephemeral range (no outgoing connection is given them) and below
+    # Kubernetes' NodePorts; a preferred port is kept when free.
+    from gaitpay_cli import stack
+
+    ephemeral = stack._ephemeral_ports()
+    chosen = {stack.free_port() for _ in range(50)}
+    assert all(1024 <= p < min(ephemeral.start, 30000) for p in chosen), sorted(chosen)
+    assert len(chosen) > 1  # random, not one port for every caller
+    preferred = stack.free_port()
+    assert stack.free_port(preferred) == preferred
