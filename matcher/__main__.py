@@ -15,9 +15,12 @@ if __name__ == "__main__":
     elif args in (["-h"], ["--help"]):
         print(f"{USAGE}\n\n{__doc__}")
     elif args == ["migrate"]:
+        from matcher.adapters.milvus_index import TemplateIndexError
+        from mesh.errors import Unavailable
+
         try:
             migrate(config.load())
-        except config.ConfigError as exc:
+        except (config.ConfigError, Unavailable, TemplateIndexError) as exc:  # one line, not a traceback
             sys.exit(f"matcher migrate: {exc}")
     else:
         print(f"{USAGE}\nunknown arguments: {' '.join(args)}", file=sys.stderr)
