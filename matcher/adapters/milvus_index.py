@@ -190,9 +190,7 @@ class MilvusTemplateIndex:
         fields = {f["name"] for f in self._client.describe_collection(older, timeout=c.timeout_s)["fields"]}
         wanted = ["row_id", "template_id", "customer_id", "store_id", "model_version", "quality", "embedding",
                   *BODY_FIELDS]
-        source = self._client.query(older, filter="", output_fields=["count(*)"], consistency_level="Strong",
-                                    timeout=max(c.timeout_s, 60))
-        total = int(source[0]["count(*)"]) if source else 0
+        total = self._row_count(older, strong=True, timeout_s=max(c.timeout_s, 60))
         log.info("milvus.migrating", source=older, target=self.collection, rows=total)
         rows = self._client.query_iterator(older, batch_size=2000, filter="",
                                            output_fields=[f for f in wanted if f in fields],
@@ -209,9 +207,7 @@ class MilvusTemplateIndex:
                 log.info("milvus.migrating", copied=copied, rows=total, rows_per_s=round(rate),
                          eta_s=round(max(total - copied, 0) / rate) if rate else None)
         rows.close()
-        counted = self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                     consistency_level="Strong", timeout=max(c.timeout_s, 60))
-        if not counted or int(counted[0]["count(*)"]) != copied:
+        if self._row_count(self.collection, strong=True, timeout_s=max(c.timeout_s, 60)) != copied:
             raise TemplateIndexError(f"copying {older} into {self.collection} lost rows; the old collection is kept")
         self._client.flush(self.collection, timeout=120)
         self._client.drop_collection(older, timeout=max(c.timeout_s, 30))
@@ -257,9 +253,14 @@ class MilvusTemplateIndex:
     def _applied(self, customer_id: str) -> int:
         """A Strong read of the customer's rows: returns once the query nodes have applied
         every write before it (see Consistency above). Their row count now."""
-        rows = self._client.query(self.collection, filter=f"customer_id in {_quoted([customer_id])}",
-                                  output_fields=["count(*)"], consistency_level="Strong",
-                                  timeout=self.config.timeout_s)
+        return self._row_count(self.collection, f"customer_id in {_quoted([customer_id])}", strong=True)
+
+    def _row_count(self, collection: str, flt: str = "", strong: bool = False, timeout_s: float | None = None) -> int:
+        """Rows of the collection matching the filter; strong: once every earlier write is applied
+        (else as the collection's Bounded consistency sees them)."""
+        rows = self._client.query(collection, filter=flt, output_fields=["count(*)"],
+                                  timeout=timeout_s or self.config.timeout_s,
+                                  **({"consistency_level": "Strong"} if strong else {}))
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _scopes_of(self, customer_id: str) -> list[str]:
@@ -399,11 +400,9 @@ class MilvusTemplateIndex:
         all rows). Deleted rows are not counted (a query, unlike the collection's stats)."""
         flt = "" if store_id is None else f"store_id in {_quoted([store_id, ALL_STORES])}"
         try:
-            rows = self._client.query(self.collection, filter=flt, output_fields=["count(*)"],
-                                      timeout=self.config.timeout_s)
+            return self._row_count(self.collection, flt)
         except MilvusException as exc:
             raise TemplateIndexError(f"counting templates failed: {exc}") from None
-        return int(rows[0]["count(*)"]) if rows else 0
 
     def drop(self) -> None:
         """Delete the whole collection (benchmarks and tests that made their own)."""
