@@ -152,6 +152,14 @@ def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: 
     client.insert(name, rows)
 
 
+def older_row(i: int, vector: np.ndarray, schema: int, store: str = "*",
+              body: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """Customer c<i>'s one template as a row of schema 1 (no body measures) or 2 (no store_key)."""
+    return {"row_id": f"c{i}-t0@{store}", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": store,
+            "model_version": "m1", "quality": 0.8, "embedding": vector.tolist(),
+            **(dict(zip(BODY_FIELDS, body)) if schema >= 2 else {})}
+
+
 @pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2)])
 def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: str, older: int,
                                                                          request: pytest.FixtureRequest,
@@ -166,12 +174,10 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     older_name = name if older == 1 else f"{name}_v{older}"  # schema 1 had no version in its name
     client = MilvusClient(uri=uri)
     vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
-    measured = {7: [1.62, 1.01]} if older >= 2 else {}
+    measured = {7: (1.62, 1.01)} if older >= 2 else {}
     older_schema_collection(client, older_name, older, [
-        {"row_id": f"c{i}-t0@{store}", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": store,
-         "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
-         **(dict(zip(BODY_FIELDS, measured.get(i, [0.0, 0.0]))) if older >= 2 else {})}
-        for i, v in enumerate(vectors) for store in (["s1"] if i % 2 else ["*"])])
+        older_row(i, v, older, store="s1" if i % 2 else "*", body=measured.get(i, (0.0, 0.0)))
+        for i, v in enumerate(vectors)])
     monkeypatch.setattr(milvus_index, "MIGRATION_PROGRESS_EVERY_S", 0.0)  # progress after every batch
     with structlog.testing.capture_logs() as logs:
         index = MilvusTemplateIndex(MilvusConfig(uri=uri, collection=name, dim=32, nlist=16, nprobe=16))
@@ -203,11 +209,8 @@ def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(mi
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(9).normal(size=(300, 32)))
     for collection, schema, rows in ((name, 1, 300), (f"{name}_v2", 2, 120)):
-        older_schema_collection(client, collection, schema, [
-            {"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
-             "model_version": "m1", "quality": 0.8, "embedding": v.tolist(),
-             **(dict.fromkeys(BODY_FIELDS, 0.0) if schema >= 2 else {})}
-            for i, v in enumerate(vectors[:rows])])
+        older_schema_collection(client, collection, schema,
+                                [older_row(i, v, schema) for i, v in enumerate(vectors[:rows])])
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=32, nlist=16, nprobe=16))
     assert index.count() == 300
     assert index.search(vectors[250], "s1", k=1)[0][0] == "c250"
@@ -225,10 +228,7 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
     name = f"t_{uuid.uuid4().hex[:12]}"
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(11).normal(size=(300, 128)))  # the shipped model's size
-    older_schema_collection(client, f"{name}_v2", 2, [
-        {"row_id": f"c{i}-t0@*", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": "*",
-         "model_version": "m1", "quality": 0.8, "embedding": v.tolist(), **dict(zip(BODY_FIELDS, [0.0, 0.0]))}
-        for i, v in enumerate(vectors)], dim=128)
+    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2) for i, v in enumerate(vectors)], dim=128)
     env = {**os.environ, "GAITPAY_HOME": str(tmp_path), "GAITPAY_MILVUS_URI": milvus_uri,
            "GAITPAY_MILVUS_COLLECTION": name}
 
