@@ -104,16 +104,24 @@ def sample_person(rng: np.random.Generator) -> Person:
     )
 
 
+# How much one person's style changes from one walk to the next: relative spread (log-normal)
+# per parameter, times vary_for_walk's `spread`; trunk lean and head pitch change by degrees
+# instead (their log-normal draws are made and discarded so that the training data's random
+# draws, and so the shipped model, reproduce). tools/walker_calibration.py sets these against
+# the real walkers' spreads; docs/gait.md says why they are not narrowed to them.
+WALK_VARIATION = {
+    "cadence": 0.06, "hip_amplitude": 0.08, "knee_swing": 0.04, "knee_stance": 0.15, "arm_amplitude": 0.18,
+    "elbow_flexion": 0.15, "elbow_swing": 0.2, "pelvis_rotation": 0.12, "lateral_sway": 0.15,
+    "step_width": 0.12, "trunk_lean": 0.15, "head_pitch": 0.25, "pelvis_obliquity": 0.12,
+}
+WALK_POSTURE_DEG = {"trunk_lean": 1.5, "head_pitch": 4.0}
+
+
 def vary_for_walk(person: Person, rng: np.random.Generator, spread: float = 1.0) -> Person:
     """The same person on another day: small changes in speed and style, none in bones."""
-    scale = {
-        "cadence": 0.06, "hip_amplitude": 0.08, "knee_swing": 0.04, "knee_stance": 0.15, "arm_amplitude": 0.18,
-        "elbow_flexion": 0.15, "elbow_swing": 0.2, "pelvis_rotation": 0.12, "lateral_sway": 0.15,
-        "step_width": 0.12, "trunk_lean": 0.15, "head_pitch": 0.25, "pelvis_obliquity": 0.12,
-    }
-    changes = {name: getattr(person, name) * rng.lognormal(0.0, s * spread) for name, s in scale.items()}
-    changes["trunk_lean"] = person.trunk_lean + rng.normal(0, np.deg2rad(1.5) * spread)
-    changes["head_pitch"] = person.head_pitch + rng.normal(0, np.deg2rad(4) * spread)
+    changes = {name: getattr(person, name) * rng.lognormal(0.0, s * spread) for name, s in WALK_VARIATION.items()}
+    for name, degrees in WALK_POSTURE_DEG.items():
+        changes[name] = getattr(person, name) + rng.normal(0, np.deg2rad(degrees) * spread)
     return replace(person, **changes)
 
 

@@ -1,0 +1,70 @@
+"""tools/walker_calibration.py: its measures read back what the walker was given, and its
+floor frame puts the real walkers' feet on the floor."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gait.datasets import ucalgary
+from gait.synth.walker import sample_person, simulate
+from gait.walk import J
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("walker_calibration", ROOT / "tools" / "walker_calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["walker_calibration"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _body(joints: np.ndarray) -> dict[str, np.ndarray]:
+    body = {f"{s}_{r}": joints[:, J[f"{s}_{r}"]] for s in ("left", "right")
+            for r in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")}
+    body["head"] = (joints[:, J["left_ear"]] + joints[:, J["right_ear"]]) / 2
+    return body
+
+
+def test_measures_read_back_the_walkers_cadence_and_posture() -> None:
+    tool = _tool()
+    rng = np.random.default_rng(5)
+    base = sample_person(rng)
+    for cadence, trunk_deg, elbow_deg in ((96.0, 2.0, 15.0), (118.0, 9.0, 35.0)):
+        person = replace(base, cadence=cadence, trunk_lean=np.deg2rad(trunk_deg), elbow_flexion=np.deg2rad(elbow_deg),
+                         elbow_swing=0.0, trunk_side_lean=0.0)
+        m = tool.measures(_body(simulate(person, 3.0, 30.0, rng, start_phase=0.0)), 30.0)
+        assert abs(m[4] - cadence) < 5  # the spectrum's bins are 3.5 steps/min apart
+        assert abs(m[1] - trunk_deg) < 1.5
+        assert abs(m[0] - elbow_deg) < 1.0
+
+
+def test_the_real_walkers_stand_on_the_floor_and_walk_forward() -> None:
+    root = ucalgary.default_root()
+    if not root.exists():
+        pytest.skip("no UCalgary development data here")
+    tool = _tool()
+    camera = ucalgary.installation_camera(root)
+    path = sorted(root.glob("sub8/Run1/*_N.csv"))[0]
+    floor = tool.walking_frame(ucalgary.read_csv(path), camera)
+    ankles = floor[:, [ucalgary.KINECT.index("AnkleL"), ucalgary.KINECT.index("AnkleR")], 1].min(axis=1)
+    head = floor[:, ucalgary.KINECT.index("Head"), 1]
+    pelvis = floor[:, ucalgary.KINECT.index("SpineBase")]
+    assert 0.0 < np.median(ankles) < 0.15
+    assert 1.2 < np.median(head) < 1.9
+    assert pelvis[-1, 2] - pelvis[0, 2] > 2.0  # about 4.4 m away to under 1 m
+
+
+def test_the_table_has_every_measure_for_both_populations() -> None:
+    tool = _tool()
+    walks = tool.synthetic_walks(12)
+    mean, between, within = tool.spreads(walks)
+    assert mean.shape == between.shape == within.shape == (len(tool.MEASURES),)
+    assert np.all(between > 0) and np.all(within > 0)
