@@ -133,26 +133,42 @@ def _body_evidence(evidence: object, top: np.ndarray, track: np.ndarray, bodies:
             evidence.body_chance[str(c)] = float(p)  # type: ignore[attr-defined]
 
 
+def replay_visit(scores: np.ndarray, policy_config: object, score_model: object, k: int = 5,
+                 bodies: tuple[np.ndarray, VisitBodies] | None = None) -> object:
+    """One visit as the matcher sees it: scores [windows, customers] (customer c is named
+    str(c)), each window's top k added to the track's evidence, decided after every window
+    until the policy stops waiting. Returns the policy's last Outcome; with `bodies` (the
+    track's measures and the customers'), the policy also weighs bodies."""
+    from matcher.domain.policy import TrackEvidence, Verdict, decide
+
+    evidence = TrackEvidence()
+    outcome = None
+    for row in scores:
+        top = np.argsort(-row)[:k]
+        if bodies is not None:
+            _body_evidence(evidence, top, bodies[0], bodies[1])
+        evidence.add([(str(c), float(row[c])) for c in top])
+        outcome = decide(evidence, scores.shape[1], score_model, policy_config)  # type: ignore[arg-type]
+        if outcome.verdict != Verdict.PENDING:
+            break
+    if outcome is None:
+        raise ValueError("a visit needs at least one window of scores")
+    return outcome
+
+
 def simulate_visits(per_window: dict[int, np.ndarray], enrolled: int, policy_config: object,
                     score_model: object, k: int = 5, bodies: VisitBodies | None = None) -> VisitSimulation:
     """per_window[person]: [windows, customers] best-of-K scores; persons < enrolled are
     customers (their own column is the genuine one), the rest strangers. With `bodies`, the
     policy also weighs body measures where the track and the candidate both have them."""
-    from matcher.domain.policy import TrackEvidence, Verdict, decide
+    from matcher.domain.policy import Verdict
 
     right = wrong = strangers_hit = 0
     asked = {"right": 0, "wrong": 0, "stranger": 0}
     windows_needed: list[int] = []
     for person, scores in per_window.items():
-        evidence = TrackEvidence()
-        for row in scores:
-            top = np.argsort(-row)[:k]
-            if bodies is not None:
-                _body_evidence(evidence, top, bodies.tracks[person], bodies)
-            evidence.add([(str(c), float(row[c])) for c in top])
-            outcome = decide(evidence, scores.shape[1], score_model, policy_config)  # type: ignore[arg-type]
-            if outcome.verdict != Verdict.PENDING:
-                break
+        outcome = replay_visit(scores, policy_config, score_model, k,
+                               None if bodies is None else (bodies.tracks[person], bodies))
         if outcome.verdict == Verdict.IDENTIFIED:
             if person >= enrolled:
                 strangers_hit += 1

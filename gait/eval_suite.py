@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
 from gait.datasets import ucalgary
 from gait.embedder import Embedder
 from gait.body import MEASURES, BodyModel, measure
+from gait.centring import MIN_CENTRE_WALKS, CameraCentre, CentreError
+from gait.calibration import replay_visit
 from gait.evaluation import Fusion, Trial, bootstrap, det_curve, summarise
 from gait.protection import CancelableTransform
 from gait.synth.dataset import SynthConfig, people, render_seen
 from gait.synth.installation import measured
 from gait.walk import Walk
+
+if TYPE_CHECKING:
+    from matcher.domain.policy import ScoreModel
 
 EVAL_SEED = 777_000  # never a training seed
 
@@ -76,6 +81,8 @@ class SuiteResult:
     rows: dict[str, dict[str, object]]
     det_path: Path
     notes: tuple[str, ...] = ()
+    # The matcher's policy replayed over the real walkers' windows (real_visits), where run.
+    visits: tuple["VisitRow", ...] = field(default=())
 
 
 def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Trial:
@@ -95,9 +102,29 @@ def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Tri
     return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes], bodies[gallery], bodies[probes])
 
 
+def camera_centred(trial: Trial, gallery_centre: CameraCentre, probe_centre: CameraCentre) -> Trial:
+    """The trial with each side minus its camera's centre (gait.centring), as a matcher that
+    centres would compare them; body measures are untouched."""
+    return replace(trial, gallery=gallery_centre.apply(trial.gallery), probes=probe_centre.apply(trial.probes))
+
+
+def self_centred(trial: Trial) -> Trial:
+    """A synthetic trial centred on its own walks (one camera mix: gallery and probes together)."""
+    centre = CameraCentre.of(np.concatenate([trial.gallery, trial.probes]))
+    return camera_centred(trial, centre, centre)
+
+
+CENTRED = ", camera-centred"
+
+
 def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplicate] | None = None,
-                not_walks: list[ucalgary.NotAWalk] | None = None) -> dict[str, Trial]:
-    walks = ucalgary.load(root, duplicates, not_walks)
+                not_walks: list[ucalgary.NotAWalk] | None = None,
+                walks: list[ucalgary.RealWalk] | None = None) -> dict[str, Trial]:
+    """Walk 1 -> walk 2, the reverse, and normal -> abnormal; each also camera-centred (rows
+    named '..., camera-centred') where the set holds enough walks for a centre: one camera
+    recorded them all, so its centre is the mean of every walk it recorded, normal and
+    abnormal, gallery and probes alike (no labels are used)."""
+    walks = ucalgary.load(root, duplicates, not_walks) if walks is None else walks
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, _ = embedder.embed_many(keyed)
     vec = {i: result[str(i)].vector for i in range(len(walks)) if str(i) in result}
@@ -112,11 +139,93 @@ def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplic
     n2 = pick(lambda w: w.run == 2)
     abnormal = pick(lambda w: w.condition != "normal")
     normal = pick(lambda w: w.condition == "normal")
-    return {
+    trials = {
         "real normal walk 1 -> walk 2": Trial(n1[0], n1[1], n2[0], n2[1], n1[2], n2[2]),
         "real normal walk 2 -> walk 1": Trial(n2[0], n2[1], n1[0], n1[1], n2[2], n1[2]),
         "real normal -> abnormal gait": Trial(normal[0], normal[1], abnormal[0], abnormal[1], normal[2], abnormal[2]),
     }
+    try:
+        centre = CameraCentre.of(np.stack(list(vec.values())))
+    except CentreError:
+        return trials  # too few walks for a camera centre: the plain trials only
+    return {**trials, **{name + CENTRED: camera_centred(t, centre, centre) for name, t in trials.items()}}
+
+
+@dataclass(frozen=True)
+class VisitRow:
+    """The policy replayed over real visits at one false-match bound: genuine visits (an
+    enrolled walker's normal walk 2) identified rightly or wrongly, and stranger visits
+    (every walk of a walker left out of the gallery) identified as someone: charged."""
+
+    evidence: str  # "embedding" or "camera-centred"
+    bound: float
+    genuine_visits: int
+    identified: int
+    identified_wrongly: int
+    stranger_visits: int
+    strangers_charged: int
+
+
+WINDOW_S, WINDOW_OVERLAP = 2.0, 0.5  # as the edge cuts them (edge.domain.windows.WindowSpec)
+
+
+def _windows(walk: Walk) -> list[Walk]:
+    length = max(8, round(WINDOW_S * walk.fps))
+    step = max(1, round(length * (1 - WINDOW_OVERLAP)))
+    return [Walk(walk.keypoints[a:a + length], walk.fps) for a in range(0, len(walk.keypoints) - length + 1, step)]
+
+
+def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model: ScoreModel,
+                bounds: tuple[float, ...] = (1e-4, 1e-3, 1e-2)) -> list[VisitRow]:
+    """The matcher's open-set policy over the real walkers, as a store would meet them: each
+    walker with a normal walk 1 enrolled with it (one template), each recording cut into the
+    edge's 2 s windows, up to the policy's window budget. A walker is a genuine visitor on
+    their normal walk 2, and a stranger on every recording once left out of the gallery.
+    Scored twice: raw embeddings, and camera-centred (windows minus the mean of every real
+    window, templates minus the mean of every real walk: the camera's centre and the
+    enrolment source's). Empty where the set is too small for a centre."""
+    from matcher.domain.policy import PolicyConfig  # the policy the matcher runs, not a copy
+
+    whole, _ = embedder.embed_many({str(i): w.walk for i, w in enumerate(walks)})
+    cut = {f"{i}:{j}": window for i, w in enumerate(walks) for j, window in enumerate(_windows(w.walk))}
+    pieces, _ = embedder.embed_many(cut)
+    per_walk: dict[int, list[np.ndarray]] = {}
+    for key in sorted(pieces, key=lambda k: tuple(map(int, k.split(":")))):
+        per_walk.setdefault(int(key.split(":")[0]), []).append(pieces[key].vector)
+    enrolled = {w.subject: i for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal" and str(i) in whole}
+    try:
+        centres = (CameraCentre.of(np.stack([p.vector for p in pieces.values()])),
+                   CameraCentre.of(np.stack([e.vector for e in whole.values()])))
+    except CentreError:
+        return []
+    budget = PolicyConfig().max_windows
+    rows = []
+    for evidence in ("embedding", "camera-centred"):
+        def as_seen(vectors: np.ndarray, centre: CameraCentre) -> np.ndarray:
+            return centre.apply(vectors) if evidence == "camera-centred" else vectors
+
+        windows = {i: as_seen(np.stack(v[:budget]), centres[0]) for i, v in per_walk.items()}
+        templates = {s: as_seen(whole[str(i)].vector, centres[1]) for s, i in enrolled.items()}
+        for bound in bounds:
+            policy = PolicyConfig(max_false_match=bound)
+            genuine = right = wrong = strangers = charged = 0
+            for i, walk in enumerate(walks):
+                if i not in windows:
+                    continue
+                if walk.run == 2 and walk.condition == "normal" and walk.subject in templates:
+                    customers = list(templates)
+                    outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in customers]).T,
+                                           policy, score_model)
+                    genuine += 1
+                    if outcome.verdict.value == "identified":
+                        hit = customers[int(outcome.customer_id)] == walk.subject
+                        right, wrong = right + hit, wrong + (not hit)
+                others = [c for c in templates if c != walk.subject]
+                outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in others]).T, policy, score_model)
+                strangers += 1
+                charged += outcome.verdict.value == "identified"
+            rows.append(VisitRow(evidence, bound, genuine, right, wrong, strangers, charged))
+    return rows
 
 
 def duplicate_notes(duplicates: list[ucalgary.Duplicate]) -> list[str]:
@@ -144,24 +253,38 @@ def protected(trial: Trial, secret: bytes = b"gaitpay-eval-transform-secret!!") 
 
 
 def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: Path,
-        progress: Callable[[str], None] = lambda s: None, fusion: Fusion | None = None) -> SuiteResult:
+        progress: Callable[[str], None] = lambda s: None, fusion: Fusion | None = None,
+        score_model: "ScoreModel | None" = None) -> SuiteResult:
     """With `fusion`, every trial is scored twice: the embedding alone, and with body
-    measures (rows named '..., with body measures')."""
+    measures (rows named '..., with body measures'). With `score_model` (the matcher's for
+    this model), the policy is also replayed over the real walkers (SuiteResult.visits)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials: dict[str, Trial] = {}
     notes: list[str] = []
+    visits: list[VisitRow] = []
     for size in sizes:
         progress(f"synthetic gallery of {size}")
         trials[f"synthetic {size}"] = synthetic_trial(embedder, size)
-    if sizes:  # the transform's accuracy cost, on the largest gallery up to 1,000
+    if sizes:  # the transform's and the centring's accuracy cost, on the largest gallery up to 1,000
         size = max([s for s in sizes if s <= 1000] or [min(sizes)])
         trials[f"synthetic {size}, protected"] = protected(trials[f"synthetic {size}"])
+        try:
+            trials[f"synthetic {size}{CENTRED}"] = self_centred(trials[f"synthetic {size}"])
+        except CentreError as exc:
+            notes.append(f"synthetic {size}: no camera-centred row ({exc})")
     if real_root is not None and real_root.exists():
         progress("real walkers (UCalgary)")
         duplicates: list[ucalgary.Duplicate] = []
         not_walks: list[ucalgary.NotAWalk] = []
-        trials.update(real_trials(embedder, real_root, duplicates, not_walks))
+        walks = ucalgary.load(real_root, duplicates, not_walks)
+        trials.update(real_trials(embedder, real_root, walks=walks))
         notes.extend(duplicate_notes(duplicates) + not_walk_notes(not_walks))
+        if not any(name.endswith(CENTRED) and name.startswith("real") for name in trials):
+            notes.append(f"real walkers: fewer than {MIN_CENTRE_WALKS} walks embed, too few for a camera centre; "
+                         "no camera-centred rows")
+        if score_model is not None:
+            progress("the matcher policy over the real walkers' windows")
+            visits = real_visits(embedder, walks, score_model)
     if fusion is not None:
         for name, trial in list(trials.items()):
             if trial.gallery_body is not None:
@@ -175,4 +298,4 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
                       "gallery": len(trial.gallery), "probes": len(trial.probes)}
     det_path = out_dir / "det.png"
     det_curve(trials, str(det_path))
-    return SuiteResult(rows, det_path, tuple(notes))
+    return SuiteResult(rows, det_path, tuple(notes), tuple(visits))

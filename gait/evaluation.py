@@ -179,12 +179,19 @@ def det_curve(trials: dict[str, Trial], path: str) -> None:
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    fig, ax = plt.subplots(figsize=(6, 6))
+    # One colour per trial, one line style per way of scoring it ("trial, variant, variant").
+    styles = {"": "-", "camera-centred": ":", "with body measures": "--",
+              "camera-centred, with body measures": "-.", "protected": (0, (1, 4))}
+    bases = list(dict.fromkeys(name.split(", ")[0] for name in trials))
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(10, 6))
     for name, trial in trials.items():
+        base, _, variant = name.partition(", ")
         genuine, impostor, _, _ = score_histograms(trial)
         fnmr, fmr = rates(genuine, impostor)
         keep = (fmr > 1e-5) & (fmr < 0.5) & (fnmr > 1e-4) & (fnmr < 0.5)
-        ax.plot(norm.ppf(fmr[keep]), norm.ppf(fnmr[keep]), label=name)
+        ax.plot(norm.ppf(fmr[keep]), norm.ppf(fnmr[keep]), label=name,
+                color=colours(bases.index(base) % 10), linestyle=styles.get(variant, "-"))
     ticks = [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5]
     ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
@@ -192,7 +199,7 @@ def det_curve(trials: dict[str, Trial], path: str) -> None:
     ax.set_ylabel("false non-match rate")
     ax.set_title("DET (normal-deviate axes)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

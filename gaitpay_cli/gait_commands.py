@@ -6,14 +6,18 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from matcher.domain.policy import ScoreModel
 
 console = Console()
 err = Console(stderr=True)
@@ -125,7 +129,8 @@ def evaluate(
     root = real or ucalgary.default_root()
     fusion = _fusion(embedder, write_calibration)
     with console.status("evaluating") as status:
-        result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s), fusion=fusion)
+        result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s), fusion=fusion,
+                                score_model=_score_model(embedder))
     columns = ["rank1", "rank1_ci", "rank5", "eer", "eer_ci", "fnmr_at_fmr_0.01", "fnmr_at_fmr_0.001",
                "fnmr_at_fmr_0.0001", "fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "gallery", "probes"]
     table = Table(title=f"gait evaluation, model {embedder.version} (n/a: too few comparisons for that rate)")
@@ -137,11 +142,27 @@ def evaluate(
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]data:[/] {note}")
+    _print_real_visits(result.visits)
     policy = _policy_calibration(embedder, write_calibration, fusion.body)
     (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows,
-                                                 "data_notes": list(result.notes), "policy": policy},
+                                                 "data_notes": list(result.notes), "policy": policy,
+                                                 "real_visits": [asdict(v) for v in result.visits]},
                                                 indent=2, default=list) + "\n")
     console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
+
+
+def _print_real_visits(visits: tuple[object, ...]) -> None:
+    """The policy over the real walkers: raw embeddings against camera-centred ones."""
+    if not visits:
+        return
+    table = Table(title="matcher policy over the real walkers (2 s windows; each walker also a stranger, "
+                        "left out of the gallery)")
+    for column in ("evidence", "false-match bound", "genuine identified", "identified wrongly", "strangers charged"):
+        table.add_column(column)
+    for v in visits:
+        table.add_row(v.evidence, f"{v.bound:g}", f"{v.identified}/{v.genuine_visits}", str(v.identified_wrongly),
+                      f"[{'red' if v.strangers_charged else 'green'}]{v.strangers_charged}/{v.stranger_visits}[/]")
+    console.print(table)
 
 
 def _fusion(embedder: object, write: bool) -> Fusion:
@@ -160,18 +181,25 @@ def _fusion(embedder: object, write: bool) -> Fusion:
         if write:
             body.BODY_MODEL_FILE.write_text(json.dumps(model.to_dict(), indent=2) + "\n")
             console.print(f"body model written to {body.BODY_MODEL_FILE}")
-    cal = calibration.load(getattr(embedder, "version", ""))
-    scores = ScoreModel() if cal is None else ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
-                                                         cal.genuine_std)
+    scores = _score_model(embedder)
     return Fusion(model, (scores.impostor_mean, scores.impostor_std, scores.genuine_mean, scores.genuine_std))
+
+
+def _score_model(embedder: object) -> "ScoreModel":
+    """The score model the matcher loads for this gait model (its shipped calibration, or the
+    matcher's defaults where none is shipped)."""
+    from gait import calibration
+    from matcher.domain.policy import ScoreModel
+
+    cal = calibration.load(getattr(embedder, "version", ""))
+    return ScoreModel() if cal is None else ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
+                                                       cal.genuine_std, cal.window_correlation)
 
 
 def _policy_calibration(embedder: object, write: bool, body_model: object) -> dict[str, object]:
     """Measure best-of-templates score statistics, replay the policy over synthetic visits at
     several bounds, by the embedding alone and with body measures, print both, and optionally
     write the calibration the matcher loads."""
-    from dataclasses import asdict
-
     from gait import calibration
     from matcher.domain.policy import PolicyConfig, ScoreModel
 

@@ -102,13 +102,17 @@ class WindowMetrics:
     malformed / error) and the time from a window's arrival to its decision."""
 
     def __init__(self, registry: Any) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.windows = Counter("gaitpay_matcher_windows", "Keypoint windows identified, by outcome (the track "
                                "state decided, malformed, or error).", ["outcome"], registry=registry)
         self.duration = Histogram("gaitpay_matcher_window_duration_seconds", "Time from a window's arrival to "
                                   "its decision.", registry=registry,
                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.camera_strength = Gauge(
+            "gaitpay_matcher_camera_strength", "Norm of the mean embedding of a camera's walkers (one window "
+            "each); above the bound (0.5) its identifications are held back (matcher.domain.camera_drift).",
+            ["store", "camera"], registry=registry)
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
@@ -133,6 +137,11 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self._embed_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _observe(self, window: Window, all_stores: bool = False) -> Decision:
+        decision = await self._decide(window, all_stores)
+        self._gauge_camera(window)
+        return decision
+
+    async def _decide(self, window: Window, all_stores: bool) -> Decision:
         loop = asyncio.get_running_loop()
         index = self._identifier.index
         if not hasattr(index, "search_async"):
@@ -155,6 +164,12 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         else:
             gallery = self._identifier.gallery_size(scope, refresh=False)
         return self._identifier.conclude(window, candidates, gallery)
+
+    def _gauge_camera(self, window: Window) -> None:
+        track = window.track
+        strength = self._identifier.drift.strength(track.store_id, track.camera_id)
+        if self._metrics is not None and strength is not None:
+            self._metrics.camera_strength.labels(track.store_id, track.camera_id).set(strength)
 
     def _count(self, outcome: str, started: float | None = None) -> None:
         if self._metrics is not None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Callable, Protocol
 
 import numpy as np
 
+from matcher.domain.camera_drift import CameraDrift
 from matcher.domain.hot_cache import VisitCounter
-from matcher.domain.policy import PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
+from matcher.domain.policy import Outcome, PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
 from matcher.domain.windows import MalformedWindow, TrackKey, Window, check_features, check_keypoints
 
 TOP_K = 5
@@ -83,6 +84,19 @@ class BodyWeigher(Protocol):
     def weigh(self, track: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def held_back(outcome: Outcome, strength: float, policy: PolicyConfig) -> Outcome:
+    """An identification on a camera whose embeddings share one direction (camera_drift):
+    the score model behind its false-match estimate does not hold there, so nobody is
+    charged. The track waits; at the end of its window budget, the candidate is only
+    'probable' (asked to confirm in the app, never charged automatically)."""
+    why = (f"held back: this camera's embeddings share one direction (strength {strength:.2f}), so the "
+           f"false-match estimate does not hold for it until it is centred; {outcome.reason}")
+    if outcome.windows >= policy.max_windows:
+        return replace(outcome, verdict=Verdict.STRANGER, customer_id="", probable_customer_id=outcome.customer_id,
+                       reason=why)
+    return replace(outcome, verdict=Verdict.PENDING, customer_id="", reason=why)
+
+
 def scope_of(window: Window, all_stores: bool = False) -> str | None:
     """The search scope of a window: its store, or None for every store."""
     return None if all_stores else window.track.store_id
@@ -102,6 +116,8 @@ class Identifier:
     visits: VisitCounter = field(default_factory=VisitCounter)
     # Body measures weigh beside the embedding where a track and a candidate both have them.
     bodies: BodyWeigher | None = None
+    # Cameras whose embeddings share one direction, where the score model does not hold.
+    drift: CameraDrift = field(default_factory=CameraDrift)
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
     _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
@@ -165,6 +181,7 @@ class Identifier:
     def query_of(self, window: Window) -> np.ndarray:
         """The window's embedding as the index holds templates (protected when they are)."""
         embedding = self.embedding_of(window)
+        self.drift.observe(window.track, embedding)
         return self.protect(embedding) if self.protect is not None else embedding
 
     def conclude(self, window: Window, candidates: list[Hit], gallery: int) -> Decision:
@@ -177,6 +194,9 @@ class Identifier:
             if self.bodies is not None:
                 self._weigh_bodies(evidence, window, candidates)
             outcome = decide(evidence, gallery, self.scores, self.policy)
+            strength = self.drift.drifted(window.track)
+            if strength is not None and outcome.verdict == Verdict.IDENTIFIED:
+                outcome = held_back(outcome, strength, self.policy)
             if outcome.verdict == Verdict.IDENTIFIED and evidence.announced != outcome.customer_id:
                 evidence.announced = outcome.customer_id  # one visit counts once, not per window
                 self.visits.identified(window.track.store_id, outcome.customer_id)
