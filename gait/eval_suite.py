@@ -157,7 +157,7 @@ class VisitRow:
     enrolled walker's normal walk 2) identified rightly or wrongly, and stranger visits
     (every walk of a walker left out of the gallery) identified as someone: charged."""
 
-    evidence: str  # "embedding" or "camera-centred"
+    evidence: str  # one of VISIT_EVIDENCE's names
     bound: float
     genuine_visits: int
     identified: int
@@ -166,6 +166,9 @@ class VisitRow:
     strangers_charged: int
 
 
+# (name, centred on the camera, impostor score model measured on the camera)
+VISIT_EVIDENCE = (("embedding", False, False), ("camera-centred", True, False),
+                  ("camera's impostor model", False, True), ("camera-centred, camera's impostor model", True, True))
 WINDOW_S, WINDOW_OVERLAP = 2.0, 0.5  # as the edge cuts them (edge.domain.windows.WindowSpec)
 
 
@@ -175,15 +178,26 @@ def _windows(walk: Walk) -> list[Walk]:
     return [Walk(walk.keypoints[a:a + length], walk.fps) for a in range(0, len(walk.keypoints) - length + 1, step)]
 
 
-def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model: ScoreModel,
+def _camera_impostor_model(windows: dict[int, np.ndarray], templates: dict[str, np.ndarray],
+                           walks: list[ucalgary.RealWalk], score_model: "ScoreModel") -> "ScoreModel":
+    """The score model with its impostor mean and spread measured on this camera: every
+    window against the templates of everyone else. (A store needs no labels for it: against
+    randomly drawn templates from a gallery of G, all but 1 in G comparisons are impostors.)"""
+    scores = np.concatenate([(windows[i] @ np.stack([t for s, t in templates.items() if s != walks[i].subject]).T).ravel()
+                             for i in windows])
+    return replace(score_model, impostor_mean=float(scores.mean()), impostor_std=float(scores.std()))
+
+
+def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model: "ScoreModel",
                 bounds: tuple[float, ...] = (1e-4, 1e-3, 1e-2)) -> list[VisitRow]:
     """The matcher's open-set policy over the real walkers, as a store would meet them: each
     walker with a normal walk 1 enrolled with it (one template), each recording cut into the
     edge's 2 s windows, up to the policy's window budget. A walker is a genuine visitor on
     their normal walk 2, and a stranger on every recording once left out of the gallery.
-    Scored twice: raw embeddings, and camera-centred (windows minus the mean of every real
-    window, templates minus the mean of every real walk: the camera's centre and the
-    enrolment source's). Empty where the set is too small for a centre."""
+    Scored four ways (VISIT_EVIDENCE): raw embeddings or camera-centred ones (windows minus
+    the mean of every real window, templates minus the mean of every real walk: the camera's
+    centre and the enrolment source's), each with the shipped score model or with its
+    impostor side measured on the camera. Empty where the set is too small for a centre."""
     from matcher.domain.policy import PolicyConfig  # the policy the matcher runs, not a copy
 
     whole, _ = embedder.embed_many({str(i): w.walk for i, w in enumerate(walks)})
@@ -194,38 +208,44 @@ def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model:
         per_walk.setdefault(int(key.split(":")[0]), []).append(pieces[key].vector)
     enrolled = {w.subject: i for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal" and str(i) in whole}
     try:
-        centres = (CameraCentre.of(np.stack([p.vector for p in pieces.values()])),
-                   CameraCentre.of(np.stack([e.vector for e in whole.values()])))
+        window_centre = CameraCentre.of(np.stack([p.vector for p in pieces.values()]))
+        walk_centre = CameraCentre.of(np.stack([e.vector for e in whole.values()]))
     except CentreError:
         return []
     budget = PolicyConfig().max_windows
     rows = []
-    for evidence in ("embedding", "camera-centred"):
-        def as_seen(vectors: np.ndarray, centre: CameraCentre) -> np.ndarray:
-            return centre.apply(vectors) if evidence == "camera-centred" else vectors
-
-        windows = {i: as_seen(np.stack(v[:budget]), centres[0]) for i, v in per_walk.items()}
-        templates = {s: as_seen(whole[str(i)].vector, centres[1]) for s, i in enrolled.items()}
+    for evidence, centre, own_model in VISIT_EVIDENCE:
+        windows = {i: np.stack(v[:budget]) for i, v in per_walk.items()}
+        templates = {s: whole[str(i)].vector for s, i in enrolled.items()}
+        if centre:
+            windows = {i: window_centre.apply(v) for i, v in windows.items()}
+            templates = {s: walk_centre.apply(t) for s, t in templates.items()}
+        model = _camera_impostor_model(windows, templates, walks, score_model) if own_model else score_model
         for bound in bounds:
-            policy = PolicyConfig(max_false_match=bound)
-            genuine = right = wrong = strangers = charged = 0
-            for i, walk in enumerate(walks):
-                if i not in windows:
-                    continue
-                if walk.run == 2 and walk.condition == "normal" and walk.subject in templates:
-                    customers = list(templates)
-                    outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in customers]).T,
-                                           policy, score_model)
-                    genuine += 1
-                    if outcome.verdict.value == "identified":
-                        hit = customers[int(outcome.customer_id)] == walk.subject
-                        right, wrong = right + hit, wrong + (not hit)
-                others = [c for c in templates if c != walk.subject]
-                outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in others]).T, policy, score_model)
-                strangers += 1
-                charged += outcome.verdict.value == "identified"
-            rows.append(VisitRow(evidence, bound, genuine, right, wrong, strangers, charged))
+            rows.append(VisitRow(evidence, bound, *_replay(windows, templates, walks,
+                                                           PolicyConfig(max_false_match=bound), model)))
     return rows
+
+
+def _replay(windows: dict[int, np.ndarray], templates: dict[str, np.ndarray], walks: list[ucalgary.RealWalk],
+            policy: object, model: "ScoreModel") -> tuple[int, int, int, int, int]:
+    """(genuine visits, identified rightly, wrongly, stranger visits, strangers charged)."""
+    genuine = right = wrong = strangers = charged = 0
+    for i, walk in enumerate(walks):
+        if i not in windows:
+            continue
+        if walk.run == 2 and walk.condition == "normal" and walk.subject in templates:
+            customers = list(templates)
+            outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in customers]).T, policy, model)
+            genuine += 1
+            if outcome.verdict.value == "identified":
+                hit = customers[int(outcome.customer_id)] == walk.subject
+                right, wrong = right + hit, wrong + (not hit)
+        others = [c for c in templates if c != walk.subject]
+        outcome = replay_visit(windows[i] @ np.stack([templates[c] for c in others]).T, policy, model)
+        strangers += 1
+        charged += outcome.verdict.value == "identified"
+    return genuine, right, wrong, strangers, charged
 
 
 def duplicate_notes(duplicates: list[ucalgary.Duplicate]) -> list[str]:

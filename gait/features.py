@@ -68,7 +68,22 @@ def _autocorrelation_period(signal: np.ndarray, shortest: int, longest: int) -> 
     # Normalised per lag, so longer lags (fewer overlapping frames) are not penalised.
     scores = [float(np.dot(x[:-lag], x[lag:]) / (np.linalg.norm(x[:-lag]) * np.linalg.norm(x[lag:]) + 1e-12))
               for lag in lags]
-    return float(lags[int(np.argmax(scores))])
+    best = int(np.argmax(scores))
+    # A signal that correlates negatively with itself at every lag in range does not repeat
+    # there (a walker whose one foot lingers makes such a signal): its "best" lag means nothing.
+    return float(lags[best]) if scores[best] > 0 else None
+
+
+def _span_period(cycles: GaitCycles) -> float | None:
+    """The cycle (frames) from each side's first-to-last strike span over the whole number of
+    cycles it holds, counted with the median gap: strikes misplaced inside the walk do not
+    move it. None without a side of two strikes."""
+    spans = [float(s[-1] - s[0]) for s in (cycles.left_strikes, cycles.right_strikes) if len(s) >= 2]
+    if not spans:
+        return None
+    guess = float(np.median(cycles.cycle_frames))
+    counts = [max(1, round(span / guess)) for span in spans]
+    return sum(spans) / sum(counts)
 
 
 def _angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -105,6 +120,11 @@ def spatial(n: Normalised) -> dict[str, float]:
     }
 
 
+# Steps per minute: slow strolling to brisk walking. Below the slowest, a walk is read as
+# having missed strikes (see temporal); people shuffle slower, but not past a camera.
+SLOWEST_CADENCE, FASTEST_CADENCE = 65.0, 160.0
+
+
 def temporal(n: Normalised, cycles: GaitCycles) -> dict[str, float]:
     if cycles.cycles == 0:
         return {"cycle_s": float("nan"), "cadence_spm": float("nan"), "symmetry": float("nan"),
@@ -116,14 +136,23 @@ def temporal(n: Normalised, cycles: GaitCycles) -> dict[str, float]:
     multiples = np.maximum(1.0, np.round(frames / frames.min()))
     folded = frames / multiples
     cycle_s = float(np.median(folded)) / n.fps
-    if folded.max() > 1.15 * folded.min():
-        # Gaps that disagree (a strike misplaced near the walk's end, where the peak finder
-        # sees half a peak; or a spurious short gap, which then folds the true ones in half)
-        # leave the median to chance: the period of the ankle signal itself, read from its
-        # autocorrelation over the range they span, is the cycle.
-        period = _autocorrelation_period(ankle_signal(n), int(folded.min() * 0.8), int(folded.max() * 1.2))
-        if period:
-            cycle_s = period / n.fps
+    # The strikes' timing is only as good as the peaks it is read from: a foot that lingers
+    # flattens a peak into a plateau, and the peak finder picks a point of it (gaps that
+    # agree with each other and are all short), or a strike is misplaced near the walk's
+    # end, where the peak finder sees half a peak, or a spurious short gap folds the true
+    # ones in half (gaps that disagree). The period of the ankle signal itself, read from
+    # its autocorrelation over the range the gaps span, is the cycle wherever the signal
+    # repeats there; gaps that disagree in a signal that does not repeat fall back to
+    # each side's first-to-last span.
+    period = _autocorrelation_period(ankle_signal(n), int(folded.min() * 0.8), int(folded.max() * 1.2))
+    if period is None and folded.max() > 1.15 * folded.min():
+        period = _span_period(cycles)
+    if period:
+        cycle_s = period / n.fps
+    # One gap that holds two cycles (a strike missed where a foot lingered) reads as a
+    # cadence no walker has; halve it while that brings it to one a walker has.
+    while 120.0 / cycle_s < SLOWEST_CADENCE and 240.0 / cycle_s <= FASTEST_CADENCE:
+        cycle_s /= 2
     symmetry = float("nan")
     if len(cycles.left_strikes) and len(cycles.right_strikes):
         # Right strikes should fall half-way between left ones for a symmetric walker.

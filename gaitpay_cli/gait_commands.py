@@ -119,27 +119,26 @@ def evaluate(
     write_calibration: bool = typer.Option(
         False, help="Also write the matcher's score calibration for this model (gait/models/policy-calibration.json)."),
 ) -> None:
-    """Ranks, EER, FNMR@FMR, FNIR@FPIR with 95% intervals; the matcher policy replayed over synthetic visits."""
+    """Ranks, EER, FNMR@FMR, FNIR@FPIR with 95% intervals; the matcher policy replayed over
+    synthetic visits and over the real walkers."""
     from gait import eval_suite
     from gait.datasets import ucalgary
     from gait.embedder import Embedder
 
     embedder = Embedder(model)
-    chosen = [int(s) for s in sizes.split(",") if s.strip()]
+    try:
+        chosen = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{sizes!r}: give gallery sizes as whole numbers, comma-separated (e.g. 100,1000)",
+                                 param_hint="--sizes") from None
+    if any(size < 2 for size in chosen):
+        raise typer.BadParameter(f"{sizes!r}: a synthetic gallery needs at least 2 people", param_hint="--sizes")
     root = real or ucalgary.default_root()
     fusion = _fusion(embedder, write_calibration)
     with console.status("evaluating") as status:
         result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s), fusion=fusion,
                                 score_model=_score_model(embedder))
-    columns = ["rank1", "rank1_ci", "rank5", "eer", "eer_ci", "fnmr_at_fmr_0.01", "fnmr_at_fmr_0.001",
-               "fnmr_at_fmr_0.0001", "fnir_at_fpir_0.01", "fnir_at_fpir_0.001", "gallery", "probes"]
-    table = Table(title=f"gait evaluation, model {embedder.version} (n/a: too few comparisons for that rate)")
-    table.add_column("trial")
-    for c in columns:
-        table.add_column(c.replace("_at_", "@").replace("fnmr", "FNMR").replace("fnir", "FNIR"))
-    for name, row in result.rows.items():
-        table.add_row(name, *[_fmt(row.get(c)) for c in columns])
-    console.print(table)
+    _print_trials(result.rows, embedder.version)
     for note in result.notes:
         console.print(f"[yellow]data:[/] {note}")
     _print_real_visits(result.visits)
@@ -149,6 +148,29 @@ def evaluate(
                                                  "real_visits": [asdict(v) for v in result.visits]},
                                                 indent=2, default=list) + "\n")
     console.print(f"report: {out / 'report.json'}, DET curve: {result.det_path}")
+
+
+def _print_trials(rows: dict[str, dict[str, object]], version: str) -> None:
+    """Two tables, so each fits a terminal: ranks and EER with intervals, then the error rates
+    at fixed operating points."""
+    def cell(row: dict[str, object], value: str, interval: str | None = None) -> str:
+        return _fmt(row.get(value)) + (f" {_fmt(row.get(interval))}" if interval else "")
+
+    ranks = Table(title=f"gait evaluation, model {version}: ranks and EER, 95% intervals")
+    for column in ("trial", "rank-1", "rank-5", "EER", "gallery", "probes"):
+        ranks.add_column(column, overflow="fold")
+    for name, row in rows.items():
+        ranks.add_row(name, cell(row, "rank1", "rank1_ci"), cell(row, "rank5"), cell(row, "eer", "eer_ci"),
+                      cell(row, "gallery"), cell(row, "probes"))
+    console.print(ranks)
+    points = Table(title="error rates at operating points (n/a: too few comparisons for that rate)")
+    columns = ["fnmr_at_fmr_0.01", "fnmr_at_fmr_0.001", "fnmr_at_fmr_0.0001", "fnir_at_fpir_0.01", "fnir_at_fpir_0.001"]
+    points.add_column("trial", overflow="fold")
+    for c in columns:
+        points.add_column(c.replace("_at_", "@").replace("fnmr", "FNMR").replace("fnir", "FNIR").replace("_", " "))
+    for name, row in rows.items():
+        points.add_row(name, *[cell(row, c) for c in columns])
+    console.print(points)
 
 
 def _print_real_visits(visits: tuple[object, ...]) -> None:

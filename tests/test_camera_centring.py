@@ -88,15 +88,15 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
     assert centred_rows == {"real normal walk 1 -> walk 2, camera-centred", "real normal walk 2 -> walk 1, camera-centred",
                             "real normal -> abnormal gait, camera-centred"}
     walks = ucalgary.load(tmp_path / "real")
-    # Both kinds of evidence at three bounds; 7 genuine visits (walk 2), every recording a stranger once.
-    assert [(v.evidence, v.bound) for v in result.visits] == [
-        (e, b) for e in ("embedding", "camera-centred") for b in (1e-4, 1e-3, 1e-2)]
+    # Four kinds of evidence at three bounds; 7 genuine visits (walk 2), every recording a stranger once.
+    kinds = ("embedding", "camera-centred", "camera's impostor model", "camera-centred, camera's impostor model")
+    assert [(v.evidence, v.bound) for v in result.visits] == [(e, b) for e in kinds for b in (1e-4, 1e-3, 1e-2)]
     for v in result.visits:
         assert v.genuine_visits == 7 and v.stranger_visits == len(walks) == 21
         assert 0 <= v.identified + v.identified_wrongly <= v.genuine_visits
         assert 0 <= v.strangers_charged <= v.stranger_visits
     # A looser bound never charges fewer strangers nor identifies fewer visitors.
-    for evidence in ("embedding", "camera-centred"):
+    for evidence in kinds:
         rows = [v for v in result.visits if v.evidence == evidence]
         assert [v.strangers_charged for v in rows] == sorted(v.strangers_charged for v in rows)
         assert [v.identified for v in rows] == sorted(v.identified for v in rows)
@@ -145,3 +145,24 @@ def test_the_real_scoring_tool_measures_eer_rank_and_cohort_scores_correctly() -
     for i in range(3):  # each probe's scores in units of its own cohort (its owner's walks left out)
         against = cohort[cohort_owners != owners[i]] @ probes[i]
         assert np.allclose(z[i], (probes[i] @ cohort[:5].T - against.mean()) / against.std(), atol=1e-5)
+
+
+def test_the_camera_s_impostor_model_is_measured_on_other_people_s_templates() -> None:
+    from gait.datasets.ucalgary import RealWalk
+    from gait.eval_suite import _camera_impostor_model
+    from gait.walk import Walk
+    from matcher.domain.policy import ScoreModel
+
+    walk = Walk(np.zeros((60, 17, 3), dtype=np.float32), 30.0)
+    walks = [RealWalk("a", 2, "normal", walk), RealWalk("b", 2, "normal", walk)]
+    e = np.eye(4, dtype=np.float32)
+    windows = {0: np.stack([e[0], e[0]]), 1: np.stack([e[1], (e[1] + e[2]) / np.sqrt(2)])}
+    templates = {"a": e[0], "b": e[2]}
+    model = _camera_impostor_model(windows, templates, walks, ScoreModel())
+    # a's windows against b's template: 0, 0; b's against a's: 0, 0 (never a walker's own template).
+    assert model.impostor_mean == 0.0 and model.impostor_std == 0.0
+    templates = {"a": e[1], "b": e[0]}
+    model = _camera_impostor_model(windows, templates, walks, ScoreModel())
+    # a's windows against b's e0: 1, 1; b's against a's e1: 1, 0.7071.
+    assert model.impostor_mean == pytest.approx((3 + np.sqrt(0.5)) / 4, abs=1e-6)
+    assert (model.genuine_mean, model.window_correlation) == (ScoreModel().genuine_mean, ScoreModel().window_correlation)

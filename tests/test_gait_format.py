@@ -77,6 +77,9 @@ def test_missing_keypoints_are_filled_not_fatal() -> None:
 @given(cadence=st.floats(90, 130), seconds=st.floats(3.0, 6.0))
 @example(cadence=96.375, seconds=3.0)  # a strike misplaced at the walk's end: read 84.7 before
 @example(cadence=107.625, seconds=3.65)  # a spurious 24-frame gap folded four real ones: read 158.2 before
+@example(cadence=93.375, seconds=3.5)  # one foot lingers; the signal never repeats in range: read 109.1 before
+@example(cadence=96.125, seconds=3.25)  # plateaued peaks, two short gaps that agree: read 110.8 before
+@example(cadence=106.5, seconds=3.25)  # one gap, holding two cycles: read 52.9 before
 def test_heel_strikes_recover_the_cadence(cadence: float, seconds: float) -> None:
     walk = side_view_walk(seconds=seconds, cadence=cadence, seed=int(cadence * 10))
     features = describe(walk)

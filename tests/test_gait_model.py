@@ -113,3 +113,26 @@ def test_bench_embed_prints_both_runtimes() -> None:
     assert "64 walks of 120 frames" in result.stdout
     assert "ONNX Runtime" in result.stdout and "PyTorch (same weights)" in result.stdout
     assert re.search(r"one walk: p50 [\d.]+ ms, p99 [\d.]+ ms", result.stdout.replace("\n", " "))
+
+
+def test_eval_refuses_gallery_sizes_it_cannot_read(tmp_path: Path) -> None:
+    for sizes, why in (("100,abc", "whole numbers, comma-separated"), ("1", "at least 2 people")):
+        result = cli("eval", "--sizes", sizes, "--out", str(tmp_path / "out"))
+        assert result.returncode == 2, result.stdout
+        assert why in " ".join(result.stderr.split()), result.stderr  # folded by the error box
+        assert not (tmp_path / "out").exists()  # nothing evaluated, nothing written
+
+
+def test_eval_tables_give_every_trial_its_ranks_and_operating_points(capsys) -> None:  # type: ignore[no-untyped-def]
+    from gaitpay_cli import gait_commands
+
+    rows = {"real normal walk 1 -> walk 2, camera-centred, with body measures": {
+        "rank1": 1.0, "rank1_ci": (1.0, 1.0), "rank5": 1.0, "eer": 0.015, "eer_ci": (0.0, 0.076),
+        "fnmr_at_fmr_0.01": None, "gallery": 12, "probes": 12}}
+    gait_commands.console.width = 200
+    gait_commands._print_trials(rows, "m1")
+    out = capsys.readouterr().out
+    assert "ranks and EER" in out and "error rates at operating points" in out
+    assert "1.0000 [1.000, 1.000]" in out and "0.0150 [0.000, 0.076]" in out
+    assert out.count("real normal walk 1 -> walk 2, camera-centred, with body measures") == 2
+    assert "n/a" in out  # a rate the comparisons cannot support
