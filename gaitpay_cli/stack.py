@@ -15,6 +15,7 @@ import os
 import pwd
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -225,23 +226,34 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
-def _pg_user() -> dict[str, str]:
-    """Run postgres binaries as an unprivileged user when we are root (postgres insists)."""
+def _as_pg_user(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and subprocess options that run a postgres binary as an unprivileged user when we are
+    root (postgres insists).
+
+    setpriv switches the user after exec, so Python can start it with vfork. Asking subprocess for
+    `user=` instead forces a plain fork of this process, and in a process with live gRPC threads
+    the child runs gRPC's fork handlers before exec: pg_ctl then failed now and then ("epoll_wait
+    error: Bad file descriptor"); in a loop of 200 forks beside live calls, one child printed gRPC
+    errors before exec, and none through setpriv."""
     if os.geteuid() != 0:
-        return {}
+        return argv, {}
     from pgserver.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)
-    return {"user": PG_SYSTEM_USER}
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:  # util-linux missing: fall back to the forking switch
+        return argv, {"user": PG_SYSTEM_USER}
+    pw = pwd.getpwnam(PG_SYSTEM_USER)
+    return [setpriv, f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", *argv], {}
 
 
 def start_postgres(home: Path) -> tuple[Record, str]:
     data = home / "postgres"
     log = home / "logs" / "postgres.log"
-    run_as = _pg_user()
+    as_root = os.geteuid() == 0
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
-        if run_as:
+        if as_root:
             from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
             import stat
@@ -252,19 +264,19 @@ def start_postgres(home: Path) -> tuple[Record, str]:
             ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
             pw = pwd.getpwnam(PG_SYSTEM_USER)
             os.chown(data, pw.pw_uid, pw.pw_gid)
-        subprocess.run([_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"],
-                       check=True, capture_output=True, timeout=60, **run_as)
+        argv, options = _as_pg_user(
+            [_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"])
+        subprocess.run(argv, check=True, capture_output=True, timeout=60, **options)
     log.parent.mkdir(parents=True, exist_ok=True)
-    if run_as:
+    if as_root:
         log.touch()
         pw = pwd.getpwnam(PG_SYSTEM_USER)
         os.chown(log, pw.pw_uid, pw.pw_gid)
     port = free_port()
-    result = subprocess.run(
+    argv, options = _as_pg_user(
         [_pg_bin("pg_ctl"), "-D", str(data), "-w", "-t", "30", "-l", str(log),
-         "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start"],
-        capture_output=True, text=True, timeout=60, start_new_session=True, **run_as,
-    )
+         "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start"])
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, start_new_session=True, **options)
     if result.returncode != 0:
         raise StackError(f"postgres did not start: {result.stderr.strip() or result.stdout.strip()}\n{_log_tail(str(log))}")
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
@@ -273,8 +285,9 @@ def start_postgres(home: Path) -> tuple[Record, str]:
 
 
 def stop_postgres(home: Path, record: Record) -> None:
-    subprocess.run([_pg_bin("pg_ctl"), "-D", str(home / "postgres"), "-m", "fast", "-w", "-t", "20", "stop"],
-                   capture_output=True, timeout=30, **_pg_user())
+    argv, options = _as_pg_user(
+        [_pg_bin("pg_ctl"), "-D", str(home / "postgres"), "-m", "fast", "-w", "-t", "20", "stop"])
+    subprocess.run(argv, capture_output=True, timeout=30, **options)
 
 
 def start_milvus(home: Path) -> tuple[Record, str]:

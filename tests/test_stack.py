@@ -168,3 +168,26 @@ def test_ports_chosen_for_the_stack_are_outside_the_ranges_others_hand_out() -> 
     assert len(chosen) > 1  # random, not one port for every caller
     preferred = stack.free_port()
     assert stack.free_port(preferred) == preferred
+
+
+def test_postgres_runs_as_its_own_user_and_is_started_without_forking_this_process(tmp_path: Path) -> None:
+    """As root, postgres runs as an unprivileged user. The switch is made by setpriv after exec:
+    subprocess's user= would fork this gRPC-using process, whose child then ran gRPC's fork
+    handlers before exec and now and then broke pg_ctl."""
+    from gaitpay_cli import stack
+
+    if os.geteuid() != 0:
+        pytest.skip("postgres runs as the caller when the caller is not root")
+    argv, options = stack._as_pg_user(["/bin/true"])
+    assert options == {} and Path(argv[0]).name == "setpriv" and argv[-1] == "/bin/true"
+    (tmp_path / "logs").mkdir()
+    record, _dsn = stack.start_postgres(tmp_path)
+    try:
+        uid = int(next(line for line in Path(f"/proc/{record.pid}/status").read_text().splitlines()
+                       if line.startswith("Uid:")).split()[1])
+        import pwd
+
+        assert uid == pwd.getpwnam(stack.PG_SYSTEM_USER).pw_uid != 0
+    finally:
+        stack.stop_postgres(tmp_path, record)
+    assert not pid_alive(record.pid)
