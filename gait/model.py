@@ -47,14 +47,19 @@ class GaitEmbedder(nn.Module):
         self.attention = nn.Conv1d(2 * width, 1, 1)
         self.head = nn.Sequential(nn.Linear(4 * width, dim), nn.BatchNorm1d(dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, C] -> [B, dim], L2-normalised."""
+    def projected(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, C] -> [B, dim]: the projection before the head's batch norm, whose
+        running statistics (synthetic walkers') are where a real camera's walks all end up
+        offset (docs/gait.md, "Fourth round")."""
         h = self.blocks(self.stem(x.transpose(1, 2)))  # [B, 2w, T/4]
         w = torch.softmax(self.attention(h), dim=2)
         mean = (h * w).sum(dim=2)
         spread = torch.sqrt(((h - mean.unsqueeze(2)) ** 2 * w).sum(dim=2) + 1e-6)
-        z = self.head(torch.cat([mean, spread], dim=1))
-        return nn.functional.normalize(z, dim=1)
+        return self.head[0](torch.cat([mean, spread], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, C] -> [B, dim], L2-normalised."""
+        return nn.functional.normalize(self.head[1](self.projected(x)), dim=1)
 
 
 class CosFace(nn.Module):

@@ -166,3 +166,23 @@ def test_the_camera_s_impostor_model_is_measured_on_other_people_s_templates() -
     # a's windows against b's e0: 1, 1; b's against a's e1: 1, 0.7071.
     assert model.impostor_mean == pytest.approx((3 + np.sqrt(0.5)) / 4, abs=1e-6)
     assert (model.genuine_mean, model.window_correlation) == (ScoreModel().genuine_mean, ScoreModel().window_correlation)
+
+
+def test_the_real_scoring_tool_splits_the_shipped_model_at_its_head_norm_without_changing_it() -> None:
+    from gait.embedder import Embedder
+    from gait.synth.dataset import people, render_walk
+
+    tool = _real_scoring_tool()
+    embedder = Embedder()
+    rng = np.random.default_rng(8)
+    walks = [render_walk(p, rng) for p in people(6, 9)]
+    twin = tool.TwinHead(embedder)
+    projected = twin.project(walks)
+    shipped, _ = embedder.embed_many({str(i): w for i, w in enumerate(walks)})
+    onnx = np.stack([shipped[str(i)].vector for i in range(len(walks))])
+    assert np.abs(twin.embed(projected, twin.shipped) - onnx).max() < 1e-4  # the twin is the shipped model
+    # With a camera's own statistics, its walks no longer share the synthetic offset.
+    offset = projected + 3.0 * np.sqrt(twin.shipped[1])
+    variants = twin.variants(offset)
+    strength = {name: np.linalg.norm(twin.embed(offset, stats).mean(axis=0)) for name, stats in variants.items()}
+    assert strength["the camera's mean and variance"] < 0.5 < strength["as shipped (synthetic statistics)"]

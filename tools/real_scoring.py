@@ -6,7 +6,9 @@ trains or tunes anything that ships):
   score model the matcher's policy uses (measured on synthetic walkers);
 - EER and rank-1 under four centring rules;
 - EER and rank-1 under cosine, T-norm and S-norm, whose cohort for a walk is the walks of
-  the *other* subjects (a store's cohort would be other people seen by the same camera).
+  the *other* subjects (a store's cohort would be other people seen by the same camera);
+- EER and rank-1 with the head's batch norm re-estimated on the camera's walks (AdaBN, Li et
+  al. 2016), computed with the shipped model's PyTorch twin (gait-embedder.pt).
 
     .venv/bin/python tools/real_scoring.py [--real PATH]
 
@@ -59,6 +61,68 @@ def cohort_z(scores: np.ndarray, vectors: np.ndarray, owners: np.ndarray, cohort
         else:
             out[:, i] = (scores[:, i] - against.mean()) / against.std()
     return out
+
+
+class TwinHead:
+    """The shipped model's PyTorch twin, split at the head's batch norm: project walks, then
+    normalise their projections with the synthetic walkers' running statistics (as shipped)
+    or with a camera's own."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        import torch
+
+        from gait.model import GaitEmbedder
+
+        self.embedder = embedder
+        self.model = GaitEmbedder()
+        self.model.load_state_dict(torch.load(embedder.model_path.with_name("gait-embedder.pt"), map_location="cpu"))
+        self.model.eval()
+        norm = self.model.head[1]
+        self.gain, self.bias, self.eps = norm.weight.detach().numpy(), norm.bias.detach().numpy(), norm.eps
+        self.shipped = (norm.running_mean.numpy(), norm.running_var.numpy())
+
+    def project(self, walks: list) -> np.ndarray:  # type: ignore[type-arg]
+        import torch
+
+        with torch.no_grad():
+            return np.concatenate([self.model.projected(torch.from_numpy(self.embedder.prepare(w)[0][None])).numpy()
+                                   for w in walks])
+
+    def embed(self, projected: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        y = (projected - stats[0]) / np.sqrt(stats[1] + self.eps) * self.gain + self.bias
+        return y / np.linalg.norm(y, axis=-1, keepdims=True)
+
+    def variants(self, projected: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"as shipped (synthetic statistics)": self.shipped,
+                "the camera's mean": (projected.mean(axis=0), self.shipped[1]),
+                "the camera's mean and variance": (projected.mean(axis=0), projected.var(axis=0))}
+
+
+def replay_adapted(twin: TwinHead, walks: list, score_model: object) -> None:  # type: ignore[type-arg]
+    """The policy replay of `gaitpay eval` (gait.eval_suite.real_visits) with the head's batch
+    norm as shipped and re-estimated: windows with the statistics of every real window (the
+    camera's), templates with those of every real walk (the enrolment source's)."""
+    from gait.eval_suite import _replay, _windows
+    from matcher.domain.policy import PolicyConfig
+
+    budget = PolicyConfig().max_windows
+    usable = [i for i, w in enumerate(walks) if _windows(w.walk)]
+    windows = {i: twin.project(_windows(walks[i].walk)[:budget]) for i in usable}
+    enrolled = {w.subject: i for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal"}
+    whole = twin.project([walks[i].walk for i in enrolled.values()])
+    every_walk = twin.project([w.walk for w in walks])
+    every_window = np.concatenate(list(windows.values()))
+    print("\npolicy over the real walkers, head batch norm: genuine identified, strangers charged")
+    for name, window_stats in twin.variants(every_window).items():
+        walk_stats = twin.variants(every_walk)[name]
+        adapted = {i: twin.embed(v, window_stats) for i, v in windows.items()}
+        templates = dict(zip(enrolled, twin.embed(whole, walk_stats)))
+        cells = []
+        for bound in (1e-4, 1e-3, 1e-2):
+            genuine, right, _, strangers, charged = _replay(adapted, templates, walks,
+                                                            PolicyConfig(max_false_match=bound), score_model)
+            cells.append(f"{bound:g}: {right}/{genuine}, {charged}/{strangers}")
+        print(f"{name:43s} | " + " | ".join(cells))
 
 
 def main() -> None:
@@ -132,8 +196,25 @@ def main() -> None:
 
     print_table("centring rule", ("none", "one camera centre", "each side its own mean", "other subjects' mean"),
                 by_centring)
+    twin = TwinHead(embedder)
+    projected = twin.project([walks[i].walk for i in kept])
+    adapted = {name: twin.embed(projected, stats) for name, stats in twin.variants(projected).items()}
+    for name, adapted_vectors in adapted.items():
+        print(f"{name}: strength {np.linalg.norm(adapted_vectors.mean(axis=0)):.3f}")
+    row_of = {v.tobytes(): k for k, v in enumerate(vectors)}  # a walk's row, from its shipped embedding
+
+    def by_adaptation(variant, gallery, gallery_ids, probes, probe_ids):  # type: ignore[no-untyped-def]
+        pick = adapted[variant]
+        return pick[[row_of[v.tobytes()] for v in probes]] @ pick[[row_of[v.tobytes()] for v in gallery]].T
+
+    print_table("head batch norm (PyTorch twin)", tuple(adapted), by_adaptation)
     print_table("scoring (cohort: the other subjects' walks)",
                 ("cosine", "T-norm", "S-norm", "camera-centred, then T-norm"), by_cohort)
+    if cal is not None:
+        from matcher.domain.policy import ScoreModel
+
+        replay_adapted(twin, walks, ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
+                                               cal.genuine_std, cal.window_correlation))
 
 if __name__ == "__main__":
     main()
