@@ -193,7 +193,7 @@ def measure(embedder: object, enrolled: int = 300, strangers: int = 150, enrol_w
     from gait.eval_suite import _embed, synthetic_walks
 
     walks = synthetic_walks(enrolled + strangers, enrol_walks + windows, seed)
-    vectors, ids, bodies = _embed(embedder, walks)  # type: ignore[arg-type]
+    vectors, ids, bodies, _ = _embed(embedder, walks)  # type: ignore[arg-type]
     gallery_rows, probe_rows = [], []
     count: dict[int, int] = {}
     for row, person in enumerate(ids):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from gait.adaptation import (HEAD_NORM_KEY, MIN_CAMERA_WALKS, PROJECTION_OUTPUT, AdaptationError,
+                             CameraStatistics, HeadNorm)
 from gait.encoding import encode_normalised
 from gait.features import heel_strikes, quality
 from gait.normalize import Normalised, normalise
@@ -39,6 +41,8 @@ class UnusableWalk(ValueError):
 class Embedding:
     vector: np.ndarray  # float32 [D], L2-normalised
     quality: float
+    # The head's projection before its batch norm (gait.adaptation), where the model has one.
+    projection: np.ndarray | None = None
 
 
 def available_providers() -> list[str]:
@@ -73,8 +77,16 @@ class Embedder:
         if not self.model_path.exists():
             raise FileNotFoundError(f"gait model {self.model_path} not found: run `gaitpay train` or restore it")
         self.session = open_session(self.model_path, providers, threads)
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._embedding_output = outputs[0]
         self.dim = int(self.session.get_outputs()[0].shape[1])
         self.version = model_version(self.model_path)
+        # Camera statistics need the projection and the head norm's parameters; a model
+        # exported before they were (or by someone else) embeds with its own statistics only.
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.head_norm: HeadNorm | None = None
+        if PROJECTION_OUTPUT in outputs and HEAD_NORM_KEY in metadata:
+            self.head_norm = HeadNorm.from_metadata(metadata[HEAD_NORM_KEY])
 
     @property
     def providers(self) -> list[str]:
@@ -99,10 +111,20 @@ class Embedder:
 
     def run(self, features: np.ndarray) -> np.ndarray:
         """[B, T, C] -> [B, D]."""
-        return self.session.run(None, {"features": features.astype(np.float32, copy=False)})[0]
+        return self.session.run([self._embedding_output], {"features": features.astype(np.float32, copy=False)})[0]
 
-    def embed_many(self, walks: dict[str, Walk]) -> tuple[dict[str, Embedding], dict[str, str]]:
-        """Embeddings of the walks it can embed, and the reason for each it cannot."""
+    def run_projected(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[B, T, C] -> embeddings [B, D] and the head's projections [B, D]."""
+        if self.head_norm is None:
+            raise AdaptationError(f"model {self.model_path.name} has no {PROJECTION_OUTPUT!r} output with its head "
+                                  f"norm's parameters: export it again (gait.train.reexport) to adapt it to a camera")
+        vectors, projections = self.session.run([self._embedding_output, PROJECTION_OUTPUT],
+                                                {"features": features.astype(np.float32, copy=False)})
+        return vectors, projections
+
+    def embed_many(self, walks: dict[str, Walk], projections: bool = False) -> tuple[dict[str, Embedding], dict[str, str]]:
+        """Embeddings of the walks it can embed, and the reason for each it cannot; with
+        `projections`, each also carries its head projection (for camera statistics)."""
         prepared: dict[str, tuple[np.ndarray, float]] = {}
         errors: dict[str, str] = {}
         for key, walk in walks.items():
@@ -117,10 +139,30 @@ class Embedder:
         for keys in by_length.values():
             for start in range(0, len(keys), 256):
                 chunk = keys[start:start + 256]
-                vectors = self.run(np.stack([prepared[k][0] for k in chunk]))
-                for key, vector in zip(chunk, vectors):
-                    out[key] = Embedding(vector.astype(np.float32), prepared[key][1])
+                batch = np.stack([prepared[k][0] for k in chunk])
+                if projections:
+                    vectors, projected = self.run_projected(batch)
+                else:
+                    vectors, projected = self.run(batch), [None] * len(chunk)
+                for key, vector, projection in zip(chunk, vectors, projected):
+                    out[key] = Embedding(vector.astype(np.float32), prepared[key][1],
+                                         None if projection is None else projection.astype(np.float32))
         return out, errors
+
+    def camera_adapted(self, embeddings: dict[str, Embedding],
+                       min_walks: int = MIN_CAMERA_WALKS) -> tuple[dict[str, Embedding], CameraStatistics]:
+        """The embeddings (from embed_many(..., projections=True)) with the head norm's
+        statistics taken from their own projections: one camera's walks of many different
+        people (gait.adaptation). AdaptationError where there are too few walks."""
+        if self.head_norm is None:
+            raise AdaptationError(f"model {self.model_path.name} cannot be adapted to a camera: it has no "
+                                  f"{PROJECTION_OUTPUT!r} output with its head norm's parameters")
+        keys = [k for k, e in embeddings.items() if e.projection is not None]
+        if len(keys) < len(embeddings):
+            raise AdaptationError("camera statistics need every walk's projection: embed with projections=True")
+        stats = CameraStatistics.of(np.stack([embeddings[k].projection for k in keys]), min_walks)
+        vectors = self.head_norm.embed(np.stack([embeddings[k].projection for k in keys]), stats)
+        return {k: replace(embeddings[k], vector=v) for k, v in zip(keys, vectors)}, stats
 
     def vector(self, walk: Walk) -> np.ndarray:
         """The embedding alone, without the quality score (the matcher's per-window path,

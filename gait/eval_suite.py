@@ -14,6 +14,7 @@ import numpy as np
 from gait.datasets import ucalgary
 from gait.embedder import Embedder
 from gait.body import MEASURES, BodyModel, measure
+from gait.adaptation import MIN_CAMERA_WALKS
 from gait.centring import MIN_CENTRE_WALKS, CameraCentre, CentreError
 from gait.calibration import replay_visit
 from gait.evaluation import Fusion, Trial, bootstrap, det_curve, summarise
@@ -53,13 +54,21 @@ def synthetic_walks(persons: int, walks_per_person: int, seed: int, workers: int
         return [item for chunk in pool.imap(_render, jobs) for item in chunk]
 
 
-def _embed(embedder: Embedder, walks: list[SynthWalk]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Embeddings, people and body measures (NaN rows where none) of the walks that embed."""
+def _embed(embedder: Embedder, walks: list[SynthWalk],
+           adapt: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Embeddings, people and body measures (NaN rows where none) of the walks that embed;
+    with `adapt`, also the embeddings with camera statistics of all of them (None where the
+    model cannot adapt or too few walks embed)."""
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
-    result, errors = embedder.embed_many(keyed)
+    adapt = adapt and embedder.head_norm is not None
+    result, errors = embedder.embed_many(keyed, projections=adapt)
     keep = [i for i in range(len(walks)) if str(i) in result]
     vectors = np.stack([result[str(i)].vector for i in keep])
-    return vectors, np.asarray([walks[i].person for i in keep]), _bodies([walks[i].body for i in keep])
+    adapted = None
+    if adapt and len(keep) >= MIN_CAMERA_WALKS:
+        renormalised, _ = embedder.camera_adapted(result)
+        adapted = np.stack([renormalised[str(i)].vector for i in keep])
+    return vectors, np.asarray([walks[i].person for i in keep]), _bodies([walks[i].body for i in keep]), adapted
 
 
 def _bodies(measures: list[np.ndarray | None]) -> np.ndarray:
@@ -88,8 +97,14 @@ class SuiteResult:
 def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Trial:
     """`size` enrolled people (one gallery walk, one probe walk each) and `size` strangers
     (one probe walk each), with their body measures."""
+    return synthetic_trials(embedder, size, seed)[""]
+
+
+def synthetic_trials(embedder: Embedder, size: int, seed: int = EVAL_SEED, adapt: bool = False) -> dict[str, Trial]:
+    """synthetic_trial's trial (key ""), and with `adapt` the same walks with camera statistics
+    of all of them (key ADAPTED) where the model can adapt."""
     walks = synthetic_walks(2 * size, 2, seed)
-    vectors, ids, bodies = _embed(embedder, walks)
+    vectors, ids, bodies, adapted = _embed(embedder, walks, adapt)
     enrolled = ids < size
     first = np.zeros(len(ids), dtype=bool)
     seen: set[int] = set()
@@ -99,7 +114,10 @@ def synthetic_trial(embedder: Embedder, size: int, seed: int = EVAL_SEED) -> Tri
             seen.add(int(pid))
     gallery = enrolled & first
     probes = (enrolled & ~first) | (~enrolled & first)
-    return Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes], bodies[gallery], bodies[probes])
+    trial = Trial(vectors[gallery], ids[gallery], vectors[probes], ids[probes], bodies[gallery], bodies[probes])
+    if adapted is None:
+        return {"": trial}
+    return {"": trial, ADAPTED: replace(trial, gallery=adapted[gallery], probes=adapted[probes])}
 
 
 def camera_centred(trial: Trial, gallery_centre: CameraCentre, probe_centre: CameraCentre) -> Trial:
@@ -115,40 +133,51 @@ def self_centred(trial: Trial) -> Trial:
 
 
 CENTRED = ", camera-centred"
+ADAPTED = ", camera-adapted"
 
 
 def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplicate] | None = None,
                 not_walks: list[ucalgary.NotAWalk] | None = None,
                 walks: list[ucalgary.RealWalk] | None = None) -> dict[str, Trial]:
     """Walk 1 -> walk 2, the reverse, and normal -> abnormal; each also camera-centred (rows
-    named '..., camera-centred') where the set holds enough walks for a centre: one camera
-    recorded them all, so its centre is the mean of every walk it recorded, normal and
+    named '..., camera-centred') and camera-adapted ('..., camera-adapted': the head norm with
+    camera statistics, gait.adaptation) where the set holds enough walks: one camera recorded
+    them all, so its centre and its statistics are those of every walk it recorded, normal and
     abnormal, gallery and probes alike (no labels are used)."""
     walks = ucalgary.load(root, duplicates, not_walks) if walks is None else walks
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
-    result, _ = embedder.embed_many(keyed)
+    result, _ = embedder.embed_many(keyed, projections=embedder.head_norm is not None)
     vec = {i: result[str(i)].vector for i in range(len(walks)) if str(i) in result}
     camera = ucalgary.installation_camera(root)
     bodies = _bodies([None if (m := measure(w.walk, camera)) is None else m.values for w in walks])
 
-    def pick(cond: Callable[[ucalgary.RealWalk], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chosen = [i for i, w in enumerate(walks) if cond(w) and i in vec]
-        return np.stack([vec[i] for i in chosen]), np.asarray([walks[i].subject for i in chosen]), bodies[chosen]
+    def trials_of(vectors: dict[int, np.ndarray]) -> dict[str, Trial]:
+        def pick(cond: Callable[[ucalgary.RealWalk], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            chosen = [i for i, w in enumerate(walks) if cond(w) and i in vectors]
+            return np.stack([vectors[i] for i in chosen]), np.asarray([walks[i].subject for i in chosen]), bodies[chosen]
 
-    n1 = pick(lambda w: w.run == 1)
-    n2 = pick(lambda w: w.run == 2)
-    abnormal = pick(lambda w: w.condition != "normal")
-    normal = pick(lambda w: w.condition == "normal")
-    trials = {
-        "real normal walk 1 -> walk 2": Trial(n1[0], n1[1], n2[0], n2[1], n1[2], n2[2]),
-        "real normal walk 2 -> walk 1": Trial(n2[0], n2[1], n1[0], n1[1], n2[2], n1[2]),
-        "real normal -> abnormal gait": Trial(normal[0], normal[1], abnormal[0], abnormal[1], normal[2], abnormal[2]),
-    }
+        n1 = pick(lambda w: w.run == 1)
+        n2 = pick(lambda w: w.run == 2)
+        abnormal = pick(lambda w: w.condition != "normal")
+        normal = pick(lambda w: w.condition == "normal")
+        return {
+            "real normal walk 1 -> walk 2": Trial(n1[0], n1[1], n2[0], n2[1], n1[2], n2[2]),
+            "real normal walk 2 -> walk 1": Trial(n2[0], n2[1], n1[0], n1[1], n2[2], n1[2]),
+            "real normal -> abnormal gait": Trial(normal[0], normal[1], abnormal[0], abnormal[1], normal[2], abnormal[2]),
+        }
+
+    trials = trials_of(vec)
     try:
         centre = CameraCentre.of(np.stack(list(vec.values())))
     except CentreError:
-        return trials  # too few walks for a camera centre: the plain trials only
-    return {**trials, **{name + CENTRED: camera_centred(t, centre, centre) for name, t in trials.items()}}
+        return trials  # too few walks for a camera centre or statistics: the plain trials only
+    trials.update({name + CENTRED: camera_centred(t, centre, centre) for name, t in list(trials.items())})
+    if embedder.head_norm is not None:
+        adapted, _ = embedder.camera_adapted(result)
+        keys = {str(i): i for i in vec}
+        trials.update({name + ADAPTED: t for name, t in
+                       trials_of({keys[k]: e.vector for k, e in adapted.items()}).items()})
+    return trials
 
 
 @dataclass(frozen=True)
@@ -166,9 +195,11 @@ class VisitRow:
     strangers_charged: int
 
 
-# (name, centred on the camera, impostor score model measured on the camera)
-VISIT_EVIDENCE = (("embedding", False, False), ("camera-centred", True, False),
-                  ("camera's impostor model", False, True), ("camera-centred, camera's impostor model", True, True))
+# (name, what is done to the embeddings: "", "centred" or "adapted" to the camera, impostor
+# score model measured on the camera)
+VISIT_EVIDENCE = (("embedding", "", False), ("camera-centred", "centred", False),
+                  ("camera-adapted", "adapted", False), ("camera's impostor model", "", True),
+                  ("camera-centred, camera's impostor model", "centred", True))
 WINDOW_S, WINDOW_OVERLAP = 2.0, 0.5  # as the edge cuts them (edge.domain.windows.WindowSpec)
 
 
@@ -194,30 +225,39 @@ def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model:
     walker with a normal walk 1 enrolled with it (one template), each recording cut into the
     edge's 2 s windows, up to the policy's window budget. A walker is a genuine visitor on
     their normal walk 2, and a stranger on every recording once left out of the gallery.
-    Scored four ways (VISIT_EVIDENCE): raw embeddings or camera-centred ones (windows minus
-    the mean of every real window, templates minus the mean of every real walk: the camera's
-    centre and the enrolment source's), each with the shipped score model or with its
-    impostor side measured on the camera. Empty where the set is too small for a centre."""
+    Scored five ways (VISIT_EVIDENCE): raw embeddings, camera-centred ones (windows minus the
+    mean of every real window, templates minus the mean of every real walk: the camera's
+    centre and the enrolment source's) or camera-adapted ones (the head norm with the
+    statistics of every real window, and of every real walk for the templates), with the
+    shipped score model or with its impostor side measured on the camera. Empty where the set
+    is too small for a centre."""
     from matcher.domain.policy import PolicyConfig  # the policy the matcher runs, not a copy
 
-    whole, _ = embedder.embed_many({str(i): w.walk for i, w in enumerate(walks)})
+    adapt = embedder.head_norm is not None
+    whole, _ = embedder.embed_many({str(i): w.walk for i, w in enumerate(walks)}, projections=adapt)
     cut = {f"{i}:{j}": window for i, w in enumerate(walks) for j, window in enumerate(_windows(w.walk))}
-    pieces, _ = embedder.embed_many(cut)
-    per_walk: dict[int, list[np.ndarray]] = {}
-    for key in sorted(pieces, key=lambda k: tuple(map(int, k.split(":")))):
-        per_walk.setdefault(int(key.split(":")[0]), []).append(pieces[key].vector)
+    pieces, _ = embedder.embed_many(cut, projections=adapt)
     enrolled = {w.subject: i for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal" and str(i) in whole}
     try:
         window_centre = CameraCentre.of(np.stack([p.vector for p in pieces.values()]))
         walk_centre = CameraCentre.of(np.stack([e.vector for e in whole.values()]))
     except CentreError:
         return []
+    by_transform = {"": (pieces, whole), "centred": (pieces, whole)}
+    if adapt:
+        by_transform["adapted"] = (embedder.camera_adapted(pieces)[0], embedder.camera_adapted(whole)[0])
     budget = PolicyConfig().max_windows
     rows = []
-    for evidence, centre, own_model in VISIT_EVIDENCE:
+    for evidence, transform, own_model in VISIT_EVIDENCE:
+        if transform not in by_transform:
+            continue
+        window_vectors, walk_vectors = by_transform[transform]
+        per_walk: dict[int, list[np.ndarray]] = {}
+        for key in sorted(window_vectors, key=lambda k: tuple(map(int, k.split(":")))):
+            per_walk.setdefault(int(key.split(":")[0]), []).append(window_vectors[key].vector)
         windows = {i: np.stack(v[:budget]) for i, v in per_walk.items()}
-        templates = {s: whole[str(i)].vector for s, i in enrolled.items()}
-        if centre:
+        templates = {s: walk_vectors[str(i)].vector for s, i in enrolled.items()}
+        if transform == "centred":
             windows = {i: window_centre.apply(v) for i, v in windows.items()}
             templates = {s: walk_centre.apply(t) for s, t in templates.items()}
         model = _camera_impostor_model(windows, templates, walks, score_model) if own_model else score_model
@@ -282,11 +322,15 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
     trials: dict[str, Trial] = {}
     notes: list[str] = []
     visits: list[VisitRow] = []
+    # The transform's, the centring's and the camera statistics' accuracy cost, on the largest
+    # gallery up to 1,000.
+    focus = max([s for s in sizes if s <= 1000] or [min(sizes)]) if sizes else None
     for size in sizes:
         progress(f"synthetic gallery of {size}")
-        trials[f"synthetic {size}"] = synthetic_trial(embedder, size)
-    if sizes:  # the transform's and the centring's accuracy cost, on the largest gallery up to 1,000
-        size = max([s for s in sizes if s <= 1000] or [min(sizes)])
+        for suffix, trial in synthetic_trials(embedder, size, adapt=size == focus).items():
+            trials[f"synthetic {size}{suffix}"] = trial
+    if focus is not None:
+        size = focus
         trials[f"synthetic {size}, protected"] = protected(trials[f"synthetic {size}"])
         try:
             trials[f"synthetic {size}{CENTRED}"] = self_centred(trials[f"synthetic {size}"])
@@ -300,8 +344,8 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
         trials.update(real_trials(embedder, real_root, walks=walks))
         notes.extend(duplicate_notes(duplicates) + not_walk_notes(not_walks))
         if not any(name.endswith(CENTRED) and name.startswith("real") for name in trials):
-            notes.append(f"real walkers: fewer than {MIN_CENTRE_WALKS} walks embed, too few for a camera centre; "
-                         "no camera-centred rows")
+            notes.append(f"real walkers: fewer than {MIN_CENTRE_WALKS} walks embed, too few for a camera centre "
+                         "or statistics; no camera-centred or camera-adapted rows")
         if score_model is not None:
             progress("the matcher policy over the real walkers' windows")
             visits = real_visits(embedder, walks, score_model)

@@ -156,6 +156,7 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
         "bytes": onnx_path.stat().st_size,
         "embedding_dim": int(emb.shape[1]),
         "input": f"float32 [batch, frames, {CHANNELS}] from gait.encoding.encode (30 fps after resampling)",
+        "outputs": OUTPUTS,
         "training_data": "synthetic walkers only (gait/synth); no real person's walk",
         "settings": asdict(cfg),
         "metrics": {"synthetic_val_eer": val_eer, "final_loss": float(np.mean(losses[-100:])),
@@ -166,23 +167,83 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
     return card
 
 
-def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
+OUTPUTS = {"embedding": "float32 [batch, dim], L2-normalised",
+           "projection": "float32 [batch, dim], the head's projection before its batch norm, whose parameters "
+                         "are the metadata gaitpay.head_norm (gait.adaptation: camera statistics)"}
+
+
+def reexport(model_dir: Path, samples: list[np.ndarray]) -> dict:
+    """Export the ONNX model again from its PyTorch twin (gait-embedder.pt), same weights, and
+    bring the card's file fields and ONNX agreement up to date; returns the card. For a change
+    in what the export writes, without a training run."""
     import torch
+
+    from gait.model import GaitEmbedder
+
+    model = GaitEmbedder()
+    model.load_state_dict(torch.load(model_dir / "gait-embedder.pt", map_location="cpu"))
+    card_path = model_dir / "model-card.json"
+    card = json.loads(card_path.read_text())
+    onnx_path = model_dir / card["file"]
+    export_onnx(model, onnx_path)
+    card.update(sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(), bytes=onnx_path.stat().st_size,
+                outputs=OUTPUTS)
+    card["metrics"]["onnx_max_abs_diff"] = onnx_agreement(model, onnx_path, samples)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The model as ONNX with two outputs, "embedding" and the head's "projection" before its
+    batch norm, and that norm's parameters in the metadata (gait.adaptation), so a service can
+    renormalise a camera's walks with ONNX Runtime alone."""
+    import onnx
+    import torch
+
+    from gait.adaptation import HEAD_NORM_KEY, PROJECTION_OUTPUT, CameraStatistics, HeadNorm
+
+    class WithProjection(torch.nn.Module):
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            projected = self.inner.projected(x)
+            return torch.nn.functional.normalize(self.inner.head[1](projected), dim=1), projected
 
     model.eval()
     example = torch.zeros(2, CROP, CHANNELS)
     torch.onnx.export(
-        model, (example,), str(path), input_names=["features"], output_names=["embedding"],
-        dynamic_axes={"features": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
+        WithProjection(model), (example,), str(path), input_names=["features"],
+        output_names=["embedding", PROJECTION_OUTPUT],
+        dynamic_axes={"features": {0: "batch", 1: "frames"}, "embedding": {0: "batch"},
+                      PROJECTION_OUTPUT: {0: "batch"}},
         opset_version=17, dynamo=False,
     )
+    norm = model.head[1]
+    head = HeadNorm(norm.weight.detach().numpy(), norm.bias.detach().numpy(), float(norm.eps),
+                    CameraStatistics(norm.running_mean.numpy(), norm.running_var.numpy(), 0))
+    exported = onnx.load(str(path))
+    onnx.helper.set_model_props(exported, {HEAD_NORM_KEY: head.to_metadata()})
+    onnx.save(exported, str(path))
 
 
 def onnx_agreement(model, path: Path, samples: list[np.ndarray]) -> float:  # type: ignore[no-untyped-def]
+    """The largest difference between PyTorch and ONNX Runtime over both outputs, the embedding
+    and the projection (the latter also through the metadata's head norm, as services use it)."""
     import onnxruntime as ort
+    import torch
+
+    from gait.adaptation import HEAD_NORM_KEY, HeadNorm
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    head = HeadNorm.from_metadata(session.get_modelmeta().custom_metadata_map[HEAD_NORM_KEY])
     torch_out = embed_torch(model, [s.astype(np.float32) for s in samples])
-    onnx_out = np.stack([session.run(None, {"features": s.astype(np.float32)[None]})[0][0] for s in samples])
-    return float(np.abs(torch_out - onnx_out).max())
-
+    with torch.no_grad():
+        torch_projected = np.stack([model.projected(torch.from_numpy(s.astype(np.float32))[None])[0].numpy()
+                                    for s in samples])
+    runs = [session.run(None, {"features": s.astype(np.float32)[None]}) for s in samples]
+    onnx_out = np.stack([r[0][0] for r in runs])
+    onnx_projected = np.stack([r[1][0] for r in runs])
+    return float(max(np.abs(torch_out - onnx_out).max(), np.abs(torch_projected - onnx_projected).max(),
+                     np.abs(head.embed(onnx_projected) - onnx_out).max()))

@@ -27,12 +27,25 @@ def embed(
     input_path: Path = typer.Argument(..., help="npz with seq_<id> float32 [T, 17, 3] arrays and a scalar fps"),
     output_path: Path = typer.Argument(..., help="npz to write emb_<id> and quality_<id> into"),
     model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one)"),
+    statistics: str = typer.Option(
+        "camera", help="camera: normalise the model's head with the statistics of this file's own walks, "
+        "taken as one camera's walks of many people, when at least 20 embed (gait/adaptation.py); "
+        "shipped: the synthetic walkers' statistics, as the matcher does today"),
 ) -> None:
-    """Embed every walk in INPUT; walks that can't be embedded are named on stderr."""
+    """Embed every walk in INPUT; walks that can't be embedded are named on stderr.
+
+    By default the model's head is normalised with the statistics of the file's own walks
+    (camera statistics, AdaBN): real cameras' walks sit away from the synthetic walkers the
+    model was trained on, and every embedding then points one way. Then a walk's embedding
+    depends on the other walks in the file: embed one camera's walks of many people together,
+    and use --statistics shipped for embeddings to compare with the matcher's templates."""
+    from gait.adaptation import MIN_CAMERA_WALKS
     from gait.embedder import Embedder
     from gait.track import foreign_frames
     from gait.walk import WalkFormatError, iter_walks, load_npz
 
+    if statistics not in ("camera", "shipped"):
+        raise typer.BadParameter(f"{statistics!r}: choose camera or shipped", param_hint="--statistics")
     try:
         sequences, fps = load_npz(input_path)
         if not 1 <= fps <= 240:
@@ -51,8 +64,17 @@ def embed(
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    result, errors = embedder.embed_many(walks)
+    adapt = statistics == "camera" and embedder.head_norm is not None
+    result, errors = embedder.embed_many(walks, projections=adapt)
     problems.update(errors)
+    how = "shipped statistics"
+    if statistics == "camera" and embedder.head_norm is None:
+        how = "shipped statistics: the model has no projection output to adapt"
+    elif adapt and len(result) < MIN_CAMERA_WALKS:
+        how = f"shipped statistics: {len(result)} walks embed, camera statistics need {MIN_CAMERA_WALKS}"
+    elif adapt:
+        result, stats = embedder.camera_adapted(result)
+        how = f"camera statistics of these {stats.walks} walks"
     arrays: dict[str, np.ndarray] = {}
     for key, e in result.items():
         arrays[f"emb_{key}"] = e.vector.astype(np.float32)
@@ -63,7 +85,8 @@ def embed(
     for key in sorted(result):
         if (swap := foreign_frames(walks[key])) is not None:
             print(f"walk {key}: {swap} (a tracker swap), embedded without them", file=sys.stderr)
-    err.print(f"embedded {len(result)} of {len(sequences)} walks into {output_path} (model {embedder.version})")
+    err.print(f"embedded {len(result)} of {len(sequences)} walks into {output_path} "
+              f"(model {embedder.version}, {how})")
 
 
 def train(
@@ -174,7 +197,7 @@ def _print_trials(rows: dict[str, dict[str, object]], version: str) -> None:
 
 
 def _print_real_visits(visits: tuple[object, ...]) -> None:
-    """The policy over the real walkers: raw embeddings against camera-centred ones."""
+    """The policy over the real walkers: raw embeddings against camera-centred and camera-adapted ones."""
     if not visits:
         return
     table = Table(title="matcher policy over the real walkers (2 s windows; each walker also a stranger, "

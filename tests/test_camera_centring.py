@@ -87,9 +87,12 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
     centred_rows = {n for n in result.rows if n.endswith(", camera-centred")}
     assert centred_rows == {"real normal walk 1 -> walk 2, camera-centred", "real normal walk 2 -> walk 1, camera-centred",
                             "real normal -> abnormal gait, camera-centred"}
+    adapted_rows = {n for n in result.rows if n.endswith(", camera-adapted")}
+    assert adapted_rows == {n.replace("centred", "adapted") for n in centred_rows}
     walks = ucalgary.load(tmp_path / "real")
-    # Four kinds of evidence at three bounds; 7 genuine visits (walk 2), every recording a stranger once.
-    kinds = ("embedding", "camera-centred", "camera's impostor model", "camera-centred, camera's impostor model")
+    # Five kinds of evidence at three bounds; 7 genuine visits (walk 2), every recording a stranger once.
+    kinds = ("embedding", "camera-centred", "camera-adapted", "camera's impostor model",
+             "camera-centred, camera's impostor model")
     assert [(v.evidence, v.bound) for v in result.visits] == [(e, b) for e in kinds for b in (1e-4, 1e-3, 1e-2)]
     for v in result.visits:
         assert v.genuine_visits == 7 and v.stranger_visits == len(walks) == 21
@@ -109,9 +112,9 @@ def test_a_real_set_too_small_for_a_centre_says_so(tmp_path: Path) -> None:
 
     _real_set(tmp_path / "real", (4, 7, 9))
     result = eval_suite.run(Embedder(), [], tmp_path / "real", tmp_path / "out", score_model=ScoreModel())
-    assert not any(n.endswith("camera-centred") for n in result.rows)
+    assert not any(n.endswith(("camera-centred", "camera-adapted")) for n in result.rows)
     assert result.visits == ()
-    assert any("too few for a camera centre" in note for note in result.notes)
+    assert any("too few for a camera centre or statistics" in note for note in result.notes)
 
 
 def _real_scoring_tool():  # type: ignore[no-untyped-def]
@@ -168,7 +171,7 @@ def test_the_camera_s_impostor_model_is_measured_on_other_people_s_templates() -
     assert (model.genuine_mean, model.window_correlation) == (ScoreModel().genuine_mean, ScoreModel().window_correlation)
 
 
-def test_the_real_scoring_tool_splits_the_shipped_model_at_its_head_norm_without_changing_it() -> None:
+def test_the_real_scoring_tool_renormalises_with_the_shipped_or_the_camera_s_statistics() -> None:
     from gait.embedder import Embedder
     from gait.synth.dataset import people, render_walk
 
@@ -176,13 +179,15 @@ def test_the_real_scoring_tool_splits_the_shipped_model_at_its_head_norm_without
     embedder = Embedder()
     rng = np.random.default_rng(8)
     walks = [render_walk(p, rng) for p in people(6, 9)]
-    twin = tool.TwinHead(embedder)
-    projected = twin.project(walks)
+    statistics = tool.HeadStatistics(embedder)
+    projected = statistics.project(walks)
     shipped, _ = embedder.embed_many({str(i): w for i, w in enumerate(walks)})
     onnx = np.stack([shipped[str(i)].vector for i in range(len(walks))])
-    assert np.abs(twin.embed(projected, twin.shipped) - onnx).max() < 1e-4  # the twin is the shipped model
+    head = embedder.head_norm
+    assert np.abs(statistics.embed(projected, head.shipped) - onnx).max() < 1e-5  # as shipped: the model itself
     # With a camera's own statistics, its walks no longer share the synthetic offset.
-    offset = projected + 3.0 * np.sqrt(twin.shipped[1])
-    variants = twin.variants(offset)
-    strength = {name: np.linalg.norm(twin.embed(offset, stats).mean(axis=0)) for name, stats in variants.items()}
+    offset = projected + 3.0 * np.sqrt(head.shipped.var)
+    variants = statistics.variants(offset)
+    assert np.array_equal(variants["the camera's mean"].var, head.shipped.var)
+    strength = {name: np.linalg.norm(statistics.embed(offset, stats).mean(axis=0)) for name, stats in variants.items()}
     assert strength["the camera's mean and variance"] < 0.5 < strength["as shipped (synthetic statistics)"]

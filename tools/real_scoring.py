@@ -7,8 +7,8 @@ trains or tunes anything that ships):
 - EER and rank-1 under four centring rules;
 - EER and rank-1 under cosine, T-norm and S-norm, whose cohort for a walk is the walks of
   the *other* subjects (a store's cohort would be other people seen by the same camera);
-- EER and rank-1 with the head's batch norm re-estimated on the camera's walks (AdaBN, Li et
-  al. 2016), computed with the shipped model's PyTorch twin (gait-embedder.pt).
+- EER and rank-1 with the head's batch norm statistics re-estimated on the camera's walks
+  (AdaBN, Li et al. 2016; gait.adaptation), and the policy replayed with them.
 
     .venv/bin/python tools/real_scoring.py [--real PATH]
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gait import calibration  # noqa: E402
+from gait.adaptation import CameraStatistics  # noqa: E402
 from gait.centring import centred  # noqa: E402
 from gait.datasets import ucalgary  # noqa: E402
 from gait.embedder import Embedder  # noqa: E402
@@ -63,42 +65,37 @@ def cohort_z(scores: np.ndarray, vectors: np.ndarray, owners: np.ndarray, cohort
     return out
 
 
-class TwinHead:
-    """The shipped model's PyTorch twin, split at the head's batch norm: project walks, then
-    normalise their projections with the synthetic walkers' running statistics (as shipped)
-    or with a camera's own."""
+class HeadStatistics:
+    """The shipped model's head batch norm (gait.adaptation) with the synthetic walkers'
+    running statistics (as shipped) or a camera's own: projections from the ONNX model."""
 
     def __init__(self, embedder: Embedder) -> None:
-        import torch
-
-        from gait.model import GaitEmbedder
-
+        if embedder.head_norm is None:
+            raise SystemExit(f"{embedder.model_path} has no projection output: export it again (gait.train.reexport)")
         self.embedder = embedder
-        self.model = GaitEmbedder()
-        self.model.load_state_dict(torch.load(embedder.model_path.with_name("gait-embedder.pt"), map_location="cpu"))
-        self.model.eval()
-        norm = self.model.head[1]
-        self.gain, self.bias, self.eps = norm.weight.detach().numpy(), norm.bias.detach().numpy(), norm.eps
-        self.shipped = (norm.running_mean.numpy(), norm.running_var.numpy())
+        self.head = embedder.head_norm
 
     def project(self, walks: list) -> np.ndarray:  # type: ignore[type-arg]
-        import torch
+        """[N, D] projections of walks that must all embed."""
+        embedded, errors = self.embedder.embed_many({str(i): w for i, w in enumerate(walks)}, projections=True)
+        if errors:
+            raise ValueError(f"walks that do not embed: {errors}")
+        return np.stack([embedded[str(i)].projection for i in range(len(walks))])
 
-        with torch.no_grad():
-            return np.concatenate([self.model.projected(torch.from_numpy(self.embedder.prepare(w)[0][None])).numpy()
-                                   for w in walks])
+    def embed(self, projected: np.ndarray, stats: CameraStatistics) -> np.ndarray:
+        return self.head.embed(projected, stats)
 
-    def embed(self, projected: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        y = (projected - stats[0]) / np.sqrt(stats[1] + self.eps) * self.gain + self.bias
-        return y / np.linalg.norm(y, axis=-1, keepdims=True)
-
-    def variants(self, projected: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {"as shipped (synthetic statistics)": self.shipped,
-                "the camera's mean": (projected.mean(axis=0), self.shipped[1]),
-                "the camera's mean and variance": (projected.mean(axis=0), projected.var(axis=0))}
+    def variants(self, projected: np.ndarray) -> dict[str, CameraStatistics]:
+        camera = CameraStatistics.of(projected, min_walks=1)
+        return {"as shipped (synthetic statistics)": self.head.shipped,
+                "the camera's mean": replace(self.head.shipped, mean=camera.mean),
+                "the camera's mean and variance": camera}
 
 
-def replay_adapted(twin: TwinHead, walks: list, score_model: object) -> None:  # type: ignore[type-arg]
+EACH_SIDE = "each side its own mean and variance"
+
+
+def replay_adapted(statistics: HeadStatistics, walks: list, score_model: object) -> None:  # type: ignore[type-arg]
     """The policy replay of `gaitpay eval` (gait.eval_suite.real_visits) with the head's batch
     norm as shipped and re-estimated: windows with the statistics of every real window (the
     camera's), templates with those of every real walk (the enrolment source's)."""
@@ -107,16 +104,16 @@ def replay_adapted(twin: TwinHead, walks: list, score_model: object) -> None:  #
 
     budget = PolicyConfig().max_windows
     usable = [i for i, w in enumerate(walks) if _windows(w.walk)]
-    windows = {i: twin.project(_windows(walks[i].walk)[:budget]) for i in usable}
+    windows = {i: statistics.project(_windows(walks[i].walk)[:budget]) for i in usable}
     enrolled = {w.subject: i for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal"}
-    whole = twin.project([walks[i].walk for i in enrolled.values()])
-    every_walk = twin.project([w.walk for w in walks])
+    whole = statistics.project([walks[i].walk for i in enrolled.values()])
+    every_walk = statistics.project([w.walk for w in walks])
     every_window = np.concatenate(list(windows.values()))
     print("\npolicy over the real walkers, head batch norm: genuine identified, strangers charged")
-    for name, window_stats in twin.variants(every_window).items():
-        walk_stats = twin.variants(every_walk)[name]
-        adapted = {i: twin.embed(v, window_stats) for i, v in windows.items()}
-        templates = dict(zip(enrolled, twin.embed(whole, walk_stats)))
+    for name, window_stats in statistics.variants(every_window).items():
+        walk_stats = statistics.variants(every_walk)[name]
+        adapted = {i: statistics.embed(v, window_stats) for i, v in windows.items()}
+        templates = dict(zip(enrolled, statistics.embed(whole, walk_stats)))
         cells = []
         for bound in (1e-4, 1e-3, 1e-2):
             genuine, right, _, strangers, charged = _replay(adapted, templates, walks,
@@ -196,25 +193,29 @@ def main() -> None:
 
     print_table("centring rule", ("none", "one camera centre", "each side its own mean", "other subjects' mean"),
                 by_centring)
-    twin = TwinHead(embedder)
-    projected = twin.project([walks[i].walk for i in kept])
-    adapted = {name: twin.embed(projected, stats) for name, stats in twin.variants(projected).items()}
+    statistics = HeadStatistics(embedder)
+    projected = statistics.project([walks[i].walk for i in kept])
+    adapted = {name: statistics.embed(projected, stats) for name, stats in statistics.variants(projected).items()}
     for name, adapted_vectors in adapted.items():
         print(f"{name}: strength {np.linalg.norm(adapted_vectors.mean(axis=0)):.3f}")
     row_of = {v.tobytes(): k for k, v in enumerate(vectors)}  # a walk's row, from its shipped embedding
 
     def by_adaptation(variant, gallery, gallery_ids, probes, probe_ids):  # type: ignore[no-untyped-def]
-        pick = adapted[variant]
-        return pick[[row_of[v.tobytes()] for v in probes]] @ pick[[row_of[v.tobytes()] for v in gallery]].T
+        probe_rows, gallery_rows = [row_of[v.tobytes()] for v in probes], [row_of[v.tobytes()] for v in gallery]
+        if variant == EACH_SIDE:  # gallery: the enrolment source's statistics; probes: the store camera's
+            return (statistics.embed(projected[probe_rows], CameraStatistics.of(projected[probe_rows], 1))
+                    @ statistics.embed(projected[gallery_rows], CameraStatistics.of(projected[gallery_rows], 1)).T)
+        return adapted[variant][probe_rows] @ adapted[variant][gallery_rows].T
 
-    print_table("head batch norm (PyTorch twin)", tuple(adapted), by_adaptation)
+    print_table("head batch norm statistics", (*adapted, EACH_SIDE), by_adaptation)
     print_table("scoring (cohort: the other subjects' walks)",
                 ("cosine", "T-norm", "S-norm", "camera-centred, then T-norm"), by_cohort)
     if cal is not None:
         from matcher.domain.policy import ScoreModel
 
-        replay_adapted(twin, walks, ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
-                                               cal.genuine_std, cal.window_correlation))
+        replay_adapted(statistics, walks, ScoreModel(cal.impostor_mean, cal.impostor_std, cal.genuine_mean,
+                                                     cal.genuine_std, cal.window_correlation))
+
 
 if __name__ == "__main__":
     main()

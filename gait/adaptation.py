@@ -1,0 +1,91 @@
+"""Camera statistics for the embedding head's batch norm (AdaBN: Li et al., 2016).
+
+Why: the embedder ends in a linear projection and a batch norm whose running statistics
+were measured on synthetic walkers. A real camera's walks reach that norm offset from
+them (median 0.8 standard deviations per dimension on the UCalgary walkers, with 0.4 of
+the variance), so every walk the camera sees leaves it pointing one way: the mean of the
+real embeddings has norm 0.81 against 0.14 for synthetic ones, and two strangers score
+0.65 against each other (docs/gait.md, "Fourth round"). Normalising the projection with
+the mean and variance of the camera's own walks instead puts them back where the model
+was trained to separate people. No labels are used, and nothing is trained: only the
+statistics change, from walks of many different people seen by one camera.
+
+The model exports the projection beside the embedding (ONNX output "projection") and the
+norm's parameters in its metadata (HEAD_NORM_KEY), so the services need only ONNX Runtime.
+With the shipped statistics, `HeadNorm.embed` gives the model's own embedding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from gait.centring import MIN_CENTRE_WALKS
+
+HEAD_NORM_KEY = "gaitpay.head_norm"  # ONNX metadata: the head batch norm's parameters, JSON
+PROJECTION_OUTPUT = "projection"
+# Statistics from fewer walks than this are mostly those walkers' identities, not the camera's.
+MIN_CAMERA_WALKS = MIN_CENTRE_WALKS
+
+
+class AdaptationError(ValueError):
+    """Camera statistics cannot be formed or applied (too few walks, wrong shape, no head norm)."""
+
+
+@dataclass(frozen=True)
+class CameraStatistics:
+    """Per-dimension mean and variance of the projections of `walks` walks one camera saw."""
+
+    mean: np.ndarray  # float32 [D]
+    var: np.ndarray  # float32 [D]
+    walks: int
+
+    @classmethod
+    def of(cls, projections: np.ndarray, min_walks: int = MIN_CAMERA_WALKS) -> "CameraStatistics":
+        values = np.asarray(projections, dtype=np.float64)
+        if values.ndim != 2 or values.shape[0] == 0:
+            raise AdaptationError(f"camera statistics need projections [N, D], got shape {values.shape}")
+        if values.shape[0] < min_walks:
+            raise AdaptationError(f"camera statistics need at least {min_walks} walks, got {values.shape[0]}")
+        return cls(values.mean(axis=0).astype(np.float32), values.var(axis=0).astype(np.float32),
+                   int(values.shape[0]))
+
+
+@dataclass(frozen=True)
+class HeadNorm:
+    """The head batch norm: learned gain and bias, and the statistics it shipped with."""
+
+    gain: np.ndarray
+    bias: np.ndarray
+    eps: float
+    shipped: CameraStatistics  # the synthetic walkers' running statistics
+
+    @classmethod
+    def from_metadata(cls, text: str) -> "HeadNorm":
+        try:
+            raw = json.loads(text)
+            arrays = {k: np.asarray(raw[k], dtype=np.float32) for k in ("gain", "bias", "mean", "var")}
+            eps = float(raw["eps"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AdaptationError(f"the model's {HEAD_NORM_KEY} metadata is unreadable: {exc}") from None
+        dims = {a.shape for a in arrays.values()}
+        if len(dims) != 1 or len(next(iter(dims))) != 1:
+            raise AdaptationError(f"the model's {HEAD_NORM_KEY} arrays disagree in shape: {sorted(dims)}")
+        return cls(arrays["gain"], arrays["bias"], eps, CameraStatistics(arrays["mean"], arrays["var"], 0))
+
+    def to_metadata(self) -> str:
+        return json.dumps({"eps": self.eps, "gain": self.gain.tolist(), "bias": self.bias.tolist(),
+                           "mean": self.shipped.mean.tolist(), "var": self.shipped.var.tolist()})
+
+    def embed(self, projections: np.ndarray, statistics: CameraStatistics | None = None) -> np.ndarray:
+        """[D] or [N, D] projections -> L2-normalised embeddings, normalised with `statistics`
+        (the shipped ones where None)."""
+        stats = statistics or self.shipped
+        values = np.asarray(projections, dtype=np.float32)
+        if values.shape[-1] != self.gain.shape[0] or stats.mean.shape != self.gain.shape:
+            raise AdaptationError(f"projections of dimension {values.shape[-1]} do not fit a head norm of "
+                                  f"{self.gain.shape[0]} with statistics of {stats.mean.shape[0]}")
+        y = (values - stats.mean) / np.sqrt(stats.var + self.eps) * self.gain + self.bias
+        return (y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
