@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gait.centring import MIN_CENTRE_WALKS
+from gait.centring import MIN_CENTRE_WALKS, camera_walks
 
 HEAD_NORM_KEY = "gaitpay.head_norm"  # ONNX metadata: the head batch norm's parameters, JSON
 PROJECTION_OUTPUT = "projection"
@@ -44,11 +44,7 @@ class CameraStatistics:
 
     @classmethod
     def of(cls, projections: np.ndarray, min_walks: int = MIN_CAMERA_WALKS) -> "CameraStatistics":
-        values = np.asarray(projections, dtype=np.float64)
-        if values.ndim != 2 or values.shape[0] == 0:
-            raise AdaptationError(f"camera statistics need projections [N, D], got shape {values.shape}")
-        if values.shape[0] < min_walks:
-            raise AdaptationError(f"camera statistics need at least {min_walks} walks, got {values.shape[0]}")
+        values = camera_walks(projections, min_walks, "camera statistics need projections", AdaptationError)
         return cls(values.mean(axis=0).astype(np.float32), values.var(axis=0).astype(np.float32),
                    int(values.shape[0]))
 

@@ -40,11 +40,7 @@ class CameraCentre:
     @classmethod
     def of(cls, embeddings: np.ndarray, min_walks: int = MIN_CENTRE_WALKS) -> "CameraCentre":
         """The centre of [N, D] embeddings (N >= min_walks: different people, ideally many)."""
-        vectors = np.asarray(embeddings, dtype=np.float64)
-        if vectors.ndim != 2 or vectors.shape[0] == 0:
-            raise CentreError(f"a centre needs embeddings [N, D], got shape {vectors.shape}")
-        if vectors.shape[0] < min_walks:
-            raise CentreError(f"a camera centre needs at least {min_walks} walks, got {vectors.shape[0]}")
+        vectors = camera_walks(embeddings, min_walks, "a camera centre needs embeddings", CentreError)
         return cls(vectors.mean(axis=0).astype(np.float32), int(vectors.shape[0]))
 
     @property
@@ -56,6 +52,17 @@ class CameraCentre:
     def apply(self, embeddings: np.ndarray) -> np.ndarray:
         """[D] or [N, D] -> the same shape: minus the centre, L2-normalised again."""
         return centred(embeddings, self.vector)
+
+
+def camera_walks(values: np.ndarray, min_walks: int, needs: str, error: type[ValueError]) -> np.ndarray:
+    """values as float64 [N, D] rows of N >= min_walks walks, or `error` saying what it
+    `needs` ("a camera centre needs embeddings") and what it got."""
+    rows = np.asarray(values, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise error(f"{needs} [N, D], got shape {rows.shape}")
+    if rows.shape[0] < min_walks:
+        raise error(f"{needs} of at least {min_walks} walks, got {rows.shape[0]}")
+    return rows
 
 
 def centred(embeddings: np.ndarray, centre: np.ndarray) -> np.ndarray:
