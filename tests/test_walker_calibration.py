@@ -68,3 +68,28 @@ def test_the_table_has_every_measure_for_both_populations() -> None:
     mean, between, within = tool.spreads(walks)
     assert mean.shape == between.shape == within.shape == (len(tool.MEASURES),)
     assert np.all(between > 0) and np.all(within > 0)
+
+
+def test_leg_motion_reads_back_the_walkers_knee_and_hip_ranges() -> None:
+    tool = _tool()
+    rng = np.random.default_rng(9)
+    person = replace(sample_person(rng), asym_knee=0.0, asym_hip=0.0)
+    normal = [tool.leg_motion(_body(simulate(person, 3.0, 30.0, rng)), 30.0)]
+    stiff_knees = [tool.leg_motion(_body(simulate(replace(person, knee_swing=person.knee_swing * 0.7), 3.0, 30.0,
+                                                  rng)), 30.0)]
+    small_hips = [tool.leg_motion(_body(simulate(replace(person, hip_amplitude=person.hip_amplitude * 0.8), 3.0,
+                                                 30.0, rng)), 30.0)]
+    knees = tool.abnormal_ratios(normal, stiff_knees, "right")
+    hips = tool.abnormal_ratios(normal, small_hips, "left")
+    assert knees[0] < 0.85 and knees[1] < 0.85  # both knees bend less
+    assert abs(knees[2] - 1) < 0.06 and abs(knees[3] - 1) < 0.06  # the hips do not change
+    assert abs(hips[2] - 0.8) < 0.06 and abs(hips[3] - 0.8) < 0.06
+
+
+def test_the_abnormal_table_has_both_sides_for_both_populations() -> None:
+    tool = _tool()
+    ratios = tool.synthetic_abnormal(6)
+    assert set(ratios) == {"abnormal_right", "abnormal_left"}
+    for values in ratios.values():
+        assert values.shape == (len(tool.LEG_MEASURES),) and np.all(values > 0)
+        assert values[0] < 1  # the affected knee bends less, whatever the walker's limp

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gait.datasets import ucalgary  # noqa: E402
 from gait.synth.dataset import SynthConfig  # noqa: E402
-from gait.synth.walker import sample_person, simulate, vary_for_walk  # noqa: E402
+from gait.synth.walker import sample_person, simulate, vary_for_walk, with_limp  # noqa: E402
 from gait.walk import J  # noqa: E402
 
 MEASURES = ("elbow flexion (deg)", "trunk lean (deg)", "head ahead of shoulders (leg)", "step width (leg)",
@@ -78,6 +78,33 @@ def measures(body: dict[str, np.ndarray], fps: float) -> np.ndarray:
     ])
 
 
+LEG_MEASURES = ("affected knee", "other knee", "affected hip", "other hip", "cadence")
+ABNORMAL_SIDES = {"abnormal_right": "right", "abnormal_left": "left"}
+
+
+def _range(angle: np.ndarray) -> float:
+    """Range of motion in degrees, robust to the odd mistracked frame."""
+    return float(np.degrees(np.percentile(angle, 95) - np.percentile(angle, 5)))
+
+
+def leg_motion(body: dict[str, np.ndarray], fps: float) -> dict[str, float]:
+    """Each knee's flexion range and each hip's sagittal swing range (degrees), and the cadence."""
+    g = body.__getitem__
+    out = {}
+    for side in ("left", "right"):
+        out[f"{side} knee"] = _range(np.pi - _inner_angle(g(f"{side}_hip"), g(f"{side}_knee"), g(f"{side}_ankle")))
+        out[f"{side} hip"] = _range(_sagittal_angle(g(f"{side}_hip"), g(f"{side}_knee")))
+    out["cadence"] = float(measures(body, fps)[MEASURES.index("cadence (steps/min)")])
+    return out
+
+
+def abnormal_ratios(normal: list[dict[str, float]], abnormal: list[dict[str, float]], side: str) -> np.ndarray:
+    """LEG_MEASURES of one person's abnormal walks over their normal ones (means of each)."""
+    other = "left" if side == "right" else "right"
+    names = (f"{side} knee", f"{other} knee", f"{side} hip", f"{other} hip", "cadence")
+    return np.array([np.mean([m[n] for m in abnormal]) / np.mean([m[n] for m in normal]) for n in names])
+
+
 def walking_frame(joints: np.ndarray, camera) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Kinect camera-space joints [..., 3] in the floor frame of the camera's calibration: x
     sideways, y height over the floor, z towards the camera (the direction the walkers go)."""
@@ -87,25 +114,45 @@ def walking_frame(joints: np.ndarray, camera) -> np.ndarray:  # type: ignore[no-
     return floor
 
 
-def real_walks(root: Path) -> dict[str, list[np.ndarray]]:
-    """Subject -> measures of each normal walk that the evaluation counts."""
+def real_bodies(root: Path) -> list[tuple[str, str, dict[str, np.ndarray]]]:
+    """(subject, condition, body) of every walk the evaluation counts, in the floor frame,
+    its steady first STEADY_SHARE of frames."""
     duplicates: list[ucalgary.Duplicate] = []
     not_walks: list[ucalgary.NotAWalk] = []
-    kept = {(w.subject, w.run) for w in ucalgary.load(root, duplicates, not_walks) if w.condition == "normal"}
+    kept = {(w.subject, w.run): w.condition for w in ucalgary.load(root, duplicates, not_walks)}
     camera = ucalgary.installation_camera(root)
     kinect = {f"{side}_{role}": ucalgary.KINECT.index(f"{role.capitalize()}{side[0].upper()}")
               for side in ("left", "right") for role in _ROLES}
     kinect["head"] = ucalgary.KINECT.index("Head")
-    out: dict[str, list[np.ndarray]] = {}
-    for path in sorted(root.glob("sub*/Run[12]/*.csv")):
+    out = []
+    for path in sorted(root.glob("sub*/Run*/*.csv")):
         subject, run = path.parent.parent.name, int(path.parent.name[3:])
         if (subject, run) not in kept:
             continue
         joints = ucalgary.read_csv(path)
         floor = walking_frame(joints[: int(len(joints) * STEADY_SHARE)], camera)
-        body = {role: floor[:, index] for role, index in kinect.items()}
-        out.setdefault(subject, []).append(measures(body, ucalgary.FPS))
+        out.append((subject, kept[subject, run], {role: floor[:, index] for role, index in kinect.items()}))
     return out
+
+
+def real_walks(bodies: list[tuple[str, str, dict[str, np.ndarray]]]) -> dict[str, list[np.ndarray]]:
+    """Subject -> measures of each normal walk."""
+    out: dict[str, list[np.ndarray]] = {}
+    for subject, condition, body in bodies:
+        if condition == "normal":
+            out.setdefault(subject, []).append(measures(body, ucalgary.FPS))
+    return out
+
+
+def real_abnormal(bodies: list[tuple[str, str, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Condition -> the median over subjects of abnormal_ratios."""
+    motion: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for subject, condition, body in bodies:
+        motion.setdefault((subject, condition), []).append(leg_motion(body, ucalgary.FPS))
+    return {condition: np.median([abnormal_ratios(motion[s, "normal"], walks, side)
+                                  for (s, c), walks in motion.items() if c == condition and (s, "normal") in motion],
+                                 axis=0)
+            for condition, side in ABNORMAL_SIDES.items()}
 
 
 def synthetic_walks(people: int, walks: int = 2, seed: int = 4321) -> dict[str, list[np.ndarray]]:
@@ -115,11 +162,32 @@ def synthetic_walks(people: int, walks: int = 2, seed: int = 4321) -> dict[str, 
     for i in range(people):
         person = sample_person(rng)
         for _ in range(walks):
-            joints = simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng)
-            body = {f"{side}_{role}": joints[:, J[f"{side}_{role}"]] for side in ("left", "right") for role in _ROLES}
-            body["head"] = (joints[:, J["left_ear"]] + joints[:, J["right_ear"]]) / 2  # the head's centre
+            body = _synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng))
             out.setdefault(str(i), []).append(measures(body, 30.0))
     return out
+
+
+def _synthetic_body(joints: np.ndarray) -> dict[str, np.ndarray]:
+    body = {f"{side}_{role}": joints[:, J[f"{side}_{role}"]] for side in ("left", "right") for role in _ROLES}
+    body["head"] = (joints[:, J["left_ear"]] + joints[:, J["right_ear"]]) / 2  # the head's centre
+    return body
+
+
+def synthetic_abnormal(people: int, seed: int = 4322) -> dict[str, np.ndarray]:
+    """synthetic walkers' real_abnormal: each person walks normally twice and twice with each
+    abnormality (with_limp), every walk varied as the training data is."""
+    rng = np.random.default_rng(seed)
+    spread = SynthConfig().walk_spread
+    ratios: dict[str, list[np.ndarray]] = {c: [] for c in ABNORMAL_SIDES}
+    for _ in range(people):
+        person = sample_person(rng)
+        normal = [leg_motion(_synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng)), 30.0)
+                  for _ in range(2)]
+        for condition, side in ABNORMAL_SIDES.items():
+            walks = [leg_motion(_synthetic_body(simulate(with_limp(vary_for_walk(person, rng, spread), side, rng),
+                                                         3.0, 30.0, rng)), 30.0) for _ in range(2)]
+            ratios[condition].append(abnormal_ratios(normal, walks, side))
+    return {condition: np.median(values, axis=0) for condition, values in ratios.items()}
 
 
 def spreads(walks: dict[str, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +204,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.real.exists():
         sys.exit(f"walker_calibration: no real walkers at {args.real}")
-    real = real_walks(args.real)
+    bodies = real_bodies(args.real)
+    real = real_walks(bodies)
     r_mean, r_between, r_within = spreads(real)
     s_mean, s_between, s_within = spreads(synthetic_walks(args.people))
     print(f"real: {len(real)} people, {sum(len(w) for w in real.values())} normal walks; "
@@ -146,6 +215,13 @@ def main() -> None:
     for k, name in enumerate(MEASURES):
         print(f"{name:32s} {r_mean[k]:9.3f} {r_between[k]:8.3f} {r_within[k]:7.3f}   {s_mean[k]:10.3f} "
               f"{s_between[k]:8.3f} {s_within[k]:7.3f}   {s_within[k] / r_within[k]:6.1f}")
+
+    real_ratios, synthetic_ratios = real_abnormal(bodies), synthetic_abnormal(args.people)
+    print("\nabnormal walks over normal ones, median over people of each person's ratio")
+    print(f"{'walks':32s} " + " ".join(f"{name:>14s}" for name in LEG_MEASURES))
+    for condition in ABNORMAL_SIDES:
+        for source, ratios in (("real", real_ratios), ("synthetic", synthetic_ratios)):
+            print(f"{source + ' ' + condition:32s} " + " ".join(f"{r:14.2f}" for r in ratios[condition]))
 
 
 if __name__ == "__main__":
