@@ -13,7 +13,6 @@ import pytest
 
 from gait.datasets import ucalgary
 from gait.synth.walker import sample_person, simulate
-from gait.walk import J
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,13 +25,6 @@ def _tool():
     return module
 
 
-def _body(joints: np.ndarray) -> dict[str, np.ndarray]:
-    body = {f"{s}_{r}": joints[:, J[f"{s}_{r}"]] for s in ("left", "right")
-            for r in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")}
-    body["head"] = (joints[:, J["left_ear"]] + joints[:, J["right_ear"]]) / 2
-    return body
-
-
 def test_measures_read_back_the_walkers_cadence_and_posture() -> None:
     tool = _tool()
     rng = np.random.default_rng(5)
@@ -40,7 +32,7 @@ def test_measures_read_back_the_walkers_cadence_and_posture() -> None:
     for cadence, trunk_deg, elbow_deg in ((96.0, 2.0, 15.0), (118.0, 9.0, 35.0)):
         person = replace(base, cadence=cadence, trunk_lean=np.deg2rad(trunk_deg), elbow_flexion=np.deg2rad(elbow_deg),
                          elbow_swing=0.0, trunk_side_lean=0.0)
-        m = tool.measures(_body(simulate(person, 3.0, 30.0, rng, start_phase=0.0)), 30.0)
+        m = tool.measures(tool.synthetic_body(simulate(person, 3.0, 30.0, rng, start_phase=0.0)), 30.0)
         assert abs(m[4] - cadence) < 5  # the spectrum's bins are 3.5 steps/min apart
         assert abs(m[1] - trunk_deg) < 1.5
         assert abs(m[0] - elbow_deg) < 1.0
@@ -74,11 +66,13 @@ def test_leg_motion_reads_back_the_walkers_knee_and_hip_ranges() -> None:
     tool = _tool()
     rng = np.random.default_rng(9)
     person = replace(sample_person(rng), asym_knee=0.0, asym_hip=0.0)
-    normal = [tool.leg_motion(_body(simulate(person, 3.0, 30.0, rng)), 30.0)]
-    stiff_knees = [tool.leg_motion(_body(simulate(replace(person, knee_swing=person.knee_swing * 0.7), 3.0, 30.0,
-                                                  rng)), 30.0)]
-    small_hips = [tool.leg_motion(_body(simulate(replace(person, hip_amplitude=person.hip_amplitude * 0.8), 3.0,
-                                                 30.0, rng)), 30.0)]
+
+    def motion(walker):  # type: ignore[no-untyped-def]
+        return [tool.leg_motion(tool.synthetic_body(simulate(walker, 3.0, 30.0, rng)), 30.0)]
+
+    normal = motion(person)
+    stiff_knees = motion(replace(person, knee_swing=person.knee_swing * 0.7))
+    small_hips = motion(replace(person, hip_amplitude=person.hip_amplitude * 0.8))
     knees = tool.abnormal_ratios(normal, stiff_knees, "right")
     hips = tool.abnormal_ratios(normal, small_hips, "left")
     assert knees[0] < 0.85 and knees[1] < 0.85  # both knees bend less

@@ -63,19 +63,24 @@ def measures(body: dict[str, np.ndarray], fps: float) -> np.ndarray:
     shoulders = (g("left_shoulder") + g("right_shoulder")) / 2
     trunk = shoulders - hips
     swing = [_sagittal_angle(g(f"{s}_shoulder"), g(f"{s}_elbow")) for s in ("left", "right")]
-    separation = g("left_ankle")[:, 2] - g("right_ankle")[:, 2]
-    separation = separation - separation.mean()
-    spectrum = np.abs(np.fft.rfft(separation * np.hanning(len(separation)), 1024))
-    freqs = np.fft.rfftfreq(1024, 1 / fps)
-    walking = (freqs > 0.5) & (freqs < 1.6)  # stride frequencies of walking
     return np.array([
         np.degrees(np.median(elbow)),
         np.degrees(np.median(np.arctan2(trunk[:, 2], trunk[:, 1]))),
         float(np.median(g("head")[:, 2] - shoulders[:, 2])) / leg,
         float(np.median(np.abs(g("left_ankle")[:, 0] - g("right_ankle")[:, 0]))) / leg,
-        freqs[walking][np.argmax(spectrum[walking])] * 120,
+        cadence(body, fps),
         np.degrees(np.mean([np.percentile(a, 95) - np.percentile(a, 5) for a in swing]) / 2),
     ])
+
+
+def cadence(body: dict[str, np.ndarray], fps: float) -> float:
+    """Steps per minute: the strongest stride frequency of the ankles' forward separation."""
+    separation = body["left_ankle"][:, 2] - body["right_ankle"][:, 2]
+    separation = separation - separation.mean()
+    spectrum = np.abs(np.fft.rfft(separation * np.hanning(len(separation)), 1024))
+    freqs = np.fft.rfftfreq(1024, 1 / fps)
+    walking = (freqs > 0.5) & (freqs < 1.6)  # stride frequencies of walking
+    return float(freqs[walking][np.argmax(spectrum[walking])] * 120)
 
 
 LEG_MEASURES = ("affected knee", "other knee", "affected hip", "other hip", "cadence")
@@ -94,7 +99,7 @@ def leg_motion(body: dict[str, np.ndarray], fps: float) -> dict[str, float]:
     for side in ("left", "right"):
         out[f"{side} knee"] = _range(np.pi - _inner_angle(g(f"{side}_hip"), g(f"{side}_knee"), g(f"{side}_ankle")))
         out[f"{side} hip"] = _range(_sagittal_angle(g(f"{side}_hip"), g(f"{side}_knee")))
-    out["cadence"] = float(measures(body, fps)[MEASURES.index("cadence (steps/min)")])
+    out["cadence"] = cadence(body, fps)
     return out
 
 
@@ -162,12 +167,13 @@ def synthetic_walks(people: int, walks: int = 2, seed: int = 4321) -> dict[str, 
     for i in range(people):
         person = sample_person(rng)
         for _ in range(walks):
-            body = _synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng))
+            body = synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng))
             out.setdefault(str(i), []).append(measures(body, 30.0))
     return out
 
 
-def _synthetic_body(joints: np.ndarray) -> dict[str, np.ndarray]:
+def synthetic_body(joints: np.ndarray) -> dict[str, np.ndarray]:
+    """The walker's joints [T, J, 3] by the roles `measures` and `leg_motion` read."""
     body = {f"{side}_{role}": joints[:, J[f"{side}_{role}"]] for side in ("left", "right") for role in _ROLES}
     body["head"] = (joints[:, J["left_ear"]] + joints[:, J["right_ear"]]) / 2  # the head's centre
     return body
@@ -181,10 +187,10 @@ def synthetic_abnormal(people: int, seed: int = 4322) -> dict[str, np.ndarray]:
     ratios: dict[str, list[np.ndarray]] = {c: [] for c in ABNORMAL_SIDES}
     for _ in range(people):
         person = sample_person(rng)
-        normal = [leg_motion(_synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng)), 30.0)
+        normal = [leg_motion(synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng)), 30.0)
                   for _ in range(2)]
         for condition, side in ABNORMAL_SIDES.items():
-            walks = [leg_motion(_synthetic_body(simulate(with_limp(vary_for_walk(person, rng, spread), side, rng),
+            walks = [leg_motion(synthetic_body(simulate(with_limp(vary_for_walk(person, rng, spread), side, rng),
                                                          3.0, 30.0, rng)), 30.0) for _ in range(2)]
             ratios[condition].append(abnormal_ratios(normal, walks, side))
     return {condition: np.median(values, axis=0) for condition, values in ratios.items()}
