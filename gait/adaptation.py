@@ -22,12 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gait.centring import MIN_CENTRE_WALKS, camera_walks
+from gait.centring import camera_walks
 
 HEAD_NORM_KEY = "gaitpay.head_norm"  # ONNX metadata: the head batch norm's parameters, JSON
 PROJECTION_OUTPUT = "projection"
-# Statistics from fewer walks than this are mostly those walkers' identities, not the camera's.
-MIN_CAMERA_WALKS = MIN_CENTRE_WALKS
+# Statistics from as few as 3 walks of different people, for a gallery and for its probes
+# each, match or beat the shipped ones on synthetic walkers and on the real ones
+# (tools/few_walk_statistics.py; docs/gait.md, "Seventh round"). Under 8 a file is ever
+# likelier to be one person's walks (an enrolment), whose own statistics would take away the
+# very walk they share; a centre (gait.centring) still needs 20.
+MIN_CAMERA_WALKS = 8
 
 
 class AdaptationError(ValueError):

@@ -29,7 +29,7 @@ def embed(
     model: Optional[Path] = typer.Option(None, help="ONNX model (default: the shipped one)"),
     statistics: str = typer.Option(
         "camera", help="camera: normalise the model's head with the statistics of this file's own walks, "
-        "taken as one camera's walks of many people, when at least 20 embed (gait/adaptation.py); "
+        "taken as one camera's walks of many people, when at least 8 embed (gait/adaptation.py); "
         "shipped: the synthetic walkers' statistics, as the matcher does today"),
 ) -> None:
     """Embed every walk in INPUT; walks that can't be embedded are named on stderr.
