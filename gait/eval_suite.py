@@ -14,7 +14,7 @@ import numpy as np
 from gait.datasets import ucalgary
 from gait.embedder import Embedder
 from gait.body import MEASURES, BodyModel, measure
-from gait.adaptation import MIN_CAMERA_WALKS
+from gait.adaptation import MIN_CAMERA_WALKS, AdaptationError, CameraStatistics
 from gait.centring import MIN_CENTRE_WALKS, CameraCentre, CentreError
 from gait.calibration import replay_visit
 from gait.evaluation import Fusion, Trial, bootstrap, det_curve, summarise
@@ -134,6 +134,10 @@ def self_centred(trial: Trial) -> Trial:
 
 CENTRED = ", camera-centred"
 ADAPTED = ", camera-adapted"
+# Gallery and probes each with the statistics of their own walks, as two `gaitpay embed`
+# files would be (docs/gait.md, "Seventh round"). It flatters the abnormal trial, whose
+# probes are all abnormal walks: their shared difference is normalised away.
+EACH_SIDE_ADAPTED = ", each side adapted"
 
 
 def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplicate] | None = None,
@@ -143,7 +147,8 @@ def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplic
     named '..., camera-centred') and camera-adapted ('..., camera-adapted': the head norm with
     camera statistics, gait.adaptation) where the set holds enough walks: one camera recorded
     them all, so its centre and its statistics are those of every walk it recorded, normal and
-    abnormal, gallery and probes alike (no labels are used)."""
+    abnormal, gallery and probes alike (no labels are used). Rows '..., each side adapted'
+    give the gallery and the probes the statistics of their own walks instead."""
     walks = ucalgary.load(root, duplicates, not_walks) if walks is None else walks
     keyed = {str(i): w.walk for i, w in enumerate(walks)}
     result, _ = embedder.embed_many(keyed, projections=embedder.head_norm is not None)
@@ -151,10 +156,13 @@ def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplic
     camera = ucalgary.installation_camera(root)
     bodies = _bodies([None if (m := measure(w.walk, camera)) is None else m.values for w in walks])
 
-    def trials_of(vectors: dict[int, np.ndarray]) -> dict[str, Trial]:
+    def trials_of(vectors: dict[int, np.ndarray],
+                  side: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Trial]:
+        """side: what is done to one side's stacked vectors (gallery or probes) as a whole."""
         def pick(cond: Callable[[ucalgary.RealWalk], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             chosen = [i for i, w in enumerate(walks) if cond(w) and i in vectors]
-            return np.stack([vectors[i] for i in chosen]), np.asarray([walks[i].subject for i in chosen]), bodies[chosen]
+            stacked = np.stack([vectors[i] for i in chosen])
+            return (side(stacked) if side else stacked), np.asarray([walks[i].subject for i in chosen]), bodies[chosen]
 
         n1 = pick(lambda w: w.run == 1)
         n2 = pick(lambda w: w.run == 2)
@@ -177,6 +185,13 @@ def real_trials(embedder: Embedder, root: Path, duplicates: list[ucalgary.Duplic
         keys = {str(i): i for i in vec}
         trials.update({name + ADAPTED: t for name, t in
                        trials_of({keys[k]: e.vector for k, e in adapted.items()}).items()})
+        head = embedder.head_norm
+        projections = {i: result[str(i)].projection for i in vec}
+        try:
+            trials.update({name + EACH_SIDE_ADAPTED: t for name, t in trials_of(
+                projections, lambda side: head.embed(side, CameraStatistics.of(side))).items()})
+        except AdaptationError:
+            pass  # a side with too few walks for statistics of its own
     return trials
 
 

@@ -180,10 +180,12 @@ def det_curve(trials: dict[str, Trial], path: str) -> None:
     from scipy.stats import norm
 
     # One colour per trial, one line style per way of scoring it ("trial, variant, variant");
-    # camera-adapted curves are drawn thick.
+    # camera-adapted curves are drawn thick, each-side-adapted ones half as thick, densely dashed.
     styles = {"": "-", "camera-centred": ":", "with body measures": "--",
               "camera-centred, with body measures": "-.", "protected": (0, (1, 4)),
-              "camera-adapted": "-", "camera-adapted, with body measures": "--"}
+              "camera-adapted": "-", "camera-adapted, with body measures": "--",
+              "each side adapted": (0, (3, 1, 1, 1)), "each side adapted, with body measures": (0, (5, 1))}
+    widths = {"camera-adapted": 2.6, "each side adapted": 1.8}
     bases = list(dict.fromkeys(name.split(", ")[0] for name in trials))
     colours = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(10, 6))
@@ -194,7 +196,7 @@ def det_curve(trials: dict[str, Trial], path: str) -> None:
         keep = (fmr > 1e-5) & (fmr < 0.5) & (fnmr > 1e-4) & (fnmr < 0.5)
         ax.plot(norm.ppf(fmr[keep]), norm.ppf(fnmr[keep]), label=name,
                 color=colours(bases.index(base) % 10), linestyle=styles.get(variant, "-"),
-                linewidth=2.6 if variant.startswith("camera-adapted") else 1.2)
+                linewidth=next((w for v, w in widths.items() if variant.startswith(v)), 1.2))
     ticks = [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5]
     ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
     ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from gait.adaptation import CameraStatistics
 from gait.centring import CameraCentre, CentreError, centred
 from gait.evaluation import Trial, summarise
 
@@ -81,7 +82,7 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
     from gait.embedder import Embedder
     from matcher.domain.policy import ScoreModel
 
-    _real_set(tmp_path / "real", (1, 2, 3, 4, 5, 6, 7))  # 21 walks: enough for a centre
+    _real_set(tmp_path / "real", (1, 2, 3, 4, 5, 6, 7, 8))  # 24 walks: enough for a centre, 8 a side
     embedder = Embedder()
     result = eval_suite.run(embedder, [], tmp_path / "real", tmp_path / "out", score_model=ScoreModel())
     centred_rows = {n for n in result.rows if n.endswith(", camera-centred")}
@@ -90,12 +91,21 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
     adapted_rows = {n for n in result.rows if n.endswith(", camera-adapted")}
     assert adapted_rows == {n.replace("centred", "adapted") for n in centred_rows}
     walks = ucalgary.load(tmp_path / "real")
-    # Five kinds of evidence at three bounds; 7 genuine visits (walk 2), every recording a stranger once.
+    # Each side with its own walks' statistics: the gallery of walk 1 -> walk 2 is exactly
+    # the walk 1 projections normalised with their own mean and variance.
+    assert {n for n in result.rows if n.endswith(", each side adapted")} == {
+        n.replace("camera-centred", "each side adapted") for n in centred_rows}
+    trials = eval_suite.real_trials(embedder, tmp_path / "real", walks=walks)
+    firsts, _ = embedder.embed_many({str(i): w.walk for i, w in enumerate(walks) if w.run == 1}, projections=True)
+    own = np.stack([firsts[k].projection for k in sorted(firsts, key=int)])
+    np.testing.assert_allclose(trials["real normal walk 1 -> walk 2, each side adapted"].gallery,
+                               embedder.head_norm.embed(own, CameraStatistics.of(own)), atol=1e-6)
+    # Five kinds of evidence at three bounds; 8 genuine visits (walk 2), every recording a stranger once.
     kinds = ("embedding", "camera-centred", "camera-adapted", "camera's impostor model",
              "camera-centred, camera's impostor model")
     assert [(v.evidence, v.bound) for v in result.visits] == [(e, b) for e in kinds for b in (1e-4, 1e-3, 1e-2)]
     for v in result.visits:
-        assert v.genuine_visits == 7 and v.stranger_visits == len(walks) == 21
+        assert v.genuine_visits == 8 and v.stranger_visits == len(walks) == 24
         assert 0 <= v.identified + v.identified_wrongly <= v.genuine_visits
         assert 0 <= v.strangers_charged <= v.stranger_visits
     # A looser bound never charges fewer strangers nor identifies fewer visitors.
@@ -112,7 +122,7 @@ def test_a_real_set_too_small_for_a_centre_says_so(tmp_path: Path) -> None:
 
     _real_set(tmp_path / "real", (4, 7, 9))
     result = eval_suite.run(Embedder(), [], tmp_path / "real", tmp_path / "out", score_model=ScoreModel())
-    assert not any(n.endswith(("camera-centred", "camera-adapted")) for n in result.rows)
+    assert not any(n.endswith(("camera-centred", "camera-adapted", "each side adapted")) for n in result.rows)
     assert result.visits == ()
     assert any("too few for a camera centre or statistics" in note for note in result.notes)
 
