@@ -74,7 +74,8 @@ def embed(
         how = f"shipped statistics: {len(result)} walks embed, camera statistics need {MIN_CAMERA_WALKS}"
     elif adapt:
         result, stats = embedder.camera_adapted(result)
-        how = f"camera statistics of these {stats.walks} walks"
+        how = (f"camera statistics of these {stats.walks} walks, taken as one camera's walks of many people; "
+               "--statistics shipped for walks of one person")
     arrays: dict[str, np.ndarray] = {}
     for key, e in result.items():
         arrays[f"emb_{key}"] = e.vector.astype(np.float32)

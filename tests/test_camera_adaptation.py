@@ -198,10 +198,7 @@ def test_eight_real_walkers_statistics_beat_the_shipped_ones() -> None:
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     embedder = Embedder()
-    walks = ucalgary.load(root)
-    projected = tool.projections(embedder, [w.walk for w in walks])
-    first = {w.subject: p for w, p in zip(walks, projected) if p is not None and w.run == 1 and w.condition == "normal"}
-    second = {w.subject: p for w, p in zip(walks, projected) if p is not None and w.run == 2 and w.condition == "normal"}
+    first, second, _ = tool.real_projections(embedder, ucalgary.load(root))
     both = sorted(set(first) & set(second))
     rng = np.random.default_rng(8)
     shipped, own = [], []

@@ -84,12 +84,18 @@ def synthetic(embedder: Embedder, head: HeadNorm, draws: int, rng: np.random.Gen
     sweep(head, "synthetic walkers: walk 1 -> walk 2", draw, len(pairs), draws, rng)
 
 
-def real(embedder: Embedder, head: HeadNorm, root: Path, draws: int, rng: np.random.Generator) -> None:
-    walks = ucalgary.load(root)
+def real_projections(embedder: Embedder, walks: list) -> tuple[dict, dict, list]:  # type: ignore[type-arg]
+    """Projections of the real walks that embed: subject -> normal walk 1, subject -> normal
+    walk 2, and (subject, projection) of every abnormal walk."""
     projected = projections(embedder, [w.walk for w in walks])
     first = {w.subject: p for w, p in zip(walks, projected) if p is not None and w.run == 1 and w.condition == "normal"}
     second = {w.subject: p for w, p in zip(walks, projected) if p is not None and w.run == 2 and w.condition == "normal"}
     abnormal = [(w.subject, p) for w, p in zip(walks, projected) if p is not None and w.condition != "normal"]
+    return first, second, abnormal
+
+
+def real(embedder: Embedder, head: HeadNorm, root: Path, draws: int, rng: np.random.Generator) -> None:
+    first, second, abnormal = real_projections(embedder, ucalgary.load(root))
 
     both = sorted(set(first) & set(second))
 
