@@ -38,7 +38,8 @@ def embed(
     (camera statistics, AdaBN): real cameras' walks sit away from the synthetic walkers the
     model was trained on, and every embedding then points one way. Then a walk's embedding
     depends on the other walks in the file: embed one camera's walks of many people together,
-    and use --statistics shipped for embeddings to compare with the matcher's templates."""
+    and use --statistics shipped for embeddings to compare with the matcher's templates, or
+    for walks of one person."""
     from gait.adaptation import MIN_CAMERA_WALKS
     from gait.embedder import Embedder
     from gait.track import foreign_frames
