@@ -361,6 +361,9 @@ def run(embedder: Embedder, sizes: list[int], real_root: Path | None, out_dir: P
         if not any(name.endswith(CENTRED) and name.startswith("real") for name in trials):
             notes.append(f"real walkers: fewer than {MIN_CENTRE_WALKS} walks embed, too few for a camera centre "
                          "or statistics; no camera-centred or camera-adapted rows")
+        elif embedder.head_norm is not None and not any(name.endswith(EACH_SIDE_ADAPTED) for name in trials):
+            notes.append(f"real walkers: a gallery or probe side has fewer than {MIN_CAMERA_WALKS} walks, too few "
+                         "for statistics of its own; no each-side-adapted rows")
         if score_model is not None:
             progress("the matcher policy over the real walkers' windows")
             visits = real_visits(embedder, walks, score_model)

@@ -115,6 +115,17 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
         assert [v.identified for v in rows] == sorted(v.identified for v in rows)
 
 
+def test_a_real_set_with_sides_too_small_for_their_own_statistics_says_so(tmp_path: Path) -> None:
+    from gait import eval_suite
+    from gait.embedder import Embedder
+
+    _real_set(tmp_path / "real", (1, 2, 3, 4, 5, 6, 7))  # 21 walks: a centre, but 7 a side
+    result = eval_suite.run(Embedder(), [], tmp_path / "real", tmp_path / "out")
+    assert any(n.endswith("camera-adapted") for n in result.rows)
+    assert not any(n.endswith("each side adapted") for n in result.rows)
+    assert any("fewer than 8 walks, too few for statistics of its own" in note for note in result.notes)
+
+
 def test_a_real_set_too_small_for_a_centre_says_so(tmp_path: Path) -> None:
     from gait import eval_suite
     from gait.embedder import Embedder
