@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +52,31 @@ class CameraStatistics:
         values = camera_walks(projections, min_walks, "camera statistics need projections", AdaptationError)
         return cls(values.mean(axis=0).astype(np.float32), values.var(axis=0).astype(np.float32),
                    int(values.shape[0]))
+
+    def save(self, path: Path, model_version: str) -> None:
+        """An .npz of the statistics and the model whose projections they were measured on
+        (another model's projections mean something else)."""
+        with open(path, "wb") as out:  # np.savez would append .npz to a name without it
+            np.savez(out, mean=self.mean, var=self.var, walks=np.int64(self.walks), model=np.str_(model_version))
+
+    @classmethod
+    def load(cls, path: Path, model_version: str, dim: int) -> "CameraStatistics":
+        """Statistics `save` wrote for this model (its version, its projection's dimension),
+        or AdaptationError saying what is wrong with the file."""
+        try:
+            with np.load(path, allow_pickle=False) as raw:
+                mean, var = raw["mean"].astype(np.float32), raw["var"].astype(np.float32)
+                walks, model = int(raw["walks"]), str(raw["model"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AdaptationError(f"{path}: not a camera statistics file ({exc})") from None
+        if model != model_version:
+            raise AdaptationError(f"{path}: statistics of model {model!r}, not of {model_version!r}: measure them "
+                                  "again with this model")
+        if mean.shape != (dim,) or var.shape != (dim,):
+            raise AdaptationError(f"{path}: statistics of shape {mean.shape} and {var.shape}, the model's are ({dim},)")
+        if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all()):
+            raise AdaptationError(f"{path}: statistics with non-finite values or negative variances")
+        return cls(mean, var, walks)
 
 
 @dataclass(frozen=True)

@@ -157,12 +157,24 @@ class Embedder:
         if self.head_norm is None:
             raise AdaptationError(f"model {self.model_path.name} cannot be adapted to a camera: it has no "
                                   f"{PROJECTION_OUTPUT!r} output with its head norm's parameters")
-        keys = [k for k, e in embeddings.items() if e.projection is not None]
-        if len(keys) < len(embeddings):
+        if any(e.projection is None for e in embeddings.values()):
             raise AdaptationError("camera statistics need every walk's projection: embed with projections=True")
-        stats = CameraStatistics.of(np.stack([embeddings[k].projection for k in keys]), min_walks)
+        stats = CameraStatistics.of(np.stack([e.projection for e in embeddings.values()]), min_walks)
+        return self.with_statistics(embeddings, stats), stats
+
+    def with_statistics(self, embeddings: dict[str, Embedding], stats: CameraStatistics) -> dict[str, Embedding]:
+        """The embeddings (from embed_many(..., projections=True)) with the head norm's
+        statistics set to `stats`: a camera's, measured before (CameraStatistics.load)."""
+        if self.head_norm is None:
+            raise AdaptationError(f"model {self.model_path.name} cannot be adapted to a camera: it has no "
+                                  f"{PROJECTION_OUTPUT!r} output with its head norm's parameters")
+        if any(e.projection is None for e in embeddings.values()):
+            raise AdaptationError("camera statistics need every walk's projection: embed with projections=True")
+        if not embeddings:
+            return {}
+        keys = list(embeddings)
         vectors = self.head_norm.embed(np.stack([embeddings[k].projection for k in keys]), stats)
-        return {k: replace(embeddings[k], vector=v) for k, v in zip(keys, vectors)}, stats
+        return {k: replace(embeddings[k], vector=v) for k, v in zip(keys, vectors)}
 
     def vector(self, walk: Walk) -> np.ndarray:
         """The embedding alone, without the quality score (the matcher's per-window path,

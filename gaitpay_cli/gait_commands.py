@@ -31,6 +31,12 @@ def embed(
         "camera", help="camera: normalise the model's head with the statistics of this file's own walks, "
         "taken as one camera's walks of many people, when at least 8 embed (gait/adaptation.py); "
         "shipped: the synthetic walkers' statistics, as the matcher does today"),
+    statistics_file: Optional[Path] = typer.Option(
+        None, help="Normalise every walk with these camera statistics (written by --write-statistics from "
+        "many walks of the same camera) instead of this file's own: for few walks, or one person's"),
+    write_statistics: Optional[Path] = typer.Option(
+        None, help="Also write the camera statistics this file's walks gave (at least 8 must embed), to embed "
+        "later walks of the same camera with --statistics-file"),
 ) -> None:
     """Embed every walk in INPUT; walks that can't be embedded are named on stderr.
 
@@ -38,15 +44,22 @@ def embed(
     (camera statistics, AdaBN): real cameras' walks sit away from the synthetic walkers the
     model was trained on, and every embedding then points one way. Then a walk's embedding
     depends on the other walks in the file: embed one camera's walks of many people together,
-    and use --statistics shipped for embeddings to compare with the matcher's templates, or
-    for walks of one person."""
-    from gait.adaptation import MIN_CAMERA_WALKS
+    and use --statistics shipped for embeddings to compare with the matcher's templates.
+    Walks of one person, or too few walks, take a camera's statistics measured before:
+    --write-statistics keeps them from a file of many walks, --statistics-file applies them."""
+    from gait.adaptation import MIN_CAMERA_WALKS, AdaptationError, CameraStatistics
     from gait.embedder import Embedder
     from gait.track import foreign_frames
     from gait.walk import WalkFormatError, iter_walks, load_npz
 
     if statistics not in ("camera", "shipped"):
         raise typer.BadParameter(f"{statistics!r}: choose camera or shipped", param_hint="--statistics")
+    if statistics == "shipped" and (statistics_file or write_statistics):
+        raise typer.BadParameter("--statistics shipped takes no camera statistics: leave out --statistics-file "
+                                 "and --write-statistics", param_hint="--statistics")
+    if statistics_file and write_statistics:
+        raise typer.BadParameter("--statistics-file applies statistics measured before; --write-statistics "
+                                 "measures new ones: give one of them", param_hint="--write-statistics")
     try:
         sequences, fps = load_npz(input_path)
         if not 1 <= fps <= 240:
@@ -65,18 +78,30 @@ def embed(
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    known = None
+    if statistics_file:
+        try:
+            if embedder.head_norm is None:
+                raise AdaptationError(f"model {embedder.version} has no projection output to adapt")
+            known = CameraStatistics.load(statistics_file, embedder.version, embedder.head_norm.gain.shape[0])
+        except AdaptationError as exc:
+            err.print(f"[red]unusable statistics:[/red] {exc}")
+            raise typer.Exit(2) from None
     adapt = statistics == "camera" and embedder.head_norm is not None
     result, errors = embedder.embed_many(walks, projections=adapt)
     problems.update(errors)
-    how = "shipped statistics"
+    how, measured = "shipped statistics", None
     if statistics == "camera" and embedder.head_norm is None:
         how = "shipped statistics: the model has no projection output to adapt"
+    elif known is not None:
+        result = embedder.with_statistics(result, known)
+        how = f"camera statistics of {known.walks} walks from {statistics_file}"
     elif adapt and len(result) < MIN_CAMERA_WALKS:
         how = f"shipped statistics: {len(result)} walks embed, camera statistics need {MIN_CAMERA_WALKS}"
     elif adapt:
-        result, stats = embedder.camera_adapted(result)
-        how = (f"camera statistics of these {stats.walks} walks, taken as one camera's walks of many people; "
-               "--statistics shipped for walks of one person")
+        result, measured = embedder.camera_adapted(result)
+        how = (f"camera statistics of these {measured.walks} walks, taken as one camera's walks of many people; "
+               "--statistics shipped or --statistics-file for walks of one person")
     arrays: dict[str, np.ndarray] = {}
     for key, e in result.items():
         arrays[f"emb_{key}"] = e.vector.astype(np.float32)
@@ -89,6 +114,12 @@ def embed(
             print(f"walk {key}: {swap} (a tracker swap), embedded without them", file=sys.stderr)
     err.print(f"embedded {len(result)} of {len(sequences)} walks into {output_path} "
               f"(model {embedder.version}, {how})")
+    if write_statistics:
+        if measured is None:  # the embeddings stand; only the statistics asked for are missing
+            err.print(f"[red]no statistics written to {write_statistics}:[/red] {how}")
+            raise typer.Exit(1)
+        measured.save(write_statistics, embedder.version)
+        err.print(f"camera statistics of {measured.walks} walks written to {write_statistics}")
 
 
 def train(

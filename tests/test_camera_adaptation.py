@@ -210,3 +210,56 @@ def test_eight_real_walkers_statistics_beat_the_shipped_ones() -> None:
         own.append(tool.trial(embedder.head_norm, gallery, ids, probes, ids, own=True)[0])
     assert np.median(own) <= 0.05 < np.median(shipped), (own, shipped)
     assert sum(o < s for o, s in zip(own, shipped)) >= 8, (own, shipped)
+
+
+def test_statistics_written_from_many_walks_embed_a_few_later_walks_alike(
+        tmp_path: Path, embedder: Embedder, crowd: dict[str, Walk]) -> None:
+    """One camera's statistics, measured once from many walks, normalise later files of a
+    few walks (or of one person) exactly as they normalised the walks they came from."""
+    np.savez(tmp_path / "many.npz", fps=np.float32(30.0), **{f"seq_{k}": w.keypoints for k, w in crowd.items()})
+    wrote = _cli("embed", str(tmp_path / "many.npz"), str(tmp_path / "many-out.npz"),
+                 "--write-statistics", str(tmp_path / "camera-stats"))
+    assert wrote.returncode == 0, wrote.stderr
+    assert "camera statistics of 24 walks written to" in " ".join(wrote.stderr.split())
+    few = dict(list(crowd.items())[:3])
+    np.savez(tmp_path / "few.npz", fps=np.float32(30.0), **{f"seq_{k}": w.keypoints for k, w in few.items()})
+    applied = _cli("embed", str(tmp_path / "few.npz"), str(tmp_path / "few-out.npz"),
+                   "--statistics-file", str(tmp_path / "camera-stats"))
+    assert applied.returncode == 0, applied.stderr
+    assert "camera statistics of 24 walks from" in " ".join(applied.stderr.split())
+    with np.load(tmp_path / "many-out.npz") as many, np.load(tmp_path / "few-out.npz") as out:
+        assert set(out.files) == {f"{kind}_{k}" for k in few for kind in ("emb", "quality")}
+        for key in few:
+            np.testing.assert_allclose(out[f"emb_{key}"], many[f"emb_{key}"], atol=1e-6)
+    # The library's round trip, and the file's model and shape are checked on loading.
+    stats = CameraStatistics.load(tmp_path / "camera-stats", embedder.version, embedder.dim)
+    assert stats.walks == 24
+    with pytest.raises(AdaptationError, match="not of 'another-model'"):
+        CameraStatistics.load(tmp_path / "camera-stats", "another-model", embedder.dim)
+    with pytest.raises(AdaptationError, match="shape"):
+        CameraStatistics.load(tmp_path / "camera-stats", embedder.version, embedder.dim + 1)
+
+
+def test_bad_statistics_options_and_files_are_refused_clearly(tmp_path: Path, crowd: dict[str, Walk]) -> None:
+    seven = dict(list(crowd.items())[:7])
+    np.savez(tmp_path / "in.npz", fps=np.float32(30.0), **{f"seq_{k}": w.keypoints for k, w in seven.items()})
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    np.savez(tmp_path / "other.npz", mean=np.zeros(128, np.float32), var=np.ones(128, np.float32),
+             walks=np.int64(30), model=np.str_("synthetic-1"))
+    cases = [
+        (("--statistics", "shipped", "--statistics-file", str(tmp_path / "other.npz")), "takes no camera statistics"),
+        (("--statistics-file", str(tmp_path / "other.npz"), "--write-statistics", str(tmp_path / "w.npz")),
+         "give one of them"),
+        (("--statistics-file", str(tmp_path / "junk.npz")), "not a camera statistics file"),
+        (("--statistics-file", str(tmp_path / "other.npz")), "statistics of model 'synthetic-1'"),
+    ]
+    for options, message in cases:
+        result = _cli("embed", str(tmp_path / "in.npz"), str(tmp_path / "out.npz"), *options)
+        assert result.returncode == 2 and message in " ".join(result.stderr.split()), (options, result.stderr)
+        assert not (tmp_path / "out.npz").exists()
+    # Too few walks to measure: the embeddings are written, the statistics asked for are not.
+    short = _cli("embed", str(tmp_path / "in.npz"), str(tmp_path / "out.npz"), "--write-statistics",
+                 str(tmp_path / "w.npz"))
+    assert short.returncode == 1 and "no statistics written" in short.stderr
+    assert "7 walks embed, camera statistics need 8" in " ".join(short.stderr.split())
+    assert (tmp_path / "out.npz").exists() and not (tmp_path / "w.npz").exists()
