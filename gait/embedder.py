@@ -154,27 +154,32 @@ class Embedder:
         """The embeddings (from embed_many(..., projections=True)) with the head norm's
         statistics taken from their own projections: one camera's walks of many different
         people (gait.adaptation). AdaptationError where there are too few walks."""
-        if self.head_norm is None:
-            raise AdaptationError(f"model {self.model_path.name} cannot be adapted to a camera: it has no "
-                                  f"{PROJECTION_OUTPUT!r} output with its head norm's parameters")
-        if any(e.projection is None for e in embeddings.values()):
-            raise AdaptationError("camera statistics need every walk's projection: embed with projections=True")
-        stats = CameraStatistics.of(np.stack([e.projection for e in embeddings.values()]), min_walks)
-        return self.with_statistics(embeddings, stats), stats
+        projections = self._projections(embeddings)
+        stats = CameraStatistics.of(projections, min_walks)
+        return self._renormalised(embeddings, projections, stats), stats
 
     def with_statistics(self, embeddings: dict[str, Embedding], stats: CameraStatistics) -> dict[str, Embedding]:
         """The embeddings (from embed_many(..., projections=True)) with the head norm's
         statistics set to `stats`: a camera's, measured before (CameraStatistics.load)."""
+        return self._renormalised(embeddings, self._projections(embeddings), stats)
+
+    def _projections(self, embeddings: dict[str, Embedding]) -> np.ndarray:
+        """[N, D] projections of the embeddings, in their order; AdaptationError where the
+        model cannot adapt or a walk was embedded without its projection."""
         if self.head_norm is None:
             raise AdaptationError(f"model {self.model_path.name} cannot be adapted to a camera: it has no "
                                   f"{PROJECTION_OUTPUT!r} output with its head norm's parameters")
         if any(e.projection is None for e in embeddings.values()):
             raise AdaptationError("camera statistics need every walk's projection: embed with projections=True")
         if not embeddings:
-            return {}
-        keys = list(embeddings)
-        vectors = self.head_norm.embed(np.stack([embeddings[k].projection for k in keys]), stats)
-        return {k: replace(embeddings[k], vector=v) for k, v in zip(keys, vectors)}
+            return np.empty((0, self.head_norm.gain.shape[0]), dtype=np.float32)
+        return np.stack([e.projection for e in embeddings.values()])
+
+    def _renormalised(self, embeddings: dict[str, Embedding], projections: np.ndarray,
+                      stats: CameraStatistics) -> dict[str, Embedding]:
+        assert self.head_norm is not None  # _projections checked it
+        vectors = self.head_norm.embed(projections, stats)
+        return {k: replace(e, vector=v) for (k, e), v in zip(embeddings.items(), vectors)}
 
     def vector(self, walk: Walk) -> np.ndarray:
         """The embedding alone, without the quality score (the matcher's per-window path,

@@ -30,7 +30,7 @@ from gait.adaptation import CameraStatistics, HeadNorm  # noqa: E402
 from gait.datasets import ucalgary  # noqa: E402
 from gait.embedder import Embedder  # noqa: E402
 from gait.eval_suite import synthetic_walks  # noqa: E402
-from real_scoring import exact_eer  # noqa: E402  (tools/, beside this file)
+from real_scoring import exact_eer, rank1  # noqa: E402  (tools/, beside this file)
 
 SYNTHETIC_SEED = 424_242  # an evaluation seed, never a training one
 SIZES = (3, 5, 8, 12, 20)
@@ -47,9 +47,7 @@ def trial(head: HeadNorm, gallery: np.ndarray, gallery_ids: np.ndarray, probes: 
     g = head.embed(gallery, own_statistics(gallery) if own else None)
     p = head.embed(probes, own_statistics(probes) if own else None)
     scores = p @ g.T
-    same = probe_ids[:, None] == gallery_ids[None, :]
-    rank1 = float((gallery_ids[np.argmax(scores, axis=1)] == probe_ids).mean())
-    return exact_eer(scores, same), rank1
+    return exact_eer(scores, probe_ids[:, None] == gallery_ids[None, :]), rank1(scores, probe_ids, gallery_ids)
 
 
 def sweep(head: HeadNorm, title: str, draw_trial, people: int, draws: int, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
