@@ -394,9 +394,12 @@ class EdgeRuntime:
         if self._offline is None:
             from matcher.adapters import gait_model
 
-            embed, _, version = gait_model.embedder(threads=self._threads)
-            self._offline = OfflineIdentifier(embed, version, gait_model.score_model(version),
-                                              gait_model.body_model() if self.settings.body_measures else None)
+            model = gait_model.gait_model(threads=self._threads)
+            adapt = self.settings.adapts_cameras
+            self._offline = OfflineIdentifier(model.embed, model.version, gait_model.score_model(model.version),
+                                              gait_model.body_model() if self.settings.body_measures else None,
+                                              project=model.project if adapt else None,
+                                              adaptation=model.camera_statistics() if adapt else None)
         try:
             self._offline.use(cache)
         except CacheUnusable as exc:

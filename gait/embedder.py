@@ -186,6 +186,16 @@ class Embedder:
         where gait-cycle segmentation would only be thrown away)."""
         return self.run(encode_normalised(self._normalised(walk)[1])[None])[0].astype(np.float32)
 
-    def embed(self, walk: Walk) -> Embedding:
+    def vector_and_projection(self, walk: Walk) -> tuple[np.ndarray, np.ndarray]:
+        """The embedding and the head's projection (for a camera's statistics), without the
+        quality score; AdaptationError where the model has no projection output."""
+        vectors, projections = self.run_projected(encode_normalised(self._normalised(walk)[1])[None])
+        return vectors[0].astype(np.float32), projections[0].astype(np.float32)
+
+    def embed(self, walk: Walk, projection: bool = False) -> Embedding:
+        """One walk's embedding and quality; with `projection`, its head projection too."""
         features, q = self.prepare(walk)
-        return Embedding(self.run(features[None])[0].astype(np.float32), q)
+        if not projection:
+            return Embedding(self.run(features[None])[0].astype(np.float32), q)
+        vectors, projections = self.run_projected(features[None])
+        return Embedding(vectors[0].astype(np.float32), q, projections[0].astype(np.float32))

@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 audit_app = typer.Typer(help="The identity service's audit chain.", no_args_is_help=True)
 vault_app = typer.Typer(help="Vault (or OpenBao) for the mesh.", no_args_is_help=True)
+templates_app = typer.Typer(help="Enrolled templates in the matcher's index.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -97,9 +98,7 @@ def vault_reissue_transform(
     """Re-issue the template-transform secret (after a leak of the index, or on schedule) and
     re-protect every enrolled customer's templates with it. The old index vectors match
     nothing afterwards; the matcher takes the new secret within GAITPAY_TRANSFORM_REFRESH_S."""
-    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
     from mesh import vault_provision
-    from mesh.client import open_sync_channel
 
     settings = config.load()
     state = stack.StackState.load(stack.state_path(settings))
@@ -107,18 +106,40 @@ def vault_reissue_transform(
         addr, token = addr or state.env.get("VAULT_ADDR"), token or state.env.get("VAULT_TOKEN")
     version = _with_vault("reissue-transform", vault_provision.reissue_transform, addr, token)
     console.print(f"template transform version {version} issued")
+    done = _reprotect(settings, "vault reissue-transform", timeout)
+    console.print(f"re-protected {done.customers} customers ({done.templates} templates) with transform version "
+                  f"{done.transform_version}; the matcher uses it within {settings.transform_refresh_s:g} s")
+
+
+@templates_app.command("reindex")
+def templates_reindex(
+    timeout: float = typer.Option(600.0, help="Seconds the re-indexing may take."),
+) -> None:
+    """Bring every enrolled customer's index vectors to what identity runs with now: after
+    GAITPAY_ENROLMENT_STATISTICS was set or changed (and identity restarted), templates are
+    normalised with the enrolment source's statistics. Customers already current are skipped,
+    so a run cut short is finished by running it again."""
+    settings = config.load()
+    done = _reprotect(settings, "templates reindex", timeout)
+    console.print(f"re-indexed {done.customers} customers ({done.templates} templates), under template transform "
+                  f"version {done.transform_version}")
+
+
+def _reprotect(settings: config.Settings, command: str, timeout: float):  # type: ignore[no-untyped-def]
+    """Identity's ReprotectTemplates, with a spinner; a failure is a readable exit 1."""
+    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+    from mesh.client import open_sync_channel
+
     channel = open_sync_channel(settings, identity="operator", service="identity",
                                 address=service_address(settings, "identity"))
     request_id = str(uuid.uuid4())
     try:
-        with console.status("re-protecting every customer's templates"):
-            done = identity_pb2_grpc.IdentityServiceStub(channel).ReprotectTemplates(
+        with console.status("re-indexing every customer's templates"):
+            return identity_pb2_grpc.IdentityServiceStub(channel).ReprotectTemplates(
                 identity_pb2.ReprotectTemplatesRequest(request_id=request_id), timeout=timeout)
     except grpc.RpcError as exc:
-        err.print(f"[red]gaitpay vault reissue-transform:[/red] identity service: {exc.code().name}: "
+        err.print(f"[red]gaitpay {command}:[/red] identity service: {exc.code().name}: "
                   f"{exc.details()} (run it again: customers already done are skipped)")
         raise typer.Exit(1) from None
     finally:
         channel.close()
-    console.print(f"re-protected {done.customers} customers ({done.templates} templates) with transform version "
-                  f"{done.transform_version}; the matcher uses it within {settings.transform_refresh_s:g} s")

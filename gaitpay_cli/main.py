@@ -23,10 +23,11 @@ config_app = typer.Typer(help="Settings of the services and the stack.", no_args
 app.add_typer(config_app, name="config")
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-from gaitpay_cli.admin_commands import audit_app, vault_app  # noqa: E402
+from gaitpay_cli.admin_commands import audit_app, templates_app, vault_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(vault_app, name="vault")
+app.add_typer(templates_app, name="templates")
 from gaitpay_cli.edge_commands import edge_app  # noqa: E402
 
 app.add_typer(edge_app, name="edge")

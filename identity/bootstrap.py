@@ -38,7 +38,8 @@ def build(settings: config.Settings) -> ServiceSpec:
                                      timeout_s=settings.default_deadline_s)
     transform = RefreshingTransform(lambda: keys.transform(embedder.dim), settings.transform_refresh_s)
     core = IdentityCore(db=db, keys=keys, index=matcher, embedder=embedder, protector=transform.current,
-                        transactions=records, fresh_protector=transform.fresh)
+                        transactions=records, fresh_protector=transform.fresh,
+                        enrolment_statistics=_enrolment_statistics(settings, embedder))
 
     retention = retention_job(db.prune, settings.retention_days)
 
@@ -50,6 +51,27 @@ def build(settings: config.Settings) -> ServiceSpec:
 
     return ServiceSpec(name="identity", register=register, grpc_services=[SERVICE_NAME],
                        on_start=[retention.start], on_stop=[retention.stop, stop_refreshing])
+
+
+def _enrolment_statistics(settings: config.Settings, embedder):  # type: ignore[no-untyped-def]
+    """The enrolment source's statistics (GAITPAY_ENROLMENT_STATISTICS), or None where unset; a
+    file that does not fit the model stops identity with a message naming the setting."""
+    if not settings.enrolment_statistics:
+        return None
+    from pathlib import Path
+
+    import structlog
+
+    from gait.adaptation import AdaptationError
+    from identity.adapters.walk_embedder import FileEnrolmentStatistics
+
+    try:
+        stats = FileEnrolmentStatistics(Path(settings.enrolment_statistics), embedder.engine)
+    except AdaptationError as exc:
+        raise config.ConfigError(f"GAITPAY_ENROLMENT_STATISTICS: {exc}") from None
+    structlog.get_logger("gaitpay.identity").info("enrolment statistics loaded", label=stats.label, walks=stats.walks,
+                                                  file=settings.enrolment_statistics)
+    return stats
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -50,7 +50,8 @@ def _milvus_config(settings: config.Settings, dim: int):  # type: ignore[no-unty
 def build(settings: config.Settings) -> ServiceSpec:
     # One ONNX Runtime thread per call: windows are embedded side by side, and the runtime's
     # own pool only spins against them (single-threaded: the same walks/s at half the CPU).
-    embed, dim, version = gait_model.embedder(threads=1)
+    model = gait_model.gait_model(threads=1)
+    embed, dim, version = model.embed, model.dim, model.version
     store = None
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusTemplateIndex
@@ -64,7 +65,9 @@ def build(settings: config.Settings) -> ServiceSpec:
     transform = _query_transform(settings, dim)
     identifier = Identifier(index=index, embed=embed, scores=gait_model.score_model(version),
                             protect=transform.apply if transform else None,
-                            bodies=gait_model.body_model() if settings.body_measures else None)
+                            bodies=gait_model.body_model() if settings.body_measures else None,
+                            project=model.project,
+                            adaptation=model.camera_statistics() if settings.adapts_cameras else None)
 
     registry = CollectorRegistry()
     metrics = WindowMetrics(registry)

@@ -113,6 +113,10 @@ class WindowMetrics:
             "gaitpay_matcher_camera_strength", "Norm of the mean embedding of a camera's walkers (one window "
             "each); above the bound (0.5) its identifications are held back (matcher.domain.camera_drift).",
             ["store", "camera"], registry=registry)
+        self.camera_adapted = Gauge(
+            "gaitpay_matcher_camera_adapted", "1 once a camera's keypoint windows are normalised with the "
+            "statistics of its own walkers (matcher.domain.camera_statistics); no series while it has too few.",
+            ["store", "camera"], registry=registry)
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
@@ -170,6 +174,12 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         strength = self._identifier.drift.strength(track.store_id, track.camera_id)
         if self._metrics is not None and strength is not None:
             self._metrics.camera_strength.labels(track.store_id, track.camera_id).set(strength)
+        adaptation = self._identifier.adaptation
+        # Like the strength, a camera gets its series only once judged: no label for every
+        # camera that passes by a matcher.
+        if (self._metrics is not None and adaptation is not None
+                and adaptation.statistics(track.store_id, track.camera_id) is not None):
+            self._metrics.camera_adapted.labels(track.store_id, track.camera_id).set(1.0)
 
     def _count(self, outcome: str, started: float | None = None) -> None:
         if self._metrics is not None:

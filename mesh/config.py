@@ -186,6 +186,21 @@ class Settings:
         "cameras, gait/models/body-measures.json) beside the gait embedding where a window and a candidate both "
         "carry them.", default=True
     )
+    camera_statistics: str = setting(
+        "GAITPAY_CAMERA_STATISTICS", "auto, on or off: whether the matcher (and the edge, deciding offline) "
+        "normalises each camera's keypoint windows with the head-norm statistics of its own walkers once it has "
+        "seen 30 of them, instead of the synthetic walkers' the model shipped with "
+        "(matcher.domain.camera_statistics; docs/gait.md, \"Eighth round\"). auto: on where "
+        "GAITPAY_ENROLMENT_STATISTICS is set, so both sides of a comparison are normalised for their own source "
+        "(one side alone gains nothing on a real camera).", default="auto"
+    )
+    enrolment_statistics: str = setting(
+        "GAITPAY_ENROLMENT_STATISTICS", "Identity normalises templates with the head-norm statistics in this file "
+        "(`gaitpay embed --write-statistics` over 8 or more enrolment walks of different people, from the source "
+        "customers enrol with), as the matcher normalises each store camera's windows with its own; after setting "
+        "or changing it (and restarting identity), `gaitpay templates reindex` re-indexes every customer. Templates enrolled before projections "
+        "were kept keep the model's own statistics. Empty: templates keep the model's own statistics.", default=""
+    )
     milvus_nprobe: int = setting(
         "GAITPAY_MILVUS_NPROBE", "IVF clusters probed per search (recall against latency).", default=32
     )
@@ -272,6 +287,11 @@ class Settings:
     @property
     def edge_state(self) -> Path:
         return Path(self.edge_state_dir) if self.edge_state_dir else self.home / "edge"
+
+    @property
+    def adapts_cameras(self) -> bool:
+        """GAITPAY_CAMERA_STATISTICS resolved: auto follows GAITPAY_ENROLMENT_STATISTICS."""
+        return self.camera_statistics == "on" or (self.camera_statistics == "auto" and bool(self.enrolment_statistics))
 
     @property
     def pki_dir(self) -> Path:
@@ -367,6 +387,8 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     if settings.milvus_search_consistency not in MILVUS_CONSISTENCY:
         raise ConfigError(f"GAITPAY_MILVUS_SEARCH_CONSISTENCY={settings.milvus_search_consistency!r}: "
                           f"expected one of {', '.join(MILVUS_CONSISTENCY)}")
+    if settings.camera_statistics not in ("auto", "on", "off"):
+        raise ConfigError(f"GAITPAY_CAMERA_STATISTICS={settings.camera_statistics!r}: expected auto, on or off")
     home = settings.home if settings.home.is_absolute() else Path.cwd() / settings.home
     settings = dataclasses.replace(settings, home=home)
     for service in SERVICES:

@@ -227,7 +227,8 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
             walks=[walk_message(w, body=b) for w, b in zip(walks, bodies)]), timeout=60)
         rejected = {r.index for r in enrolled.rejected}
         enrolment_body = np.mean([b for i, b in enumerate(bodies) if i not in rejected], axis=0)
-        assert db_count(dsn, "SELECT count(*) FROM identity.templates WHERE customer_id = %s AND payload = 2",
+        # Payload 3: the embedding, the body measures and the head's projection (for enrolment statistics).
+        assert db_count(dsn, "SELECT count(*) FROM identity.templates WHERE customer_id = %s AND payload = 3",
                         cid) == enrolled.accepted
         assert await identified_as(local_stack.settings(), walks[:3], f"pre-{cid[:8]}") == cid
         milvus = MilvusClient(uri=state_env["GAITPAY_MILVUS_URI"])
@@ -254,6 +255,8 @@ async def test_a_reissued_transform_reprotects_every_customer_without_a_restart(
         assert await identified_as(local_stack.settings(), walks[:3], f"post-{cid[:8]}") == cid
         again = stub.ReprotectTemplates(identity_pb2.ReprotectTemplatesRequest(request_id=rid()), timeout=120)
         assert again.customers == 0  # done already: a repeat does only what is left
+        reindexed = local_stack.cli("templates", "reindex")
+        assert reindexed.returncode == 0 and "re-indexed 0 customers" in reindexed.stdout, reindexed.stdout
     actions = db_count(dsn, "SELECT count(*) FROM identity.audit_log WHERE action = 'templates.reprotected'")
     assert actions >= 2
 

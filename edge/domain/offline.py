@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gait.protection import CancelableTransform
-from matcher.domain.identification import BodyWeigher, Decision, EmbedFn, Hit, Identifier
+from matcher.domain.camera_statistics import CameraStatistics
+from matcher.domain.identification import BodyWeigher, Decision, EmbedFn, Hit, Identifier, ProjectFn
 from matcher.domain.policy import ScoreModel
 from matcher.domain.windows import Window
 
@@ -80,6 +81,10 @@ class OfflineIdentifier:
     model_version: str
     scores: ScoreModel = field(default_factory=ScoreModel)
     bodies: BodyWeigher | None = None  # as the matcher weighs them
+    # Each camera's own statistics, as the matcher keeps them (kept across caches: they
+    # describe the cameras, not the templates).
+    project: ProjectFn | None = None
+    adaptation: CameraStatistics | None = None
     _cache: HotCache | None = None
     _identifier: Identifier | None = None
     windows_decided: int = 0
@@ -90,7 +95,8 @@ class OfflineIdentifier:
                                 f"runs {self.model_version!r}")
         self._cache = cache
         self._identifier = Identifier(index=HotCacheGallery(cache), embed=self.embed, scores=self.scores,
-                                      protect=cache.transform.apply, gallery_refresh_s=0.0, bodies=self.bodies)
+                                      protect=cache.transform.apply, gallery_refresh_s=0.0, bodies=self.bodies,
+                                      project=self.project, adaptation=self.adaptation)
 
     @property
     def cache(self) -> HotCache | None:

@@ -137,6 +137,9 @@ class Keys(Protocol):
 class WalkEmbedding:
     vector: np.ndarray
     quality: float
+    # The model head's projection before its batch norm, kept so the template can be
+    # normalised again with an enrolment source's statistics; None: the model exports none.
+    projection: np.ndarray | None = None
 
 
 class WalkEmbedder(Protocol):
@@ -168,6 +171,15 @@ class TemplateIndex(Protocol):
     def upsert(self, request_id: str, customer_id: str, templates: list[IndexTemplate],
                store_ids: Sequence[str], keep_store_scopes: bool = False) -> int: ...
     def remove(self, request_id: str, customer_id: str) -> int: ...
+
+
+class EnrolmentStatistics(Protocol):
+    """The enrolment source's head-norm statistics (gait.adaptation): templates are
+    normalised with them, as the matcher normalises each store camera's windows with its own."""
+
+    label: str  # names the statistics; part of the index label, so a change re-indexes everyone
+
+    def embed(self, projections: np.ndarray) -> np.ndarray: ...  # [N, D] -> L2-normalised [N, D]
 
 
 class Protector(Protocol):

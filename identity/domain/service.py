@@ -19,9 +19,9 @@ import numpy as np
 from identity.domain import audit
 from identity.domain.errors import (ConsentRequired, CustomerErased, CustomerNotFound, DuplicateCustomer,
                                     NoPaymentMethod, PoorWalks)
-from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, Envelope, IndexTemplate, Keys,
-                                   PaymentMethodRow, Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx,
-                                   WalkEmbedder)
+from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, EnrolmentStatistics, Envelope,
+                                   IndexTemplate, Keys, PaymentMethodRow, Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx,
+                                   WalkEmbedder, WalkEmbedding)
 from mesh.errors import InvalidArgument
 from mesh.idempotency import request_fingerprint
 
@@ -58,24 +58,40 @@ class WalkInput:
         return content.hexdigest()
 
 
-# A template's sealed plaintext (identity.templates.payload): 2 = the float32 embedding, then
-# the walk's float32 body measures (NaN: not measured); rows sealed before them are 1 (the
+# A template's sealed plaintext (identity.templates.payload): 3 = the float32 embedding, the
+# walk's float32 body measures (NaN: not measured), then the model head's float32 projection;
+# rows sealed before projections were kept are 2 (no projection), before body measures 1 (the
 # embedding alone).
-TEMPLATE_PAYLOAD = 2
+TEMPLATE_PAYLOAD = 3
 BODY_MEASURES = 2  # gait.body.MEASURES: shoulder and hip heights
 
 
-def _sealed_payload(vector: np.ndarray, body: np.ndarray | None) -> bytes:
+@dataclass(frozen=True)
+class OpenedTemplate:
+    vector: np.ndarray  # the embedding under the model's own statistics
+    body: np.ndarray | None
+    projection: np.ndarray | None  # None: sealed before projections were kept, or the model has none
+
+
+def _sealed_payload(vector: np.ndarray, body: np.ndarray | None, projection: np.ndarray | None) -> tuple[bytes, int]:
+    """The plaintext to seal and its payload number (2 where the model gave no projection)."""
     measures = np.full(BODY_MEASURES, np.nan, np.float32) if body is None else np.asarray(body, np.float32)
-    return vector.astype(np.float32).tobytes() + measures.tobytes()
+    plain = vector.astype(np.float32).tobytes() + measures.tobytes()
+    if projection is None:
+        return plain, 2
+    return plain + np.asarray(projection, np.float32).tobytes(), TEMPLATE_PAYLOAD
 
 
-def _opened_payload(raw: bytes, payload: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _opened_payload(raw: bytes, payload: int) -> OpenedTemplate:
     values = np.frombuffer(raw, dtype=np.float32)
     if payload == 1:
-        return values, None
+        return OpenedTemplate(values, None, None)
+    projection = None
+    if payload == 3:
+        dim = (len(values) - BODY_MEASURES) // 2
+        values, projection = values[:dim + BODY_MEASURES], values[dim + BODY_MEASURES:]
     vector, body = values[:-BODY_MEASURES], values[-BODY_MEASURES:]
-    return vector, (body if np.isfinite(body).all() else None)
+    return OpenedTemplate(vector, body if np.isfinite(body).all() else None, projection)
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,9 @@ class IdentityCore:
     transactions: TransactionRecords | None = None
     # The transform read anew from its source (a re-protection must not use a cached one).
     fresh_protector: Callable[[], Protector] | None = None
+    # The enrolment source's head-norm statistics: templates with a projection are normalised
+    # with them before protection. None: templates keep the model's own statistics.
+    enrolment_statistics: EnrolmentStatistics | None = None
 
     _heads: threading.local = field(default_factory=threading.local)
 
@@ -239,16 +258,20 @@ class IdentityCore:
                                 field_violations=[(f"walks[{r.index}]", r.reason) for r in rejected])
             protector = self.protector()
             new_rows = []
-            for walk, vector, quality in accepted:
+            for walk, embedding in accepted:
                 template_id = f"{customer_id[:8]}-{uuid.uuid4().hex[:16]}"
-                envelope = self.keys.seal(customer_id, _sealed_payload(vector, walk.body), template_id.encode())
-                new_rows.append(TemplateRow(template_id, customer_id, self.embedder.model_version, protector.label,
-                                            quality, envelope.wrapped_key, envelope.nonce, envelope.ciphertext,
-                                            walk.source, TEMPLATE_PAYLOAD))
+                plain, payload = _sealed_payload(embedding.vector, walk.body, embedding.projection)
+                envelope = self.keys.seal(customer_id, plain, template_id.encode())
+                new_rows.append(TemplateRow(template_id, customer_id, self.embedder.model_version,
+                                            self._index_label(protector), embedding.quality, envelope.wrapped_key,
+                                            envelope.nonce, envelope.ciphertext, walk.source, payload))
             tx.insert_templates(new_rows)
+            # Every template is normalised anew with the statistics in force now, so a customer
+            # never has templates of two statistics side by side in the index.
             everything = self._protected(customer_id, tx.templates(customer_id), protector)
+            tx.relabel_templates(customer_id, self._index_label(protector))
             self.index.upsert(request_id, customer_id, everything, store_ids)
-            quality = float(np.mean([q for _, _, q in accepted]))
+            quality = float(np.mean([e.quality for _, e in accepted]))
             self._audit(tx, "enrolment", customer_id, actor,
                         {"accepted": str(len(accepted)), "rejected": str(len(rejected)),
                          "quality": f"{quality:.3f}", "model": self.embedder.model_version})
@@ -256,7 +279,7 @@ class IdentityCore:
             self._remember(tx, request_id, result)
             return result
 
-    def _embed_walks(self, walks: Sequence[WalkInput]) -> tuple[list[tuple[WalkInput, np.ndarray, float]],
+    def _embed_walks(self, walks: Sequence[WalkInput]) -> tuple[list[tuple[WalkInput, WalkEmbedding]],
                                                                  list[Rejection]]:
         accepted, rejected = [], []
         for i, walk in enumerate(walks):
@@ -269,23 +292,38 @@ class IdentityCore:
                 rejected.append(Rejection(i, f"walk quality {embedding.quality:.2f} is below "
                                              f"{MIN_WALK_QUALITY} (too few clean gait cycles)", embedding.quality))
                 continue
-            accepted.append((walk, embedding.vector, embedding.quality))
+            accepted.append((walk, embedding))
         return accepted, rejected
 
+    def _index_label(self, protector: Protector) -> str:
+        """What the index vectors of a customer were made with: the transform's label, and the
+        enrolment statistics' where templates are normalised with them. A re-protection brings
+        every customer whose label differs over to this one."""
+        stats = self.enrolment_statistics
+        return protector.label if stats is None else f"{protector.label}+{stats.label}"
+
     def _protected(self, customer_id: str, rows: list[TemplateRow], protector: Protector) -> list[IndexTemplate]:
-        """The customer's raw templates, decrypted and transformed for the index, each with
-        the customer's enrolment body: the mean over their measured walks (one walk's
-        measures vary with camera and shoes; the mean is what a visit is compared with)."""
+        """The customer's raw templates, decrypted, normalised with the enrolment statistics
+        where those are set and the template kept its projection (older templates keep the
+        model's own statistics), and transformed for the index, each with the customer's
+        enrolment body: the mean over their measured walks (one walk's measures vary with
+        camera and shoes; the mean is what a visit is compared with)."""
         opened = []
         for row in rows:
             raw = self.keys.open(customer_id, Envelope(row.wrapped_key, row.nonce, row.ciphertext),
                                  row.template_id.encode())
-            opened.append((row, *_opened_payload(raw, row.payload)))
-        measured = [body for _, _, body in opened if body is not None]
+            opened.append((row, _opened_payload(raw, row.payload)))
+        measured = [t.body for _, t in opened if t.body is not None]
         body = np.mean(measured, axis=0).astype(np.float32) if measured else None
-        return [IndexTemplate(row.template_id, protector.apply(vector), row.quality,
-                              f"{row.model_version}/{protector.label}", body)
-                for row, vector, _ in opened]
+        stats, label = self.enrolment_statistics, self._index_label(protector)
+        out = []
+        for row, template in opened:
+            vector = template.vector
+            if stats is not None and template.projection is not None:
+                vector = stats.embed(template.projection[None])[0]
+            out.append(IndexTemplate(row.template_id, protector.apply(vector), row.quality,
+                                     f"{row.model_version}/{label}", body))
+        return out
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -316,15 +354,17 @@ class IdentityCore:
     def reprotect_templates(self, request_id: str, actor: str = "",
                             progress: Callable[[int], None] = lambda done: None) -> tuple[int, int, int]:
         """Bring every active customer's index vectors to the current transform (after a
-        re-issue in Vault). Resumable by construction: the customers left are those whose
+        re-issue in Vault) and the current enrolment statistics (after they were measured or
+        measured again). Resumable by construction: the customers left are those whose
         templates carry another transform's label, so a repeat (or a run after a crash) does only
         what is left. The matcher keeps each customer's store scopes. Returns (customers,
         templates, transform version)."""
         protector = (self.fresh_protector or self.protector)()
+        label = self._index_label(protector)
         customers = templates = 0
         while True:
             with self._transaction() as tx:
-                batch = tx.customers_not_protected_with(protector.label, 100)
+                batch = tx.customers_not_protected_with(label, 100)
             if not batch:
                 break
             for customer_id in batch:
@@ -334,12 +374,12 @@ class IdentityCore:
                     # The index first, the label after: a crash in between is redone, never skipped.
                     self.index.upsert(str(uuid.uuid5(uuid.UUID(request_id), customer_id)), customer_id, protected,
                                       (), keep_store_scopes=True)
-                    tx.relabel_templates(customer_id, protector.label)
+                    tx.relabel_templates(customer_id, label)
                 customers, templates = customers + 1, templates + len(rows)
                 progress(customers)
         with self._transaction() as tx:
             self._audit(tx, "templates.reprotected", "", actor,
-                        {"transform": protector.label, "customers": str(customers), "templates": str(templates)})
+                        {"transform": label, "customers": str(customers), "templates": str(templates)})
         return customers, templates, protector.version
 
     # -- consent and erasure ------------------------------------------------------------------

@@ -5,10 +5,13 @@ calibration, so a decision means the same thing on either side of the link)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import structlog
 
-from matcher.domain.identification import EmbedFn
+from matcher.domain.camera_statistics import CameraStatistics, Renormalise
+from matcher.domain.identification import EmbedFn, ProjectFn
 from matcher.domain.policy import ScoreModel
 
 log = structlog.get_logger("gaitpay.matcher")
@@ -36,9 +39,30 @@ def body_model():  # type: ignore[no-untyped-def]
     return model
 
 
-def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
-    """(keypoints, fps) -> embedding, the embedding's size and the model's version. A walk the
-    model cannot embed is a malformed window, with the model's reason."""
+@dataclass(frozen=True)
+class GaitModel:
+    """The embedding model as the identification core's ports: keypoints -> embedding; where
+    the model exports its head's projection, keypoints -> (embedding, projection) and the
+    head norm under other statistics (for a camera's own, matcher.domain.camera_statistics)."""
+
+    embed: EmbedFn
+    dim: int
+    version: str
+    project: ProjectFn | None = None
+    renormalise: Renormalise | None = None
+
+    def camera_statistics(self) -> CameraStatistics | None:
+        """Live per-camera statistics for this model; None (with a warning) where it cannot adapt."""
+        if self.project is None or self.renormalise is None:
+            log.warning("this gait model exports no head projection; cameras keep its own statistics",
+                        model=self.version)
+            return None
+        return CameraStatistics(self.renormalise)
+
+
+def gait_model(threads: int | None = None) -> GaitModel:
+    """The shipped model. A walk it cannot embed is a malformed window, with the model's reason."""
+    from gait.adaptation import CameraStatistics as Statistics
     from gait.embedder import Embedder, UnusableWalk
     from gait.walk import Walk
     from matcher.domain.windows import MalformedWindow
@@ -51,4 +75,24 @@ def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
         except UnusableWalk as exc:
             raise MalformedWindow(f"window cannot be embedded: {exc}") from None
 
-    return embed, model.dim, model.version
+    head = model.head_norm
+    if head is None:
+        return GaitModel(embed, model.dim, model.version)
+
+    def project(keypoints: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return model.vector_and_projection(Walk(keypoints, fps))
+        except UnusableWalk as exc:
+            raise MalformedWindow(f"window cannot be embedded: {exc}") from None
+
+    def renormalise(projection: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        return head.embed(projection, Statistics(mean, var, 0))
+
+    return GaitModel(embed, model.dim, model.version, project, renormalise)
+
+
+def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
+    """(keypoints, fps) -> embedding, the embedding's size and the model's version. A walk the
+    model cannot embed is a malformed window, with the model's reason."""
+    model = gait_model(threads)
+    return model.embed, model.dim, model.version

@@ -6,8 +6,9 @@ norm, here called its strength, of about 0.15). Real walkers seen by one real ca
 direction: over the UCalgary walkers' 2 s windows the strength is 0.81, two strangers
 score about 0.65 against each other instead of 0.14, and the policy, replayed over them,
 charged 11 of 74 stranger visits at its 1e-4 bound (`gaitpay eval`, docs/gait.md "Fourth
-round"). Until a camera's embeddings are centred (gait.centring), a strong shared direction
-means the score model does not hold for that camera, so the matcher must not charge on it.
+round"). Until a camera's embeddings are normalised with its own statistics
+(camera_statistics), a strong shared direction means the score model does not hold for that
+camera, so the matcher must not charge on it.
 
 The strength is the norm of the running mean of each track's first window, per camera: one
 window a walker, so a shopper who lingers does not count as many people. It is judged only
@@ -66,6 +67,13 @@ class CameraDrift:
             camera.tracks += 1
             weight = 1.0 / min(camera.tracks, self.config.window_tracks)
             camera.mean += weight * (vector - camera.mean)
+
+    def reset(self, store_id: str, camera_id: str) -> None:
+        """Judge the camera afresh from its next walkers: its embeddings changed (they are now
+        normalised with its own statistics, camera_statistics), so its mean so far describes
+        embeddings it no longer produces."""
+        with self._lock:
+            self._cameras.pop((store_id, camera_id), None)
 
     def strength(self, store_id: str, camera_id: str) -> float | None:
         """The norm of the camera's mean embedding; None until min_tracks walkers were seen."""

@@ -60,7 +60,9 @@ def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransf
            export: CancelableTransform, model_version: str) -> dict[str, list[Template]]:
     """The templates moved from the deployment's protected basis into an export's own one.
 
-    Stored templates are tagged "<model>/<transform label>" (identity writes them so). Only
+    Stored templates are tagged "<model>/<transform label>", with "+<statistics label>" after
+    it where identity normalised them with an enrolment source's statistics (identity writes
+    them so; the statistics do not change the basis). Only
     those of this matcher's model and of the deployment's current transform are exported: a
     template of another model, or one still awaiting re-protection after a re-issue, would
     compare as noise. Without a deployment transform the stored vectors are the model's own.
@@ -69,7 +71,8 @@ def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransf
     for customer, rows in templates.items():
         kept = []
         for t in rows:
-            model, _, label = t.model_version.partition("/")
+            model, _, tag = t.model_version.partition("/")
+            label = tag.partition("+")[0]
             if model != model_version or (label or None) != (deployment.label if deployment else None):
                 continue
             raw = deployment.restore(t.vector) if deployment else np.asarray(t.vector, dtype=np.float32)

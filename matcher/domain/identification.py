@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from matcher.domain.camera_drift import CameraDrift
+from matcher.domain.camera_statistics import CameraStatistics
 from matcher.domain.hot_cache import VisitCounter
 from matcher.domain.policy import Outcome, PolicyConfig, ScoreModel, TrackEvidence, Verdict, decide
 from matcher.domain.windows import MalformedWindow, TrackKey, Window, check_features, check_keypoints
@@ -75,6 +76,8 @@ class TemplateIndex(Protocol):
 
 
 EmbedFn = Callable[[np.ndarray, float], np.ndarray]  # (keypoints [T, J, 3], fps) -> embedding
+# (keypoints [T, J, 3], fps) -> (embedding, the head's projection before its batch norm)
+ProjectFn = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
 class BodyWeigher(Protocol):
@@ -90,7 +93,7 @@ def held_back(outcome: Outcome, strength: float, policy: PolicyConfig) -> Outcom
     charged. The track waits; at the end of its window budget, the candidate is only
     'probable' (asked to confirm in the app, never charged automatically)."""
     why = (f"held back: this camera's embeddings share one direction (strength {strength:.2f}), so the "
-           f"false-match estimate does not hold for it until it is centred; {outcome.reason}")
+           f"false-match estimate does not hold for it until its own statistics normalise its windows; {outcome.reason}")
     if outcome.windows >= policy.max_windows:
         return replace(outcome, verdict=Verdict.STRANGER, customer_id="", probable_customer_id=outcome.customer_id,
                        reason=why)
@@ -118,6 +121,11 @@ class Identifier:
     bodies: BodyWeigher | None = None
     # Cameras whose embeddings share one direction, where the score model does not hold.
     drift: CameraDrift = field(default_factory=CameraDrift)
+    # Each camera's own head-norm statistics (camera_statistics), with the model's projection
+    # of a window: a camera's keypoint windows are normalised with them once it has enough
+    # walkers. None (or no project): windows are embedded with the model's own statistics.
+    project: ProjectFn | None = None
+    adaptation: CameraStatistics | None = None
     max_tracks: int = 10_000
     gallery_refresh_s: float = 5.0
     _tracks: OrderedDict[TrackKey, TrackEvidence] = field(default_factory=OrderedDict)
@@ -148,6 +156,12 @@ class Identifier:
             return window.features
         assert window.keypoints is not None
         check_keypoints(window.keypoints)
+        if self.project is not None and self.adaptation is not None:
+            embedding, projection = self.project(window.keypoints, window.fps)
+            if self.adaptation.observe(window.track, projection):
+                self.drift.reset(window.track.store_id, window.track.camera_id)
+            adapted = self.adaptation.embedding(window.track, projection)
+            return embedding if adapted is None else adapted
         if self.embed is None:
             raise MalformedWindow("this matcher has no embedding model; send feature vectors")
         return self.embed(window.keypoints, window.fps)
