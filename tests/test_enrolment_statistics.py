@@ -38,6 +38,15 @@ def statistics_file(tmp_path_factory: pytest.TempPathFactory, engine: Embedder, 
     return path
 
 
+@pytest.fixture(scope="module")
+def synthetic_statistics_file(tmp_path_factory: pytest.TempPathFactory, engine: Embedder,
+                              enrolment_walks: list) -> Path:  # type: ignore[type-arg]
+    """The statistics of an enrolment source that films the synthetic walkers as they are."""
+    path = tmp_path_factory.mktemp("stats") / "synthetic.npz"
+    CameraStatistics.of(np.stack([w.projection for w in enrolment_walks])).save(path, engine.version)
+    return path
+
+
 def test_the_sealed_payload_keeps_the_projection_and_reads_every_older_payload(enrolment_walks: list) -> None:  # type: ignore[type-arg]
     walk = enrolment_walks[0]
     assert walk.projection is not None and walk.projection.shape == walk.vector.shape
@@ -129,3 +138,83 @@ def test_cameras_adapt_by_default_only_where_templates_are_normalised_too() -> N
     assert not config.load({"GAITPAY_CAMERA_STATISTICS": "off", "GAITPAY_ENROLMENT_STATISTICS": "/s.npz"}).adapts_cameras
     with pytest.raises(config.ConfigError, match="GAITPAY_CAMERA_STATISTICS='yes': expected auto, on or off"):
         config.load({"GAITPAY_CAMERA_STATISTICS": "yes"})
+
+
+@pytest.mark.stack
+async def test_set_enrolment_statistics_re_index_every_customer_and_keep_them_identified(
+        settings, service_process, backing_services, milvus_uri, synthetic_statistics_file: Path) -> None:
+    """Real identity and matcher processes: a customer enrolled without enrolment statistics,
+    identity restarted with them, re-indexed (the stored vectors change, under the new label),
+    a customer enrolled with them, and both still identified by a matcher that normalises its
+    camera with its own live statistics."""
+    import dataclasses
+    import uuid
+
+    from pymilvus import MilvusClient
+
+    from gait.synth.dataset import walks_of
+    from gaitpay.identity.v1 import identity_pb2, identity_pb2_grpc
+    from matcher.adapters.milvus_index import SCHEMA_VERSION
+    from mesh.client import open_sync_channel
+    from test_identity_stack import consent, identified_as, walk_message
+
+    collection = f"enrolstats{uuid.uuid4().hex[:8]}"
+    base = dataclasses.replace(settings, postgres_dsn=backing_services["postgres_dsn"], milvus_uri=milvus_uri,
+                               milvus_collection=collection, vault_addr=backing_services["vault_addr"],
+                               transform_refresh_s=1.0)
+    service_process("matcher", dataclasses.replace(base, vault_token=backing_services["matcher_token"],
+                                                   camera_statistics="on"))
+    identity_settings = dataclasses.replace(base, vault_token=backing_services["identity_token"])
+    identity = service_process("identity", identity_settings)
+    walks, labels = walks_of(people(34, seed=4301), 4, seed=4302)
+    by_person = [[w for w, lab in zip(walks, labels) if lab == p] for p in range(34)]
+
+    def enrol(person: int) -> str:
+        channel = open_sync_channel(base, identity="operator", service="identity")
+        try:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            cid = stub.CreateCustomer(identity_pb2.CreateCustomerRequest(
+                request_id=str(uuid.uuid4()), display_name=f"Walker {person}", consent=consent()),
+                timeout=30).customer.customer_id
+            stub.EnrollWalks(identity_pb2.EnrollWalksRequest(
+                request_id=str(uuid.uuid4()), customer_id=cid, store_ids=["store-1"],
+                walks=[walk_message(w) for w in by_person[person]]), timeout=60)
+            return cid
+        finally:
+            channel.close()
+
+    def stored(cid: str) -> dict[str, dict]:  # type: ignore[type-arg]
+        client = MilvusClient(uri=milvus_uri)
+        try:
+            rows = client.query(f"{collection}_v{SCHEMA_VERSION}", filter=f'customer_id == "{cid}"',
+                                output_fields=["template_id", "embedding", "model_version"])
+        finally:
+            client.close()
+        return {r["template_id"]: r for r in rows}
+
+    first = enrol(0)
+    before = stored(first)
+    assert before and all("+" not in r["model_version"] for r in before.values())
+
+    identity.terminate()
+    assert identity.wait(timeout=15) == 0
+    service_process("identity", dataclasses.replace(identity_settings, enrolment_statistics=str(synthetic_statistics_file)))
+    channel = open_sync_channel(base, identity="operator", service="identity")
+    try:
+        done = identity_pb2_grpc.IdentityServiceStub(channel).ReprotectTemplates(
+            identity_pb2.ReprotectTemplatesRequest(request_id=str(uuid.uuid4())), timeout=120)
+    finally:
+        channel.close()
+    assert done.customers == 1 and done.templates == len(before)
+    after = stored(first)
+    label = f"+{FileEnrolmentStatistics(synthetic_statistics_file).label}"
+    assert set(after) == set(before) and all(r["model_version"].endswith(label) for r in after.values())
+    assert all(float(np.dot(before[t]["embedding"], after[t]["embedding"])) < 0.999 for t in after)
+    second = enrol(1)
+    assert all(r["model_version"].endswith(label) for r in stored(second).values())
+
+    # The camera's everyday walkers (none enrolled), then the two customers' own walks again.
+    for person in range(2, 34):
+        await identified_as(base, by_person[person][:1], f"walker-{person}")
+    assert await identified_as(base, by_person[0], "visit-0") == first
+    assert await identified_as(base, by_person[1], "visit-1") == second
