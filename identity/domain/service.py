@@ -20,8 +20,8 @@ from identity.domain import audit
 from identity.domain.errors import (ConsentRequired, CustomerErased, CustomerNotFound, DuplicateCustomer,
                                     NoPaymentMethod, PoorWalks)
 from identity.domain.ports import (AuditRow, ConsentRow, CustomerRow, Database, EnrolmentStatistics, Envelope,
-                                   IndexTemplate, Keys, PaymentMethodRow, Protector, TemplateIndex, TemplateRow, TransactionRecords, Tx,
-                                   WalkEmbedder, WalkEmbedding)
+                                   IndexTemplate, Keys, PaymentMethodRow, Protector, TemplateIndex, TemplateRow,
+                                   TransactionRecords, Tx, WalkEmbedder, WalkEmbedding)
 from mesh.errors import InvalidArgument
 from mesh.idempotency import request_fingerprint
 

@@ -93,7 +93,8 @@ def held_back(outcome: Outcome, strength: float, policy: PolicyConfig) -> Outcom
     charged. The track waits; at the end of its window budget, the candidate is only
     'probable' (asked to confirm in the app, never charged automatically)."""
     why = (f"held back: this camera's embeddings share one direction (strength {strength:.2f}), so the "
-           f"false-match estimate does not hold for it until its own statistics normalise its windows; {outcome.reason}")
+           f"false-match estimate does not hold for it until its own statistics normalise its windows; "
+           f"{outcome.reason}")
     if outcome.windows >= policy.max_windows:
         return replace(outcome, verdict=Verdict.STRANGER, customer_id="", probable_customer_id=outcome.customer_id,
                        reason=why)
