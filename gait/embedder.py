@@ -158,6 +158,14 @@ class Embedder:
         stats = CameraStatistics.of(projections, min_walks)
         return self._renormalised(embeddings, projections, stats), stats
 
+    def load_statistics(self, path: Path) -> CameraStatistics:
+        """A camera's statistics, measured before for this model (CameraStatistics.save);
+        AdaptationError where the model cannot adapt or the file does not fit it."""
+        if self.head_norm is None:
+            raise AdaptationError(f"model {self.version} has no {PROJECTION_OUTPUT!r} output with its head norm's "
+                                  "parameters: it cannot be normalised with camera statistics")
+        return CameraStatistics.load(path, self.version, self.head_norm.gain.shape[0])
+
     def with_statistics(self, embeddings: dict[str, Embedding], stats: CameraStatistics) -> dict[str, Embedding]:
         """The embeddings (from embed_many(..., projections=True)) with the head norm's
         statistics set to `stats`: a camera's, measured before (CameraStatistics.load)."""

@@ -47,7 +47,7 @@ def embed(
     and use --statistics shipped for embeddings to compare with the matcher's templates.
     Walks of one person, or too few walks, take a camera's statistics measured before:
     --write-statistics keeps them from a file of many walks, --statistics-file applies them."""
-    from gait.adaptation import MIN_CAMERA_WALKS, AdaptationError, CameraStatistics
+    from gait.adaptation import MIN_CAMERA_WALKS, AdaptationError
     from gait.embedder import Embedder
     from gait.track import foreign_frames
     from gait.walk import WalkFormatError, iter_walks, load_npz
@@ -81,9 +81,7 @@ def embed(
     known = None
     if statistics_file:
         try:
-            if embedder.head_norm is None:
-                raise AdaptationError(f"model {embedder.version} has no projection output to adapt")
-            known = CameraStatistics.load(statistics_file, embedder.version, embedder.head_norm.gain.shape[0])
+            known = embedder.load_statistics(statistics_file)
         except AdaptationError as exc:
             err.print(f"[red]unusable statistics:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -160,68 +160,31 @@ def test_the_gait_model_s_ports_normalise_a_real_projection_as_the_head_norm_doe
 def test_on_the_real_camera_the_matcher_identifies_again_without_charging_strangers() -> None:
     """The real UCalgary walkers (evaluation only), as a store camera would meet them: every
     recording cut into the edge's 2 s windows and streamed as a walker through the matcher's
-    Identifier. With the model's own statistics the camera is held back (its walkers point one
-    way). With live camera statistics (and templates normalised with the enrolment walks'
-    statistics, as GAITPAY_ENROLMENT_STATISTICS does), it is not: genuine visits are
-    identified and no stranger is charged at the product's 1e-4 bound."""
-    from gait.adaptation import CameraStatistics as Statistics
+    Identifier (tools/live_camera_replay.py, which prints every bound and order). With the
+    model's own statistics the camera is held back (its walkers point one way). With live
+    camera statistics (and templates normalised with the enrolment walks' statistics, as
+    GAITPAY_ENROLMENT_STATISTICS does), it is not: genuine visits are identified and no
+    stranger is charged at the product's 1e-4 bound."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
     from gait.datasets import ucalgary
-    from gait.embedder import Embedder
-    from gait.eval_suite import _windows
-    from matcher.adapters.gait_model import gait_model, score_model
 
     root = ucalgary.default_root()
     if not root.exists():
         pytest.skip("no UCalgary development data here")
-    # Walkers come to a store camera in no order; the set is sorted by subject, so it is shuffled
-    # (statistics from its first 30 recordings would be those of five people).
-    walks = ucalgary.load(root)
-    walks = [walks[i] for i in np.random.default_rng(11).permutation(len(walks))]
-    engine, model = Embedder(), gait_model(threads=1)
-    whole, _ = engine.embed_many({str(i): w.walk for i, w in enumerate(walks)}, projections=True)
-    enrolment = Statistics.of(np.stack([e.projection for e in whole.values()]))
-    templates = {w.subject: engine.head_norm.embed(whole[str(i)].projection, enrolment)  # type: ignore[union-attr]
-                 for i, w in enumerate(walks) if w.run == 1 and w.condition == "normal" and str(i) in whole}
-
-    class Gallery(_OneTemplatePerCustomer):
-        left_out = ""
-
-        def search(self, embedding, store_id, k, all_stores=False, with_bodies=False):  # type: ignore[no-untyped-def]
-            hits = super().search(embedding, store_id, k + 1)
-            return [h for h in hits if h[0] != self.left_out][:k]
-
-        def count(self, store_id=None):  # type: ignore[no-untyped-def]
-            return len(self.templates) - bool(self.left_out)
-
-    gallery = Gallery(templates)
-    scores = score_model(model.version)
-
-    def run(identifier: Identifier, track: str, walk, left_out: str = ""):  # type: ignore[no-untyped-def]
-        gallery.left_out = left_out
-        decisions = [identifier.observe(Window(TrackKey("real", "kinect", track), seq, w.keypoints, w.fps, None, 1.0))
-                     for seq, w in enumerate(_windows(walk.walk)[:identifier.policy.max_windows])]
-        return decisions[-1]
-
-    visitors = [w for w in walks if w.run == 2 and w.condition == "normal" and w.subject in templates]
-    outcomes = {}
-    for adapt in (False, True):
-        identifier = Identifier(index=gallery, embed=model.embed, scores=scores,  # type: ignore[arg-type]
-                                project=model.project if adapt else None,
-                                adaptation=model.camera_statistics() if adapt else None)
-        for i, walk in enumerate(walks):  # the camera's walkers, each once a stranger
-            run(identifier, f"stranger-{i}", walk, left_out=walk.subject)
-        strength = identifier.drift.strength("real", "kinect")
-        genuine = [run(identifier, f"visit-{i}", w) for i, w in enumerate(visitors)]
-        strangers = [run(identifier, f"again-{i}", w, left_out=w.subject) for i, w in enumerate(walks)]
-        outcomes[adapt] = (strength, genuine, strangers)
-    strength, genuine, strangers = outcomes[False]
-    assert strength is not None and strength > 0.5  # held back: nobody identified
-    assert not any(d.state is State.IDENTIFIED for d in genuine + strangers)
-    strength, genuine, strangers = outcomes[True]
-    assert strength is not None and strength < 0.5
-    assert not any(d.state is State.IDENTIFIED for d in strangers)
-    right = [d for d, w in zip(genuine, visitors) if d.state is State.IDENTIFIED and d.customer_id == w.subject]
-    wrong = [d for d, w in zip(genuine, visitors) if d.state is State.IDENTIFIED and d.customer_id != w.subject]
-    assert right and not wrong
-    print(f"real camera, live statistics: strength {strength:.2f}, identified {len(right)}/{len(genuine)} "
-          f"genuine visits, 0/{len(strangers)} strangers")
+    spec = importlib.util.spec_from_file_location(
+        "live_camera_replay", Path(__file__).resolve().parents[1] / "tools" / "live_camera_replay.py")
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = tool  # its dataclasses look their module up there
+    spec.loader.exec_module(tool)  # type: ignore[union-attr]
+    camera = tool.RealCamera(ucalgary.load(root))
+    shipped, live = camera.replay(adapt=False), camera.replay(adapt=True)
+    assert shipped.strength is not None and shipped.strength > 0.5  # held back: nobody identified
+    assert not any(d.state is State.IDENTIFIED for d in [d for d, _ in shipped.genuine] + shipped.strangers)
+    assert live.strength is not None and live.strength < 0.5
+    assert live.charged == 0
+    assert live.right > 0 and live.wrong == 0
+    print(f"real camera, live statistics: strength {live.strength:.2f}, identified {live.right}/{len(live.genuine)} "
+          f"genuine visits, 0/{len(live.strangers)} strangers")

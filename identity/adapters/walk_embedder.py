@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gait.adaptation import AdaptationError, CameraStatistics, HeadNorm
+from gait.adaptation import HeadNorm
 from gait.embedder import Embedder, UnusableWalk as EngineUnusable
 from gait.walk import Walk
 from identity.domain.ports import WalkEmbedding
@@ -17,16 +17,15 @@ from identity.domain.service import UnusableWalk
 
 class GaitWalkEmbedder:
     def __init__(self, embedder: Embedder | None = None) -> None:
-        self._embedder = embedder or Embedder()
-        self.engine = self._embedder  # the gait engine's Embedder, for FileEnrolmentStatistics
-        self.model_version = self._embedder.version
-        self.dim = self._embedder.dim
+        self.engine = embedder or Embedder()  # the gait engine's, shared with FileEnrolmentStatistics
+        self.model_version = self.engine.version
+        self.dim = self.engine.dim
 
     def embed(self, keypoints: np.ndarray, fps: float) -> WalkEmbedding:
         try:
             # The projection too where the model has one: a template can then be normalised
             # with the enrolment source's statistics, now or once they are measured.
-            result = self._embedder.embed(Walk(keypoints, fps), projection=self._embedder.head_norm is not None)
+            result = self.engine.embed(Walk(keypoints, fps), projection=self.engine.head_norm is not None)
         except (EngineUnusable, ValueError) as exc:
             raise UnusableWalk(str(exc)) from None
         return WalkEmbedding(result.vector, float(result.quality), result.projection)
@@ -39,11 +38,9 @@ class FileEnrolmentStatistics:
 
     def __init__(self, path: Path, embedder: Embedder | None = None) -> None:
         model = embedder or Embedder()
-        if model.head_norm is None:
-            raise AdaptationError(f"gait model {model.version} exports no head projection: it cannot be normalised "
-                                  "with enrolment statistics")
+        self._stats = model.load_statistics(path)
+        assert model.head_norm is not None  # load_statistics refuses a model without one
         self._head: HeadNorm = model.head_norm
-        self._stats = CameraStatistics.load(path, model.version, model.dim)
         digest = hashlib.sha256(self._stats.mean.tobytes() + self._stats.var.tobytes()).hexdigest()
         self.label = f"s{digest[:10]}"
         self.walks = self._stats.walks
