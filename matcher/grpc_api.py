@@ -178,7 +178,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         # Like the strength, a camera gets its series only once judged: no label for every
         # camera that passes by a matcher.
         if (self._metrics is not None and adaptation is not None
-                and adaptation.statistics(track.store_id, track.camera_id) is not None):
+                and adaptation.adapted(track.store_id, track.camera_id)):
             self._metrics.camera_adapted.labels(track.store_id, track.camera_id).set(1.0)
 
     def _count(self, outcome: str, started: float | None = None) -> None:

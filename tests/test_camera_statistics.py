@@ -48,6 +48,7 @@ def test_a_camera_s_statistics_wait_for_enough_walkers_and_say_once_when_they_st
     for t in range(40):
         for seq in range(3):  # one walker's many windows are still one walker
             started.append(stats.observe(TrackKey("s1", "door", f"t{t}"), rng.normal(size=8)))
+        assert stats.adapted("s1", "door") == (t >= 29)
         if t < 29:
             assert stats.statistics("s1", "door") is None
             assert stats.embedding(TrackKey("s1", "door", "x"), rng.normal(size=8)) is None

@@ -89,13 +89,21 @@ class CameraStatistics:
             camera.var = (1.0 - weight) * (camera.var + weight * delta * delta)
             return not was_ready and camera.tracks >= self.config.min_tracks
 
+    def _ready(self, store_id: str, camera_id: str) -> _Running | None:
+        camera = self._cameras.get((store_id, camera_id))
+        return camera if camera is not None and camera.tracks >= self.config.min_tracks else None
+
+    def adapted(self, store_id: str, camera_id: str) -> bool:
+        """Whether the camera's windows are normalised with its own statistics (for metrics:
+        no copy of them)."""
+        with self._lock:
+            return self._ready(store_id, camera_id) is not None
+
     def statistics(self, store_id: str, camera_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The camera's (mean, variance), or None until min_tracks walkers were seen."""
         with self._lock:
-            camera = self._cameras.get((store_id, camera_id))
-            if camera is None or camera.tracks < self.config.min_tracks:
-                return None
-            return camera.mean.astype(np.float32), camera.var.astype(np.float32)
+            camera = self._ready(store_id, camera_id)
+            return None if camera is None else (camera.mean.astype(np.float32), camera.var.astype(np.float32))
 
     def embedding(self, track: TrackKey, projection: np.ndarray) -> np.ndarray | None:
         """The window's embedding normalised with its camera's statistics; None while the
