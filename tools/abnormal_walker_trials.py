@@ -1,0 +1,140 @@
+"""Train the embedding with another walker abnormality, at several seeds, and score each
+model on all three real trials together (camera-adapted, as `gaitpay eval` reports them).
+
+The sixth round (docs/gait.md) found the walker's limp unlike the real abnormal walks and a
+calibrated one that trades a normal probe for abnormal ones at two seeds; its script was not
+kept. This one is, so that every row of the ninth round's table can be reproduced:
+
+    .venv/bin/python tools/abnormal_walker_trials.py --variant stiff --seeds 20261125 7 11
+
+Variants (the walker's `with_limp` is replaced, for the training data only, in this
+process and the pool's forked workers; nothing that ships changes):
+- `limp`: the shipped walker (the baseline, trained again at each seed);
+- `stiff`: the real pattern of tools/walker_calibration.py: both knees bend and both hips
+  swing less, the affected side a little more, cadence about the same;
+- `stiff-person`: `stiff`, with the side and the stiffness drawn once per person (a person's
+  abnormal walks alike), each walk varying a little around them;
+- `mixed`: half of the abnormal walks `limp`, half `stiff-person`.
+
+Real walkers are used to score, never to train or to choose a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gait.datasets import ucalgary  # noqa: E402
+from gait.synth import dataset, walker  # noqa: E402
+from gait.synth.walker import Person  # noqa: E402
+
+shipped_limp = walker.with_limp
+
+
+def stiff(person: Person, side: str, rng: np.random.Generator, scale: dict[str, float] | None = None) -> Person:
+    """Both legs stiff, the affected one a little more (real AR/AL over normal, medians:
+    knees 0.75 affected / 0.80 other, hips 0.74-0.81 / 0.69-0.76, cadence 0.89-0.98)."""
+    s = scale or {"knee": rng.uniform(0.70, 0.88), "hip": rng.uniform(0.72, 0.90),
+                  "extra": rng.uniform(0.0, 0.15), "cadence": rng.uniform(0.90, 1.00),
+                  "timing": rng.uniform(0.0, 0.03)}
+    sign = 1 if side == "right" else -1
+    return replace(
+        person,
+        knee_swing=person.knee_swing * s["knee"],
+        hip_amplitude=person.hip_amplitude * s["hip"],
+        asym_knee=person.asym_knee - sign * s["extra"],
+        asym_hip=person.asym_hip - sign * s["extra"] / 2,
+        cadence=person.cadence * s["cadence"],
+        phase_shift=person.phase_shift + sign * s["timing"],
+    )
+
+
+def _person_rng(person: Person) -> np.random.Generator:
+    # Bones do not change between walks, so the thigh's length names the person (the
+    # walk's own rng cannot: it differs for every walk).
+    return np.random.default_rng(int(np.float64(person.thigh).view(np.uint64)))
+
+
+def stiff_person(person: Person, side: str, rng: np.random.Generator) -> Person:
+    own = _person_rng(person)
+    own_side = "right" if own.random() < 0.5 else "left"
+    scale = {"knee": own.uniform(0.70, 0.88), "hip": own.uniform(0.72, 0.90), "extra": own.uniform(0.0, 0.15),
+             "cadence": own.uniform(0.90, 1.00), "timing": own.uniform(0.0, 0.03)}
+    jitter = {k: v * rng.lognormal(0.0, 0.04) for k, v in scale.items()}
+    return stiff(person, own_side, rng, jitter)
+
+
+def mixed(person: Person, side: str, rng: np.random.Generator) -> Person:
+    return shipped_limp(person, side, rng) if rng.random() < 0.5 else stiff_person(person, side, rng)
+
+
+VARIANTS = {"limp": shipped_limp, "stiff": stiff, "stiff-person": stiff_person, "mixed": mixed}
+TRIALS = ("real normal walk 1 -> walk 2", "real normal walk 2 -> walk 1", "real normal -> abnormal gait")
+
+
+def score(model_dir: Path, walks: list[ucalgary.RealWalk], root: Path) -> dict[str, dict[str, float]]:
+    from gait.embedder import Embedder
+    from gait.eval_suite import ADAPTED, EACH_SIDE_ADAPTED, real_trials
+    from gait.evaluation import summarise
+
+    trials = real_trials(Embedder(model_dir / "gait-embedder.onnx"), root, walks=walks)
+    out = {}
+    for name in TRIALS:
+        for suffix, tag in (("", "shipped stats"), (ADAPTED, "adapted"), (EACH_SIDE_ADAPTED, "each side")):
+            s = summarise(trials[name + suffix])
+            out[f"{name} | {tag}"] = {"rank1": float(s["rank1"] or 0), "eer": float(s["eer"] or 0)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[20261125, 7, 11])
+    parser.add_argument("--limp-probability", type=float, default=0.3)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/abnormal-walker-trials"))
+    parser.add_argument("--real", type=Path, default=ucalgary.default_root())
+    args = parser.parse_args()
+
+    from gait.train import TrainConfig, train
+
+    dataset.with_limp = VARIANTS[args.variant]  # type: ignore[assignment]
+    if args.limp_probability != dataset.SynthConfig.limp_probability:
+        defaults = dataset.SynthConfig.__init__.__defaults__  # type: ignore[misc]
+        names = [f for f in dataset.SynthConfig.__dataclass_fields__]
+        patched = list(defaults)
+        patched[names.index("limp_probability")] = args.limp_probability
+        dataset.SynthConfig.__init__.__defaults__ = tuple(patched)  # type: ignore[misc]
+    walks = ucalgary.load(args.real)
+    for seed in args.seeds:
+        tag = f"{args.variant}-p{args.limp_probability:g}-s{seed}"
+        out = args.out / tag
+        t0 = time.time()
+        card = train(TrainConfig(seed=seed), out, lambda stage, fraction, metrics: None)
+        figures = score(out, walks, args.real)
+        figures["synthetic val EER"] = {"eer": card["metrics"]["synthetic_val_eer"], "rank1": float("nan")}
+        (out / "real-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"== {tag}  ({time.time() - t0:.0f} s)  synthetic val EER {card['metrics']['synthetic_val_eer']:.3f}")
+        for name, f in figures.items():
+            if "|" in name:
+                print(f"   {name:55s} rank-1 {f['rank1']:.2f}  EER {f['eer']:.3f}")
+        sys.stdout.flush()
+    rows = [json.loads((args.out / f"{args.variant}-p{args.limp_probability:g}-s{s}" / "real-figures.json").read_text())
+            for s in args.seeds]
+    print(f"== {args.variant} at p={args.limp_probability:g}, mean over seeds {args.seeds}")
+    for name in rows[0]:
+        if "|" in name:
+            print(f"   {name:55s} rank-1 {statistics.mean(r[name]['rank1'] for r in rows):.3f}"
+                  f"  EER {statistics.mean(r[name]['eer'] for r in rows):.3f}")
+
+
+if __name__ == "__main__":
+    main()
