@@ -35,17 +35,25 @@ class TrainConfig:
     seed: int = 20261125
     workers: int = 2
     threads: int = 2
+    abnormality: str = "limp"  # the walker's abnormal walks (gait.synth.walker.ABNORMALITIES)
+
+    @property
+    def version(self) -> str:
+        # Templates are comparable only within one version, so another walker is another
+        # name; the shipped walker keeps the name the shipped model has.
+        return f"synthetic-{self.seed}" + ("" if self.abnormality == "limp" else f"-{self.abnormality}")
 
 
-def _render_chunk(args: tuple[int, int, int, int]) -> list[tuple[int, np.ndarray]]:
-    first, count, walks_per_person, seed = args
+def _render_chunk(args: tuple[int, int, int, int, str]) -> list[tuple[int, np.ndarray]]:
+    first, count, walks_per_person, seed, abnormality = args
+    synth = SynthConfig(abnormality=abnormality)
     persons = people(first + count, seed)[first:]
     rng = np.random.default_rng(seed * 1000 + first)
     out = []
     for offset, person in enumerate(persons):
         for _ in range(walks_per_person):
             while True:
-                features = encode(render_walk(person, rng, SynthConfig()))
+                features = encode(render_walk(person, rng, synth))
                 if features.shape[0] >= CROP:
                     break
             out.append((first + offset, features.astype(np.float16)))
@@ -53,9 +61,11 @@ def _render_chunk(args: tuple[int, int, int, int]) -> list[tuple[int, np.ndarray
 
 
 def build_pool(persons: int, walks_per_person: int, seed: int, workers: int,
-               progress: Callable[[int], None] = lambda n: None) -> tuple[list[np.ndarray], np.ndarray]:
+               progress: Callable[[int], None] = lambda n: None,
+               abnormality: str = SynthConfig.abnormality) -> tuple[list[np.ndarray], np.ndarray]:
     chunk = 50
-    jobs = [(first, min(chunk, persons - first), walks_per_person, seed) for first in range(0, persons, chunk)]
+    jobs = [(first, min(chunk, persons - first), walks_per_person, seed, abnormality)
+            for first in range(0, persons, chunk)]
     features, labels = [], []
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) as pool:
@@ -113,8 +123,8 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
         done[0] += n
         report("data", done[0] / (cfg.persons + cfg.val_persons), {})
 
-    features, labels = build_pool(cfg.persons, cfg.walks_per_person, cfg.seed, cfg.workers, progress)
-    val_features, val_labels = build_pool(cfg.val_persons, 4, cfg.seed + 1, cfg.workers, progress)
+    features, labels = build_pool(cfg.persons, cfg.walks_per_person, cfg.seed, cfg.workers, progress, cfg.abnormality)
+    val_features, val_labels = build_pool(cfg.val_persons, 4, cfg.seed + 1, cfg.workers, progress, cfg.abnormality)
     data_seconds = time.time() - t0
 
     model = GaitEmbedder()
@@ -150,7 +160,7 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
     max_diff = onnx_agreement(model, onnx_path, val_features[:32])
     card = {
         "name": "gaitpay gait embedder",
-        "version": f"synthetic-{cfg.seed}",
+        "version": cfg.version,
         "file": onnx_path.name,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "bytes": onnx_path.stat().st_size,

@@ -125,12 +125,19 @@ def train(
     steps: int = typer.Option(2000, help="Optimiser steps."),
     persons: int = typer.Option(5000, help="Synthetic people to train on."),
     seed: int = typer.Option(20261125, help="Seed of everything random."),
+    abnormality: str = typer.Option(
+        "limp", help="How the walker's abnormal walks differ: limp (the shipped model's) or stiff (both legs, "
+                     "as the real walkers simulate it; docs/gait.md, \"Ninth round\")."),
 ) -> None:
     """Train the gait embedding from scratch on synthetic walkers and export it to ONNX."""
+    from gait.synth.walker import ABNORMALITIES
     from gait.train import TrainConfig
     from gait.train import train as run_training
 
-    cfg = TrainConfig(persons=persons, steps=steps, seed=seed)
+    if abnormality not in ABNORMALITIES:
+        raise typer.BadParameter(f"{abnormality!r} is not one of {', '.join(sorted(ABNORMALITIES))}",
+                                 param_hint="--abnormality")
+    cfg = TrainConfig(persons=persons, steps=steps, seed=seed, abnormality=abnormality)
     last: dict[str, float] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

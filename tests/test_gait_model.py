@@ -101,6 +101,18 @@ def test_train_command_produces_a_model_and_card(tmp_path: Path) -> None:
     assert embedding.vector.shape == (card["embedding_dim"],)
 
 
+def test_train_names_the_walker_it_trained_on_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    result = cli("train", "--out", str(tmp_path), "--steps", "20", "--persons", "40", "--seed", "5",
+                 "--abnormality", "stiff")
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads((tmp_path / "model-card.json").read_text())
+    # Another walker is another model: templates must never be compared across the two.
+    assert card["version"] == "synthetic-5-stiff" and card["settings"]["abnormality"] == "stiff"
+    refused = cli("train", "--out", str(tmp_path / "other"), "--abnormality", "hop")
+    assert refused.returncode == 2 and "'hop' is not one of limp, stiff" in refused.stdout + refused.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_shipped_model_card_matches_the_file() -> None:
     card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
     assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()

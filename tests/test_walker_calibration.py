@@ -87,3 +87,18 @@ def test_the_abnormal_table_has_both_sides_for_both_populations() -> None:
     for values in ratios.values():
         assert values.shape == (len(tool.LEG_MEASURES),) and np.all(values > 0)
         assert values[0] < 1  # the affected knee bends less, whatever the walker's limp
+
+
+def test_the_stiff_walker_stiffens_both_legs_as_the_real_abnormal_walkers_do() -> None:
+    # The real AR/AL walkers bend both knees and swing both hips less (0.69-0.84 of their
+    # normal walks); the limp bends the other knee more (1.23), which no real walker did.
+    tool = _tool()
+    limp = tool.synthetic_abnormal(40, abnormality="limp")
+    assert all(values[1] > 1.1 for values in limp.values())  # the limp's other knee, as measured
+    ratios = tool.synthetic_abnormal(40, abnormality="stiff")
+    for values in ratios.values():
+        affected_knee, other_knee, affected_hip, other_hip, cadence = values
+        assert 0.65 < affected_knee < 0.9 and 0.65 < other_knee < 0.95
+        assert 0.65 < affected_hip < 0.95 and 0.65 < other_hip < 0.95
+        assert affected_knee < other_knee  # the affected side a little stiffer still
+        assert 0.85 < cadence < 1.02

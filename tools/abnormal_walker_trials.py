@@ -7,11 +7,12 @@ kept. This one is, so that every row of the ninth round's table can be reproduce
 
     .venv/bin/python tools/abnormal_walker_trials.py --variant stiff --seeds 20261125 7 11
 
-Variants (the walker's `with_limp` is replaced, for the training data only, in this
-process and the pool's forked workers; nothing that ships changes):
-- `limp`: the shipped walker (the baseline, trained again at each seed);
-- `stiff`: the real pattern of tools/walker_calibration.py: both knees bend and both hips
-  swing less, the affected side a little more, cadence about the same;
+Variants (the two that gait.synth.walker.ABNORMALITIES holds, and two that this script adds
+to it, in this process and the pool's forked workers):
+- `limp`: the shipped model's walker (the baseline, trained again at each seed);
+- `stiff`: the real pattern of tools/walker_calibration.py (`with_stiffness`, `gaitpay train
+  --abnormality stiff`): both knees bend and both hips swing less, the affected side a little
+  more, cadence about the same;
 - `stiff-person`: `stiff`, with the side and the stiffness drawn once per person (a person's
   abnormal walks alike), each walk varying a little around them;
 - `mixed`: half of the abnormal walks `limp`, half `stiff-person`.
@@ -38,23 +39,20 @@ from gait.synth import dataset, walker  # noqa: E402
 from gait.synth.walker import Person  # noqa: E402
 
 shipped_limp = walker.with_limp
+stiff_walk = walker.with_stiffness
 
 
-def stiff(person: Person, side: str, rng: np.random.Generator, scale: dict[str, float] | None = None) -> Person:
-    """Both legs stiff, the affected one a little more (real AR/AL over normal, medians:
-    knees 0.75 affected / 0.80 other, hips 0.74-0.81 / 0.69-0.76, cadence 0.89-0.98)."""
-    s = scale or {"knee": rng.uniform(0.70, 0.88), "hip": rng.uniform(0.72, 0.90),
-                  "extra": rng.uniform(0.0, 0.15), "cadence": rng.uniform(0.90, 1.00),
-                  "timing": rng.uniform(0.0, 0.03)}
+def stiff(person: Person, side: str, scale: dict[str, float]) -> Person:
+    """with_stiffness with its draws given (knee, hip, extra, cadence, timing)."""
     sign = 1 if side == "right" else -1
     return replace(
         person,
-        knee_swing=person.knee_swing * s["knee"],
-        hip_amplitude=person.hip_amplitude * s["hip"],
-        asym_knee=person.asym_knee - sign * s["extra"],
-        asym_hip=person.asym_hip - sign * s["extra"] / 2,
-        cadence=person.cadence * s["cadence"],
-        phase_shift=person.phase_shift + sign * s["timing"],
+        knee_swing=person.knee_swing * scale["knee"],
+        hip_amplitude=person.hip_amplitude * scale["hip"],
+        asym_knee=person.asym_knee - sign * scale["extra"],
+        asym_hip=person.asym_hip - sign * scale["extra"] / 2,
+        cadence=person.cadence * scale["cadence"],
+        phase_shift=person.phase_shift + sign * scale["timing"],
     )
 
 
@@ -70,14 +68,14 @@ def stiff_person(person: Person, side: str, rng: np.random.Generator) -> Person:
     scale = {"knee": own.uniform(0.70, 0.88), "hip": own.uniform(0.72, 0.90), "extra": own.uniform(0.0, 0.15),
              "cadence": own.uniform(0.90, 1.00), "timing": own.uniform(0.0, 0.03)}
     jitter = {k: v * rng.lognormal(0.0, 0.04) for k, v in scale.items()}
-    return stiff(person, own_side, rng, jitter)
+    return stiff(person, own_side, jitter)
 
 
 def mixed(person: Person, side: str, rng: np.random.Generator) -> Person:
     return shipped_limp(person, side, rng) if rng.random() < 0.5 else stiff_person(person, side, rng)
 
 
-VARIANTS = {"limp": shipped_limp, "stiff": stiff, "stiff-person": stiff_person, "mixed": mixed}
+VARIANTS = {"limp": shipped_limp, "stiff": stiff_walk, "stiff-person": stiff_person, "mixed": mixed}
 TRIALS = ("real normal walk 1 -> walk 2", "real normal walk 2 -> walk 1", "real normal -> abnormal gait")
 
 
@@ -106,10 +104,11 @@ def main() -> None:
 
     from gait.train import TrainConfig, train
 
-    dataset.with_limp = VARIANTS[args.variant]  # type: ignore[assignment]
+    walker.ABNORMALITIES.update(VARIANTS)  # the same dict gait.synth.dataset draws from
     if args.limp_probability != dataset.SynthConfig.limp_probability:
+        # SynthConfig is built with its defaults by every worker: change the default itself.
         defaults = dataset.SynthConfig.__init__.__defaults__  # type: ignore[misc]
-        names = [f for f in dataset.SynthConfig.__dataclass_fields__]
+        names = list(dataset.SynthConfig.__dataclass_fields__)
         patched = list(defaults)
         patched[names.index("limp_probability")] = args.limp_probability
         dataset.SynthConfig.__init__.__defaults__ = tuple(patched)  # type: ignore[misc]
@@ -118,7 +117,7 @@ def main() -> None:
         tag = f"{args.variant}-p{args.limp_probability:g}-s{seed}"
         out = args.out / tag
         t0 = time.time()
-        card = train(TrainConfig(seed=seed), out, lambda stage, fraction, metrics: None)
+        card = train(TrainConfig(seed=seed, abnormality=args.variant), out, lambda stage, fraction, metrics: None)
         figures = score(out, walks, args.real)
         figures["synthetic val EER"] = {"eer": card["metrics"]["synthetic_val_eer"], "rank1": float("nan")}
         (out / "real-figures.json").write_text(json.dumps(figures, indent=1) + "\n")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gait.datasets import ucalgary  # noqa: E402
 from gait.synth.dataset import SynthConfig  # noqa: E402
-from gait.synth.walker import sample_person, simulate, vary_for_walk, with_limp  # noqa: E402
+from gait.synth.walker import ABNORMALITIES, sample_person, simulate, vary_for_walk  # noqa: E402
 from gait.walk import J  # noqa: E402
 
 MEASURES = ("elbow flexion (deg)", "trunk lean (deg)", "head ahead of shoulders (leg)", "step width (leg)",
@@ -179,10 +179,12 @@ def synthetic_body(joints: np.ndarray) -> dict[str, np.ndarray]:
     return body
 
 
-def synthetic_abnormal(people: int, seed: int = 4322) -> dict[str, np.ndarray]:
+def synthetic_abnormal(people: int, seed: int = 4322, abnormality: str | None = None) -> dict[str, np.ndarray]:
     """synthetic walkers' real_abnormal: each person walks normally twice and twice with each
-    abnormality (with_limp), every walk varied as the training data is."""
+    abnormality (gait.synth.walker.ABNORMALITIES; default the training data's), every walk
+    varied as the training data is."""
     rng = np.random.default_rng(seed)
+    abnormal = ABNORMALITIES[abnormality or SynthConfig().abnormality]
     spread = SynthConfig().walk_spread
     ratios: dict[str, list[np.ndarray]] = {c: [] for c in ABNORMAL_SIDES}
     for _ in range(people):
@@ -190,7 +192,7 @@ def synthetic_abnormal(people: int, seed: int = 4322) -> dict[str, np.ndarray]:
         normal = [leg_motion(synthetic_body(simulate(vary_for_walk(person, rng, spread), 3.0, 30.0, rng)), 30.0)
                   for _ in range(2)]
         for condition, side in ABNORMAL_SIDES.items():
-            walks = [leg_motion(synthetic_body(simulate(with_limp(vary_for_walk(person, rng, spread), side, rng),
+            walks = [leg_motion(synthetic_body(simulate(abnormal(vary_for_walk(person, rng, spread), side, rng),
                                                          3.0, 30.0, rng)), 30.0) for _ in range(2)]
             ratios[condition].append(abnormal_ratios(normal, walks, side))
     return {condition: np.median(values, axis=0) for condition, values in ratios.items()}
@@ -222,11 +224,13 @@ def main() -> None:
         print(f"{name:32s} {r_mean[k]:9.3f} {r_between[k]:8.3f} {r_within[k]:7.3f}   {s_mean[k]:10.3f} "
               f"{s_between[k]:8.3f} {s_within[k]:7.3f}   {s_within[k] / r_within[k]:6.1f}")
 
-    real_ratios, synthetic_ratios = real_abnormal(bodies), synthetic_abnormal(args.people)
+    sources = {"real": real_abnormal(bodies)}
+    for abnormality in sorted(ABNORMALITIES):  # "limp" trains the shipped model; "stiff" is the real pattern
+        sources[f"synthetic {abnormality}"] = synthetic_abnormal(args.people, abnormality=abnormality)
     print("\nabnormal walks over normal ones, median over people of each person's ratio")
     print(f"{'walks':32s} " + " ".join(f"{name:>14s}" for name in LEG_MEASURES))
     for condition in ABNORMAL_SIDES:
-        for source, ratios in (("real", real_ratios), ("synthetic", synthetic_ratios)):
+        for source, ratios in sources.items():
             print(f"{source + ' ' + condition:32s} " + " ".join(f"{r:14.2f}" for r in ratios[condition]))
 
 

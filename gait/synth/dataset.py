@@ -9,7 +9,7 @@ import numpy as np
 
 from gait.body import CameraModel
 from gait.synth.camera import observe_mirrored, random_view, walker_to_world
-from gait.synth.walker import Person, sample_person, simulate, vary_for_walk, with_limp
+from gait.synth.walker import ABNORMALITIES, Person, sample_person, simulate, vary_for_walk
 from gait.walk import Walk
 
 
@@ -21,6 +21,10 @@ class SynthConfig:
     walk_spread: float = 1.5  # within-person variation between walks
     carry_probability: float = 0.15
     limp_probability: float = 0.3
+    # How an abnormal walk differs (gait.synth.walker.ABNORMALITIES): "limp", the shipped
+    # model's, or "stiff", as the real walkers simulate it; docs/gait.md, "Ninth round", says
+    # why the shipped model keeps the limp.
+    abnormality: str = "limp"
     speed_change_probability: float = 0.2
     # Entrance cameras (facing the walker) against overhead aisle cameras.
     entrance_probability: float = 0.8
@@ -43,7 +47,7 @@ def render_seen(person: Person, rng: np.random.Generator, cfg: SynthConfig = Syn
     """`render_walk` and its camera; the walk is the same (the same draws from rng)."""
     p = vary_for_walk(person, rng, cfg.walk_spread)
     if rng.random() < cfg.limp_probability:
-        p = with_limp(p, "right" if rng.random() < 0.5 else "left", rng)
+        p = ABNORMALITIES[cfg.abnormality](p, "right" if rng.random() < 0.5 else "left", rng)
     carrying = rng.random() < cfg.carry_probability
     if carrying:  # a basket or a bag: one arm nearly still
         p = replace(p, asym_arm=p.asym_arm + (1.6 if rng.random() < 0.5 else -1.6),

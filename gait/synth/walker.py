@@ -139,6 +139,29 @@ def with_limp(person: Person, side: str, rng: np.random.Generator) -> Person:
     )
 
 
+def with_stiffness(person: Person, side: str, rng: np.random.Generator) -> Person:
+    """A simulated one-leg abnormality as the UCalgary AR/AL walkers perform it: both knees
+    bend less and both hips swing less, the affected side a little more, at about the same
+    cadence (tools/walker_calibration.py: real AR over normal, medians, affected knee 0.75,
+    other 0.84, affected hip 0.74, other 0.76, cadence 0.98). `with_limp` moves knee bend to
+    the other leg instead (1.23), which no real walker did; docs/gait.md, "Ninth round"."""
+    sign = 1 if side == "right" else -1
+    knee, hip, extra = rng.uniform(0.70, 0.88), rng.uniform(0.72, 0.90), rng.uniform(0.0, 0.15)
+    cadence, timing = rng.uniform(0.90, 1.00), rng.uniform(0.0, 0.03)
+    return replace(
+        person,
+        knee_swing=person.knee_swing * knee,
+        hip_amplitude=person.hip_amplitude * hip,
+        asym_knee=person.asym_knee - sign * extra,  # the affected leg a little stiffer still
+        asym_hip=person.asym_hip - sign * extra / 2,
+        cadence=person.cadence * cadence,
+        phase_shift=person.phase_shift + sign * timing,
+    )
+
+
+ABNORMALITIES = {"stiff": with_stiffness, "limp": with_limp}
+
+
 def _rot_x(a: np.ndarray) -> np.ndarray:
     c, s = np.cos(a), np.sin(a)
     o, z = np.ones_like(a), np.zeros_like(a)
