@@ -226,6 +226,14 @@ def _pg_bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+def _pg_user() -> pwd.struct_passwd:
+    """The unprivileged user postgres runs as when we are root, created on first use (a fresh
+    machine has none: pgserver's useradd)."""
+    from pgserver.utils import ensure_user_exists
+
+    return ensure_user_exists(PG_SYSTEM_USER)
+
+
 def _as_pg_user(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """argv and subprocess options that run a postgres binary as an unprivileged user when we are
     root (postgres insists).
@@ -237,13 +245,10 @@ def _as_pg_user(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     errors before exec, and none through setpriv."""
     if os.geteuid() != 0:
         return argv, {}
-    from pgserver.utils import ensure_user_exists
-
-    ensure_user_exists(PG_SYSTEM_USER)
+    pw = _pg_user()
     setpriv = shutil.which("setpriv")
     if setpriv is None:  # util-linux missing: fall back to the forking switch
         return argv, {"user": PG_SYSTEM_USER}
-    pw = pwd.getpwnam(PG_SYSTEM_USER)
     return [setpriv, f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", *argv], {}
 
 
@@ -262,7 +267,7 @@ def start_postgres(home: Path) -> tuple[Record, str]:
             ensure_prefix_permissions(bin_dir)
             ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
             ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-            pw = pwd.getpwnam(PG_SYSTEM_USER)
+            pw = _pg_user()
             os.chown(data, pw.pw_uid, pw.pw_gid)
         argv, options = _as_pg_user(
             [_pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8"])
@@ -270,7 +275,7 @@ def start_postgres(home: Path) -> tuple[Record, str]:
     log.parent.mkdir(parents=True, exist_ok=True)
     if as_root:
         log.touch()
-        pw = pwd.getpwnam(PG_SYSTEM_USER)
+        pw = _pg_user()
         os.chown(log, pw.pw_uid, pw.pw_gid)
     port = free_port()
     argv, options = _as_pg_user(
