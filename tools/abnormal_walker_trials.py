@@ -8,7 +8,8 @@ kept. This one is, so that every row of the ninth round's table can be reproduce
     .venv/bin/python tools/abnormal_walker_trials.py --variant stiff --seeds 20261125 7 11
 
 Variants (the two that gait.synth.walker.ABNORMALITIES holds, and two that this script adds
-to it, in this process and the pool's forked workers):
+to it, in this process and the pool's forked workers; 30% of training walks abnormal, as
+`gaitpay train`):
 - `limp`: the shipped model's walker (the baseline, trained again at each seed);
 - `stiff`: the real pattern of tools/walker_calibration.py (`with_stiffness`, `gaitpay train
   --abnormality stiff`): both knees bend and both hips swing less, the affected side a little
@@ -27,7 +28,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -35,25 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gait.datasets import ucalgary  # noqa: E402
-from gait.synth import dataset, walker  # noqa: E402
-from gait.synth.walker import Person  # noqa: E402
-
-shipped_limp = walker.with_limp
-stiff_walk = walker.with_stiffness
-
-
-def stiff(person: Person, side: str, scale: dict[str, float]) -> Person:
-    """with_stiffness with its draws given (knee, hip, extra, cadence, timing)."""
-    sign = 1 if side == "right" else -1
-    return replace(
-        person,
-        knee_swing=person.knee_swing * scale["knee"],
-        hip_amplitude=person.hip_amplitude * scale["hip"],
-        asym_knee=person.asym_knee - sign * scale["extra"],
-        asym_hip=person.asym_hip - sign * scale["extra"] / 2,
-        cadence=person.cadence * scale["cadence"],
-        phase_shift=person.phase_shift + sign * scale["timing"],
-    )
+from gait.synth import walker  # noqa: E402
+from gait.synth.walker import Person, Stiffness, stiffened  # noqa: E402
 
 
 def _person_rng(person: Person) -> np.random.Generator:
@@ -65,17 +49,18 @@ def _person_rng(person: Person) -> np.random.Generator:
 def stiff_person(person: Person, side: str, rng: np.random.Generator) -> Person:
     own = _person_rng(person)
     own_side = "right" if own.random() < 0.5 else "left"
-    scale = {"knee": own.uniform(0.70, 0.88), "hip": own.uniform(0.72, 0.90), "extra": own.uniform(0.0, 0.15),
-             "cadence": own.uniform(0.90, 1.00), "timing": own.uniform(0.0, 0.03)}
-    jitter = {k: v * rng.lognormal(0.0, 0.04) for k, v in scale.items()}
-    return stiff(person, own_side, jitter)
+    theirs = Stiffness(own.uniform(0.70, 0.88), own.uniform(0.72, 0.90), own.uniform(0.0, 0.15),
+                       own.uniform(0.90, 1.00), own.uniform(0.0, 0.03))
+    this_walk = Stiffness(*(value * rng.lognormal(0.0, 0.04) for value in astuple(theirs)))
+    return stiffened(person, own_side, this_walk)
 
 
 def mixed(person: Person, side: str, rng: np.random.Generator) -> Person:
-    return shipped_limp(person, side, rng) if rng.random() < 0.5 else stiff_person(person, side, rng)
+    return walker.with_limp(person, side, rng) if rng.random() < 0.5 else stiff_person(person, side, rng)
 
 
-VARIANTS = {"limp": shipped_limp, "stiff": stiff_walk, "stiff-person": stiff_person, "mixed": mixed}
+# Beside the walker's own ("limp", "stiff"), for training data only.
+EXTRA_VARIANTS = {"stiff-person": stiff_person, "mixed": mixed}
 TRIALS = ("real normal walk 1 -> walk 2", "real normal walk 2 -> walk 1", "real normal -> abnormal gait")
 
 
@@ -95,44 +80,34 @@ def score(model_dir: Path, walks: list[ucalgary.RealWalk], root: Path) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    parser.add_argument("--variant", choices=sorted(walker.ABNORMALITIES | EXTRA_VARIANTS), required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[20261125, 7, 11])
-    parser.add_argument("--limp-probability", type=float, default=0.3)
     parser.add_argument("--out", type=Path, default=Path("/tmp/abnormal-walker-trials"))
     parser.add_argument("--real", type=Path, default=ucalgary.default_root())
     args = parser.parse_args()
 
     from gait.train import TrainConfig, train
 
-    walker.ABNORMALITIES.update(VARIANTS)  # the same dict gait.synth.dataset draws from
-    if args.limp_probability != dataset.SynthConfig.limp_probability:
-        # SynthConfig is built with its defaults by every worker: change the default itself.
-        defaults = dataset.SynthConfig.__init__.__defaults__  # type: ignore[misc]
-        names = list(dataset.SynthConfig.__dataclass_fields__)
-        patched = list(defaults)
-        patched[names.index("limp_probability")] = args.limp_probability
-        dataset.SynthConfig.__init__.__defaults__ = tuple(patched)  # type: ignore[misc]
+    walker.ABNORMALITIES.update(EXTRA_VARIANTS)  # the dict gait.synth.dataset draws from (forked workers too)
     walks = ucalgary.load(args.real)
+    rows = []
     for seed in args.seeds:
-        tag = f"{args.variant}-p{args.limp_probability:g}-s{seed}"
+        tag = f"{args.variant}-s{seed}"
         out = args.out / tag
         t0 = time.time()
         card = train(TrainConfig(seed=seed, abnormality=args.variant), out, lambda stage, fraction, metrics: None)
         figures = score(out, walks, args.real)
-        figures["synthetic val EER"] = {"eer": card["metrics"]["synthetic_val_eer"], "rank1": float("nan")}
-        (out / "real-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+        rows.append(figures)
+        (out / "real-figures.json").write_text(json.dumps(
+            {**figures, "synthetic val EER": card["metrics"]["synthetic_val_eer"]}, indent=1) + "\n")
         print(f"== {tag}  ({time.time() - t0:.0f} s)  synthetic val EER {card['metrics']['synthetic_val_eer']:.3f}")
         for name, f in figures.items():
-            if "|" in name:
-                print(f"   {name:55s} rank-1 {f['rank1']:.2f}  EER {f['eer']:.3f}")
+            print(f"   {name:55s} rank-1 {f['rank1']:.2f}  EER {f['eer']:.3f}")
         sys.stdout.flush()
-    rows = [json.loads((args.out / f"{args.variant}-p{args.limp_probability:g}-s{s}" / "real-figures.json").read_text())
-            for s in args.seeds]
-    print(f"== {args.variant} at p={args.limp_probability:g}, mean over seeds {args.seeds}")
+    print(f"== {args.variant}, mean over seeds {args.seeds}")
     for name in rows[0]:
-        if "|" in name:
-            print(f"   {name:55s} rank-1 {statistics.mean(r[name]['rank1'] for r in rows):.3f}"
-                  f"  EER {statistics.mean(r[name]['eer'] for r in rows):.3f}")
+        print(f"   {name:55s} rank-1 {statistics.mean(r[name]['rank1'] for r in rows):.3f}"
+              f"  EER {statistics.mean(r[name]['eer'] for r in rows):.3f}")
 
 
 if __name__ == "__main__":

@@ -145,17 +145,33 @@ def with_stiffness(person: Person, side: str, rng: np.random.Generator) -> Perso
     cadence (tools/walker_calibration.py: real AR over normal, medians, affected knee 0.75,
     other 0.84, affected hip 0.74, other 0.76, cadence 0.98). `with_limp` moves knee bend to
     the other leg instead (1.23), which no real walker did; docs/gait.md, "Ninth round"."""
-    sign = 1 if side == "right" else -1
     knee, hip, extra = rng.uniform(0.70, 0.88), rng.uniform(0.72, 0.90), rng.uniform(0.0, 0.15)
     cadence, timing = rng.uniform(0.90, 1.00), rng.uniform(0.0, 0.03)
+    return stiffened(person, side, Stiffness(knee, hip, extra, cadence, timing))
+
+
+@dataclass(frozen=True)
+class Stiffness:
+    """How much stiffer an abnormal walk is (with_stiffness draws one per walk)."""
+
+    knee: float  # both knees' swing, times this
+    hip: float  # both hips' amplitude, times this
+    extra: float  # the affected side's further loss of knee swing (half as much at the hip)
+    cadence: float  # times this
+    timing: float  # the affected leg's phase shift
+
+
+def stiffened(person: Person, side: str, stiffness: Stiffness) -> Person:
+    sign = 1 if side == "right" else -1
+    s = stiffness
     return replace(
         person,
-        knee_swing=person.knee_swing * knee,
-        hip_amplitude=person.hip_amplitude * hip,
-        asym_knee=person.asym_knee - sign * extra,  # the affected leg a little stiffer still
-        asym_hip=person.asym_hip - sign * extra / 2,
-        cadence=person.cadence * cadence,
-        phase_shift=person.phase_shift + sign * timing,
+        knee_swing=person.knee_swing * s.knee,
+        hip_amplitude=person.hip_amplitude * s.hip,
+        asym_knee=person.asym_knee - sign * s.extra,  # the affected leg a little stiffer still
+        asym_hip=person.asym_hip - sign * s.extra / 2,
+        cadence=person.cadence * s.cadence,
+        phase_shift=person.phase_shift + sign * s.timing,
     )
 
 
