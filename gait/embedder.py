@@ -7,6 +7,7 @@ so no padding ever enters the attention pooling.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -64,10 +65,30 @@ def open_session(path: Path, providers: list[str] | None = None, threads: int | 
     return ort.InferenceSession(str(path), options, providers=providers or available_providers())
 
 
+class ModelCardMismatch(ValueError):
+    """The model card beside a model names its file but records other bytes."""
+
+
 def model_version(model_path: Path | None = None) -> str:
-    """The version on the model card beside the model (resolved as Embedder resolves it)."""
-    card = resolve_model_path(model_path).with_name("model-card.json")
-    return json.loads(card.read_text()).get("version", "unknown") if card.exists() else "unknown"
+    """The model's version (resolved as Embedder resolves the model): the one on the card
+    beside it, once the card is checked to be this file's; 'unknown-' and the file's first
+    8 sha256 digits where no card names the file. Templates, score calibration and camera
+    statistics are kept per version, so two models must never share one: a card copied
+    beside other weights is refused rather than believed."""
+    path = resolve_model_path(model_path)
+    if not path.exists():
+        raise FileNotFoundError(f"gait model {path} not found: run `gaitpay train` or restore it")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    card_path = path.with_name("model-card.json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    if card.get("file") != path.name or "version" not in card:
+        return f"unknown-{digest[:8]}"
+    if card.get("sha256") != digest:
+        raise ModelCardMismatch(
+            f"{path} has sha256 {digest[:16]}…, but its card {card_path} records {str(card.get('sha256'))[:16]}… "
+            f"for version {card['version']}: the card describes other weights. Restore the model and its card "
+            "together, or train again (`gaitpay train`)")
+    return str(card["version"])
 
 
 class Embedder:

@@ -38,10 +38,23 @@ class TrainConfig:
     abnormality: str = "limp"  # the walker's abnormal walks (gait.synth.walker.ABNORMALITIES)
 
     @property
-    def version(self) -> str:
-        # Templates are comparable only within one version, so another walker is another
-        # name; the shipped walker keeps the name the shipped model has.
+    def recipe(self) -> str:
+        """What the model's version starts with (the card's version adds its weights'
+        fingerprint): the seed, and the walker where it is not the shipped recipe's."""
         return f"synthetic-{self.seed}" + ("" if self.abnormality == "limp" else f"-{self.abnormality}")
+
+
+def weights_fingerprint(state_dict) -> str:  # type: ignore[no-untyped-def]
+    """sha256 over a model's floating-point tensors (names and values, in the state dict's
+    order). The same recipe trained on another CPU gives other weights (rounding), and
+    templates, score calibration and camera statistics belong to weights, not to a recipe, so
+    a model's version ends in this; re-exporting the same weights keeps it."""
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point():
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _render_chunk(args: tuple[int, int, int, int, str]) -> list[tuple[int, np.ndarray]]:
@@ -158,9 +171,11 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
     export_onnx(model, onnx_path)
     torch.save(model.state_dict(), out_dir / "gait-embedder.pt")  # the PyTorch twin, for benches and tests
     max_diff = onnx_agreement(model, onnx_path, val_features[:32])
+    weights = weights_fingerprint(model.state_dict())
     card = {
         "name": "gaitpay gait embedder",
-        "version": cfg.version,
+        "version": f"{cfg.recipe}-{weights[:8]}",
+        "weights_sha256": weights,
         "file": onnx_path.name,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "bytes": onnx_path.stat().st_size,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gait.embedder import DEFAULT_MODEL, Embedder
+from gait.embedder import DEFAULT_MODEL, Embedder, ModelCardMismatch, model_version
 from gait.encoding import CHANNELS
 from gait.evaluation import summarise
 from gait.eval_suite import synthetic_trial
@@ -106,8 +106,12 @@ def test_train_names_the_walker_it_trained_on_and_refuses_an_unknown_one(tmp_pat
                  "--abnormality", "stiff")
     assert result.returncode == 0, result.stdout + result.stderr
     card = json.loads((tmp_path / "model-card.json").read_text())
-    # Another walker is another model: templates must never be compared across the two.
-    assert card["version"] == "synthetic-5-stiff" and card["settings"]["abnormality"] == "stiff"
+    # Another walker is another model: templates must never be compared across the two. And
+    # the version ends in the weights' fingerprint, so that the same recipe rounded otherwise
+    # on another CPU is another model too.
+    assert re.fullmatch(r"synthetic-5-stiff-[0-9a-f]{8}", card["version"]), card["version"]
+    assert card["version"].endswith(card["weights_sha256"][:8]) and card["settings"]["abnormality"] == "stiff"
+    assert Embedder(tmp_path / card["file"]).version == card["version"]
     refused = cli("train", "--out", str(tmp_path / "other"), "--abnormality", "hop")
     assert refused.returncode == 2 and "'hop' is not one of limp, stiff" in refused.stdout + refused.stderr
     assert not (tmp_path / "other").exists()
@@ -117,6 +121,30 @@ def test_shipped_model_card_matches_the_file() -> None:
     card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
     assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     assert DEFAULT_MODEL.stat().st_size < 5 * 2**20
+    from gait.train import weights_fingerprint
+
+    twin = torch.load(DEFAULT_MODEL.with_name("gait-embedder.pt"), map_location="cpu")
+    assert card["weights_sha256"] == weights_fingerprint(twin) and card["version"].endswith(card["weights_sha256"][:8])
+    calibration = json.loads(DEFAULT_MODEL.with_name("policy-calibration.json").read_text())
+    assert calibration["model_version"] == card["version"]  # else the matcher falls back to defaults
+
+
+def test_a_model_is_named_by_its_own_card_only(tmp_path: Path) -> None:
+    model = tmp_path / DEFAULT_MODEL.name
+    model.write_bytes(DEFAULT_MODEL.read_bytes())
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert model_version(model) == f"unknown-{digest[:8]}"  # no card: named by its bytes
+    card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
+    (tmp_path / "model-card.json").write_text(json.dumps(card))
+    assert Embedder(model).version == card["version"]
+    renamed = model.rename(tmp_path / "other.onnx")
+    assert model_version(renamed) == f"unknown-{digest[:8]}"  # the card names another file
+    renamed.rename(model)
+    # A card beside other weights (say, a retrain copied over the model alone) would lend them
+    # its version, and with it the calibration and templates of other weights: refused.
+    (tmp_path / "model-card.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+    with pytest.raises(ModelCardMismatch, match="describes other weights"):
+        Embedder(model)
 
 
 def test_bench_embed_prints_both_runtimes() -> None:

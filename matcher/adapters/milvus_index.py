@@ -13,7 +13,7 @@ products of L2-normalised vectors (cosine similarity). Index (GAITPAY_MILVUS_IND
 by default, HNSW on a Milvus server. milvus-lite refuses HNSW, and it searches rows of segments
 it has not sealed through its own interim IVF index, whatever nprobe says: at 100k x 128 that
 finds the true customer in the top 5 for about 10% fewer probes than an exact search does
-(`gaitpay bench matcher`: 0.027 against 0.030 with model synthetic-20261125). FLAT is exact
+(`gaitpay bench matcher`: 0.027 against 0.030 with model synthetic-20261125-291dec62). FLAT is exact
 there, at about 40% of the windows per second.
 
 Consistency. A Strong search on a Milvus server waits until the query nodes have caught up

@@ -43,10 +43,10 @@ class Verdict(Enum):
 class ScoreModel:
     """Score statistics of the embedding model. The matcher loads those measured for the model
     version it runs (`gaitpay eval --write-calibration`, gait/models/policy-calibration.json);
-    these defaults, a fallback, are that measurement for model synthetic-20261125: best of 4
-    enrolment templates over synthetic visits, impostor 0.1443 +/- 0.1773 (spread widened so
-    the Gaussian's 1e-3 tail is no lighter than measured), genuine 0.5235 +/- 0.160, windows
-    of one pair correlated 0.511."""
+    these defaults, a fallback, are that measurement for model synthetic-20261125-291dec62:
+    best of 4 enrolment templates over synthetic visits, impostor 0.1443 +/- 0.1773 (spread
+    widened so the Gaussian's 1e-3 tail is no lighter than measured), genuine 0.5235 +/-
+    0.160, windows of one pair correlated 0.511."""
 
     impostor_mean: float = 0.1443
     impostor_std: float = 0.1773
