@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable, Callable
 
 import grpc
 
@@ -13,11 +14,12 @@ from prometheus_client import CollectorRegistry
 from matcher.adapters import gait_model
 from matcher.adapters.identity_audit import AuditMetrics, IdentityAuditSink
 from matcher.domain.audit import IdentificationAudit
+from matcher.domain.camera_state import CameraStateKeeper
 from matcher.domain.identification import Identifier
 from matcher.grpc_api import MatcherServicer, WindowMetrics
 from mesh import config, dependencies
 from mesh.client import open_channel
-from mesh.server import ServiceSpec, serve_forever
+from mesh.server import Periodic, ServiceSpec, serve_forever
 
 log = structlog.get_logger("gaitpay.matcher")
 SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
@@ -68,6 +70,7 @@ def build(settings: config.Settings) -> ServiceSpec:
                             bodies=gait_model.body_model() if settings.body_measures else None,
                             project=model.project,
                             adaptation=model.camera_statistics() if settings.adapts_cameras else None)
+    keeping = _camera_keeping(settings, identifier, version, dim)
 
     registry = CollectorRegistry()
     metrics = WindowMetrics(registry)
@@ -87,7 +90,36 @@ def build(settings: config.Settings) -> ServiceSpec:
             transform.close()
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
-                       on_start=[sink.start], on_stop=[sink.stop, stop_identifying])
+                       on_start=[sink.start, *keeping[:1]], on_stop=[sink.stop, stop_identifying, *keeping[1:]])
+
+
+def _camera_keeping(settings: config.Settings, identifier: Identifier, version: str,
+                    dim: int) -> list[Callable[[], Awaitable[None]]]:
+    """Each camera's drift (and statistics, where cameras adapt) restored from Milvus now,
+    and the (on_start, on_stop) hooks that save them while the matcher serves and as it
+    stops; none without a Milvus, or with GAITPAY_CAMERA_STATE_SAVE_S 0."""
+    if not settings.milvus_uri or settings.camera_state_save_s <= 0:
+        return []
+    from matcher.adapters.milvus_camera_state import MilvusCameraState, MilvusCameraStateConfig
+
+    store = MilvusCameraState(MilvusCameraStateConfig(
+        uri=settings.milvus_uri, templates_collection=settings.milvus_collection, model_version=version, dim=dim,
+        timeout_s=settings.default_deadline_s))
+    keeper = CameraStateKeeper(identifier.drift, identifier.adaptation, store)
+    keeper.restore()
+    rounds = Periodic("camera_state", settings.camera_state_save_s, keeper.save_changed, _saved_any)
+
+    async def last_save() -> None:
+        await rounds.stop()
+        counts = await asyncio.to_thread(keeper.save_changed)
+        log.info("camera_state.saved_at_stop", **counts)
+        store.close()
+
+    return [rounds.start, last_save]
+
+
+def _saved_any(counts: dict[str, int]) -> dict[str, int] | None:
+    return counts if counts["saved"] or counts["failed"] else None
 
 
 def readiness(settings: config.Settings) -> dict[str, dependencies.Probe]:

@@ -194,6 +194,12 @@ class Settings:
         "GAITPAY_ENROLMENT_STATISTICS is set, so both sides of a comparison are normalised for their own source "
         "(one side alone gains nothing on a real camera).", default="auto"
     )
+    camera_state_save_s: float = setting(
+        "GAITPAY_CAMERA_STATE_SAVE_S", "How often the matcher saves what changed of each camera's drift (and of "
+        "its statistics, where cameras adapt) to Milvus, beside the templates, and once more as it stops: a "
+        "restart or a rollout starts every camera where it stood, a held-back camera still held back, instead "
+        "of 30 walkers back (matcher.domain.camera_state). 0: not kept.", default=60.0
+    )
     enrolment_statistics: str = setting(
         "GAITPAY_ENROLMENT_STATISTICS", "Identity normalises templates with the head-norm statistics in this file "
         "(`gaitpay embed --write-statistics` over 8 or more enrolment walks of different people, from the source "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -36,10 +37,34 @@ class DriftConfig:
     window_tracks: int = 2000
 
 
+@dataclass(frozen=True)
+class DriftSnapshot:
+    """One camera's running mean as it stood (tracks 0: judged afresh since its statistics
+    changed): what a CameraStateStore keeps, so that a restarted matcher holds back a camera
+    that the one before it held back."""
+
+    store_id: str
+    camera_id: str
+    mean: np.ndarray  # [D]
+    tracks: int
+    # Whether the embeddings it was measured on were normalised with the camera's own
+    # statistics (set by whoever keeps it: only a run that normalises them alike may take it).
+    adapted: bool = False
+
+    def problem(self) -> str | None:
+        """Why this snapshot cannot be taken back (None: it can)."""
+        mean = np.asarray(self.mean)
+        if mean.ndim != 1 or not np.isfinite(mean).all():
+            return "the mean is not one finite vector"
+        if self.tracks < 0 or (self.tracks and np.linalg.norm(mean) > 1.0 + 1e-3):
+            return f"{self.tracks} walkers, a mean of unit vectors longer than 1"
+        return None
+
+
 @dataclass
 class _Camera:
     mean: np.ndarray
-    tracks: int = 0
+    tracks: int = 0  # 0: reset, judged afresh from the next walker
 
 
 @dataclass
@@ -61,7 +86,7 @@ class CameraDrift:
                 self._seen.popitem(last=False)
             vector = np.asarray(embedding, dtype=np.float64)
             camera = self._cameras.get((track.store_id, track.camera_id))
-            if camera is None:
+            if camera is None or camera.tracks == 0:
                 self._cameras[(track.store_id, track.camera_id)] = _Camera(vector.copy(), 1)
                 return
             camera.tracks += 1
@@ -71,9 +96,12 @@ class CameraDrift:
     def reset(self, store_id: str, camera_id: str) -> None:
         """Judge the camera afresh from its next walkers: its embeddings changed (they are now
         normalised with its own statistics, camera_statistics), so its mean so far describes
-        embeddings it no longer produces."""
+        embeddings it no longer produces. The camera stays, with no walkers, so that a kept
+        snapshot of it says so too."""
         with self._lock:
-            self._cameras.pop((store_id, camera_id), None)
+            camera = self._cameras.get((store_id, camera_id))
+            if camera is not None:
+                self._cameras[(store_id, camera_id)] = _Camera(np.zeros_like(camera.mean), 0)
 
     def strength(self, store_id: str, camera_id: str) -> float | None:
         """The norm of the camera's mean embedding; None until min_tracks walkers were seen."""
@@ -92,3 +120,22 @@ class CameraDrift:
         """(store, camera) -> (walkers seen, strength), for metrics and operators."""
         with self._lock:
             return {key: (c.tracks, float(np.linalg.norm(c.mean))) for key, c in self._cameras.items()}
+
+    def snapshots(self) -> list[DriftSnapshot]:
+        """Every camera's running mean as it stands (copies)."""
+        with self._lock:
+            return [DriftSnapshot(store, camera, c.mean.copy(), c.tracks) for (store, camera), c in self._cameras.items()]
+
+    def restore(self, snapshots: Sequence[DriftSnapshot]) -> list[tuple[DriftSnapshot, str]]:
+        """Cameras judged by an earlier run, taken back where this run has not seen them (its
+        own are newer); a camera with min_tracks walkers is judged at once. Returns the
+        snapshots refused, each with why."""
+        refused = []
+        with self._lock:
+            for snap in snapshots:
+                if (why := snap.problem()) is not None:
+                    refused.append((snap, why))
+                elif (snap.store_id, snap.camera_id) not in self._cameras:
+                    self._cameras[(snap.store_id, snap.camera_id)] = _Camera(
+                        np.asarray(snap.mean, dtype=np.float64).copy(), int(snap.tracks))
+        return refused

@@ -16,6 +16,10 @@ of the projections of the windows its decisions see (at most `windows_per_track`
 shopper who lingers does not outweigh the others). They replace the shipped statistics once
 `min_tracks` walkers were seen; past `window_windows` windows, older ones fade (an
 exponential mean), so a camera that is moved or re-lit is normalised for what it sees now.
+
+They outlive the process (matcher.domain.camera_state keeps them, with each camera's drift):
+without that, every restart or rollout put each camera back on the shipped statistics until
+30 more walkers had passed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -41,6 +45,29 @@ class StatisticsConfig:
     min_tracks: int = 30
     windows_per_track: int = 12  # the policy's window budget: the windows a decision sees
     window_windows: int = 20_000  # about 2,000 walkers of up to 12 windows, as camera_drift's window
+
+
+@dataclass(frozen=True)
+class CameraSnapshot:
+    """One camera's statistics as they stood: what a CameraStateStore keeps."""
+
+    store_id: str
+    camera_id: str
+    mean: np.ndarray  # [D]
+    var: np.ndarray  # [D]
+    windows: int
+    tracks: int
+
+    def problem(self) -> str | None:
+        """Why this snapshot cannot be taken back (None: it can)."""
+        mean, var = np.asarray(self.mean), np.asarray(self.var)
+        if mean.ndim != 1 or mean.shape != var.shape:
+            return f"mean {mean.shape} and variance {var.shape} are not two vectors of one length"
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
+            return "not finite, or a negative variance"
+        if self.windows < 1 or self.tracks < 1 or self.tracks > self.windows:
+            return f"{self.tracks} walkers over {self.windows} windows"
+        return None
 
 
 @dataclass
@@ -115,3 +142,26 @@ class CameraStatistics:
         """(store, camera) -> (walkers counted, whether its statistics are in use), for metrics."""
         with self._lock:
             return {key: (c.tracks, c.tracks >= self.config.min_tracks) for key, c in self._cameras.items()}
+
+    def snapshots(self) -> list[CameraSnapshot]:
+        """Every camera's statistics as they stand (copies)."""
+        with self._lock:
+            return [CameraSnapshot(store, camera, c.mean.copy(), c.var.copy(), c.windows, c.tracks)
+                    for (store, camera), c in self._cameras.items()]
+
+    def restore(self, snapshots: Sequence[CameraSnapshot]) -> list[tuple[CameraSnapshot, str]]:
+        """Cameras measured by an earlier run, taken back where this run has not measured
+        them itself (its own are newer). A camera with min_tracks walkers is adapted at once.
+        Returns the snapshots refused, each with why (the rest were taken or superseded)."""
+        refused = []
+        with self._lock:
+            for snap in snapshots:
+                if (why := snap.problem()) is not None:
+                    refused.append((snap, why))
+                    continue
+                key = (snap.store_id, snap.camera_id)
+                if key not in self._cameras:
+                    self._cameras[key] = _Running(np.asarray(snap.mean, dtype=np.float64).copy(),
+                                                  np.asarray(snap.var, dtype=np.float64).copy(),
+                                                  int(snap.windows), int(snap.tracks))
+        return refused

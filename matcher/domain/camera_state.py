@@ -1,0 +1,121 @@
+"""What the matcher has learnt of each camera, kept across restarts: its head-norm statistics
+(camera_statistics) and its drift (camera_drift).
+
+Why: both are measured from a camera's walkers and both start from nothing in a new process.
+Without them kept, every restart or rollout put each camera back on the shipped statistics
+and left its strength unjudged for its next 30 walkers: a camera whose walkers share one
+direction (a real camera without statistics of its own: strength 0.81) was not held back in
+that time, and the policy, replayed over such a camera, charges strangers (docs/gait.md,
+"Fourth round"). The keeper restores what a store holds at start and saves the cameras that
+changed since the last save (every minute while the matcher serves, and as it stops).
+
+A store that is down costs nothing but the keeping: the matcher starts with no cameras
+measured (as before there was a store), and a failed save is tried again the next round,
+since the cameras it missed are still changed. Several replicas save the cameras they each
+serve; where two serve one camera, the last save stands, and either's describes that camera.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import structlog
+
+from matcher.domain.camera_drift import CameraDrift, DriftSnapshot
+from matcher.domain.camera_statistics import CameraSnapshot, CameraStatistics
+
+log = structlog.get_logger("gaitpay.matcher.camera_state")
+
+
+@dataclass(frozen=True)
+class CameraState:
+    statistics: list[CameraSnapshot] = field(default_factory=list)
+    drift: list[DriftSnapshot] = field(default_factory=list)
+
+
+class CameraStateStoreError(RuntimeError):
+    """The store could not load or save (down, refused); the message says which."""
+
+
+class CameraStateStore(Protocol):
+    """Where cameras' state outlives a matcher, for one embedding model (another model's
+    projections and embeddings are another space, so a store is opened for one version)."""
+
+    def load(self) -> CameraState:
+        """This model's cameras as last saved; CameraStateStoreError when it cannot tell."""
+        ...
+
+    def save(self, state: CameraState) -> None:
+        """Keeps these cameras' rows (replacing what was kept of them); CameraStateStoreError."""
+        ...
+
+
+class CameraStateKeeper:
+    def __init__(self, drift: CameraDrift, statistics: CameraStatistics | None, store: CameraStateStore) -> None:
+        self._drift, self._statistics, self._store = drift, statistics, store
+        # camera -> its count (windows; walkers for drift) when last saved or restored
+        self._saved: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()  # a periodic round and the save at stop never overlap
+
+    def restore(self) -> dict[str, int]:
+        """Counts of cameras restored (statistics, drift), of those adapted or held back at
+        once, and of snapshots refused."""
+        try:
+            kept = self._store.load()
+        except CameraStateStoreError as exc:
+            log.warning("camera_state.not_restored", why=str(exc))
+            return {"statistics": 0, "drift": 0, "adapted": 0, "held_back": 0, "refused": 0}
+        refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = []
+        if self._statistics is not None:
+            refused += self._statistics.restore(kept.statistics)
+        else:
+            kept = CameraState([], kept.drift)  # cameras are not adapted in this run
+        # A camera's drift describes the embeddings it was measured on: it is taken back only
+        # where this run normalises that camera's windows alike from its first one.
+        drift = [d for d in kept.drift if d.adapted == self._adapted(d.store_id, d.camera_id)]
+        refused += self._drift.restore(drift)
+        for snap, why in refused:
+            log.warning("camera_state.refused", store_id=snap.store_id, camera_id=snap.camera_id, why=why)
+        kept = CameraState(kept.statistics, drift)
+        with self._lock:
+            self._saved.update(self._counts(kept))
+        adapted = sum(ready for _, ready in self._statistics.cameras().values()) if self._statistics else 0
+        bound = self._drift.config.max_strength
+        held = sum(1 for (store, camera) in self._drift.cameras()
+                   if (strength := self._drift.strength(store, camera)) is not None and strength > bound)
+        counts = {"statistics": len(kept.statistics), "drift": len(drift), "adapted": adapted,
+                  "held_back": held, "refused": len(refused)}
+        log.info("camera_state.restored", **counts)
+        return counts
+
+    def _adapted(self, store_id: str, camera_id: str) -> bool:
+        return self._statistics is not None and self._statistics.adapted(store_id, camera_id)
+
+    @staticmethod
+    def _counts(state: CameraState) -> dict[tuple[str, str, str], int]:
+        return {**{("statistics", s.store_id, s.camera_id): s.windows for s in state.statistics},
+                **{("drift", d.store_id, d.camera_id): d.tracks for d in state.drift}}
+
+    def save_changed(self) -> dict[str, int]:
+        """Saves every camera whose statistics or drift moved since last saved or restored;
+        counts of cameras saved and, where the store failed, not saved."""
+        with self._lock:
+            now = CameraState(self._statistics.snapshots() if self._statistics else [],
+                              [replace(d, adapted=self._adapted(d.store_id, d.camera_id))
+                               for d in self._drift.snapshots()])
+            counts = self._counts(now)
+            changed = CameraState(
+                [s for s in now.statistics if self._saved.get(("statistics", s.store_id, s.camera_id)) != s.windows],
+                [d for d in now.drift if self._saved.get(("drift", d.store_id, d.camera_id)) != d.tracks])
+            rows = len(changed.statistics) + len(changed.drift)
+            if not rows:
+                return {"saved": 0, "failed": 0}
+            try:
+                self._store.save(changed)
+            except CameraStateStoreError as exc:
+                log.warning("camera_state.not_saved", rows=rows, why=str(exc))
+                return {"saved": 0, "failed": rows}
+            self._saved.update({key: counts[key] for key in self._counts(changed)})
+            return {"saved": rows, "failed": 0}
