@@ -214,7 +214,8 @@ class VisitRow:
 # score model measured on the camera)
 VISIT_EVIDENCE = (("embedding", "", False), ("camera-centred", "centred", False),
                   ("camera-adapted", "adapted", False), ("camera's impostor model", "", True),
-                  ("camera-centred, camera's impostor model", "centred", True))
+                  ("camera-centred, camera's impostor model", "centred", True),
+                  ("camera-adapted, camera's impostor model", "adapted", True))
 WINDOW_S, WINDOW_OVERLAP = 2.0, 0.5  # as the edge cuts them (edge.domain.windows.WindowSpec)
 
 
@@ -240,7 +241,7 @@ def real_visits(embedder: Embedder, walks: list[ucalgary.RealWalk], score_model:
     walker with a normal walk 1 enrolled with it (one template), each recording cut into the
     edge's 2 s windows, up to the policy's window budget. A walker is a genuine visitor on
     their normal walk 2, and a stranger on every recording once left out of the gallery.
-    Scored five ways (VISIT_EVIDENCE): raw embeddings, camera-centred ones (windows minus the
+    Scored six ways (VISIT_EVIDENCE): raw embeddings, camera-centred ones (windows minus the
     mean of every real window, templates minus the mean of every real walk: the camera's
     centre and the enrolment source's) or camera-adapted ones (the head norm with the
     statistics of every real window, and of every real walk for the templates), with the

@@ -100,9 +100,9 @@ def test_the_evaluation_adds_camera_centred_real_rows_and_replays_the_policy(tmp
     own = np.stack([firsts[k].projection for k in sorted(firsts, key=int)])
     np.testing.assert_allclose(trials["real normal walk 1 -> walk 2, each side adapted"].gallery,
                                embedder.head_norm.embed(own, CameraStatistics.of(own)), atol=1e-6)
-    # Five kinds of evidence at three bounds; 8 genuine visits (walk 2), every recording a stranger once.
+    # Six kinds of evidence at three bounds; 8 genuine visits (walk 2), every recording a stranger once.
     kinds = ("embedding", "camera-centred", "camera-adapted", "camera's impostor model",
-             "camera-centred, camera's impostor model")
+             "camera-centred, camera's impostor model", "camera-adapted, camera's impostor model")
     assert [(v.evidence, v.bound) for v in result.visits] == [(e, b) for e in kinds for b in (1e-4, 1e-3, 1e-2)]
     for v in result.visits:
         assert v.genuine_visits == 8 and v.stranger_visits == len(walks) == 24
