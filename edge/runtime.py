@@ -39,6 +39,7 @@ from gait.body import CameraModel, measure
 from gait.walk import Walk
 from gaitpay.billing.v1 import billing_pb2
 from gaitpay.matcher.v1 import matcher_pb2
+from matcher.domain.camera_state import held_back
 from matcher.domain.identification import Decision, State
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh.client import open_channel
@@ -405,8 +406,12 @@ class EdgeRuntime:
         except CacheUnusable as exc:
             log.warning("hot_cache.unusable", reason=str(exc))
             return
+        for snap, why in self._offline.cameras_refused:
+            log.warning("hot_cache.camera_refused", camera_id=snap.camera_id, why=why)
         self.report.hot_cache_customers = cache.customers
-        self._say(f"hot cache: {cache.customers} customers")
+        held = held_back(self._offline.drift)
+        self._say(f"hot cache: {cache.customers} customers, {len(cache.cameras.drift)} cameras as the matcher "
+                  f"judged them" + (f" ({held} held back)" if held else ""))
 
     async def _keep_hot_cache(self) -> None:
         """The saved cache at once, then a fresh one while the matcher answers: every

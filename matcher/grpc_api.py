@@ -14,8 +14,9 @@ import numpy as np
 
 from gait.protection import CancelableTransform
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from matcher.domain import hot_cache
+from matcher.domain import camera_state, hot_cache
 from matcher.domain.audit import IdentificationAudit
+from matcher.domain.camera_statistics import CameraSnapshot
 from matcher.domain.identification import TOP_K, Decision, Identifier, State, scope_of
 from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
@@ -27,6 +28,25 @@ _STATES = {
     State.IDENTIFIED: matcher_pb2.DECISION_STATE_IDENTIFIED,
     State.STRANGER: matcher_pb2.DECISION_STATE_STRANGER,
 }
+
+
+def cameras_to_proto(state: camera_state.CameraState, cache: matcher_pb2.HotCache) -> None:
+    """One store's cameras into its hot cache (CameraState: drift, and statistics where the
+    matcher adapts cameras)."""
+    statistics = {s.camera_id: s for s in state.statistics}
+    for drift in state.drift:
+        sent = cache.cameras.add(camera_id=drift.camera_id, drift_mean=drift.mean.tolist(),
+                                 drift_walkers=drift.tracks, drift_adapted=drift.adapted)
+        if (stats := statistics.pop(drift.camera_id, None)) is not None:
+            _statistics_to_proto(stats, sent)
+    for stats in statistics.values():  # statistics but no drift: none yet
+        _statistics_to_proto(stats, cache.cameras.add(camera_id=stats.camera_id))
+
+
+def _statistics_to_proto(stats: CameraSnapshot, sent: matcher_pb2.CameraState) -> None:
+    sent.statistics_mean.extend(stats.mean.tolist())
+    sent.statistics_variance.extend(stats.var.tolist())
+    sent.statistics_windows, sent.statistics_walkers = stats.windows, stats.tracks
 
 
 def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") -> Window:
@@ -247,6 +267,8 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 sent = entry.templates.add(template_id=t.template_id, values=t.vector.tolist(),
                                            model_version=t.model_version, quality=t.quality)
                 body_measures.to_proto(t.body, sent)
+        cameras_to_proto(camera_state.current(self._identifier.drift, self._identifier.adaptation, request.store_id),
+                         cache)
         sealed = sealing.seal(cache.SerializeToString(), request.recipient_public_key,
                               associated=request.store_id.encode(), info=sealing.HOT_CACHE_INFO)
         response = matcher_pb2.ExportHotCacheResponse(

@@ -18,7 +18,10 @@ from gait.synth.dataset import people, walks_of
 from gaitpay.matcher.v1 import matcher_pb2
 from matcher.adapters.gait_model import embedder, score_model
 from matcher.domain import hot_cache
+from matcher.domain.camera_drift import CameraDrift, DriftSnapshot
+from matcher.domain.camera_state import CameraState, current
 from matcher.domain.identification import Identifier, State
+from matcher.grpc_api import cameras_to_proto
 from matcher.domain.templates import Template
 from matcher.domain.windows import TrackKey, Window
 from mesh.sealing import HOT_CACHE_INFO
@@ -53,11 +56,12 @@ def gallery(model):
 
 
 def export(templates, deployment: CancelableTransform, version: str, recipient: bytes, store: str = "store-9",
-           expires_in_s: float = 3600) -> matcher_pb2.ExportHotCacheResponse:
+           expires_in_s: float = 3600, cameras: CameraState | None = None) -> matcher_pb2.ExportHotCacheResponse:
     """What the matcher's ExportHotCache does, minus the transport: re-base, serialize, seal."""
     fresh = CancelableTransform(os.urandom(32), 0)
     rebased = hot_cache.rebase(templates, deployment, fresh, version)
     cache = matcher_pb2.HotCache(store_id=store, query_transform_secret=fresh.secret, model_version=version)
+    cameras_to_proto(cameras or CameraState(), cache)
     cache.expires_at.FromNanoseconds(int((time.time() + expires_in_s) * 1e9))
     for customer, rows in rebased.items():
         entry = cache.customers.add(customer_id=customer)
@@ -174,3 +178,41 @@ def test_the_saved_cache_survives_a_restart_sealed_and_a_damaged_file_is_ignored
     assert again is not None and again.customers == 12
     (tmp_path / "hot-cache.sealed").write_bytes(on_disk[:-7])
     assert HotCacheKeeper(tmp_path, "store-9").load_saved() is None
+
+
+def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walker(model, gallery, tmp_path):
+    embed, _, version = model
+    templates, _, _, enrolment = gallery
+    deployment = CancelableTransform(os.urandom(32), 7)
+    key = device_key(tmp_path / "device-key.x25519")
+    public = key.public_key().public_bytes_raw()
+    # The matcher's view of store-9's camera: 40 walkers sharing one direction (a real camera
+    # before its statistics), over the bound; another store's camera stays out of the cache.
+    seen = CameraDrift()
+    rng = np.random.default_rng(11)
+    shared = rng.normal(size=128)
+    for t in range(40):
+        for store in ("store-9", "store-1"):
+            vector = shared + 0.3 * rng.normal(size=128)
+            seen.observe(TrackKey(store, "cam", f"w{t}"), vector / np.linalg.norm(vector))
+    judged = current(seen, None, "store-9")
+    assert [d.store_id for d in judged.drift] == ["store-9"]
+
+    identifier = OfflineIdentifier(embed, version, score_model(version))
+    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public,
+                                     cameras=judged), key, "store-9", time.time()))
+    assert identifier.drift.drifted(TrackKey("store-9", "cam", "x")) is not None and not identifier.cameras_refused
+    # The regular the first test identifies offline is only probable here: never charged.
+    replay = decide(identifier, enrolment["c03"], "t-replay")
+    assert replay.state != State.IDENTIFIED and "held back" in replay.reason, replay
+
+    # The next cache, from a matcher that restarted and knows no camera yet, leaves the edge's
+    # drift as it stands (it describes the camera, not the templates).
+    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public),
+                              key, "store-9", time.time()))
+    assert identifier.drift.drifted(TrackKey("store-9", "cam", "x")) is not None
+    # A drift measured on adapted embeddings is not taken by an edge that does not adapt them.
+    adapted = CameraState([], [DriftSnapshot("store-9", "cam-2", judged.drift[0].mean, 40, adapted=True)])
+    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public,
+                                     cameras=adapted), key, "store-9", time.time()))
+    assert ("store-9", "cam-2") not in identifier.drift.cameras()

@@ -154,12 +154,16 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # Customer 3 visits store-1 and is identified: the regular heads the cache.
-    await stream(matcher, [features_window("v1", s, unit(centres[3] + 0.02 * rng.normal(size=DIM))) for s in range(3)])
+    visit = [unit(centres[3] + 0.02 * rng.normal(size=DIM)) for _ in range(3)]
+    stored_first_window = visit[0]
+    await stream(matcher, [features_window("v1", s, v) for s, v in enumerate(visit)])
     private, public = sealing.new_keypair()
     async with open_channel(matcher, identity="edge", service="matcher") as channel:
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         reply = await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(
             store_id="store-1", max_customers=3, recipient_public_key=public))
+        elsewhere = await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(
+            store_id="store-2", recipient_public_key=public))
         with pytest.raises(grpc.aio.AioRpcError) as forbidden:  # and the edge can't write templates
             await upsert(stub, customer_id(9), unit(centres[:1]), [])
         assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -178,6 +182,17 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
     query = CancelableTransform(cache.query_transform_secret, 0, DIM).apply(centres[3])
     stored = np.asarray([t.values for t in cache.customers[0].templates])
     assert (stored @ query).min() > 0.9 and (stored @ centres[3]).max() < 0.5
+
+    # The store's cameras as the matcher judged them (for the edge deciding offline): cam-1
+    # saw one walker, whose first window is the drift's mean; store-2's cache has no camera.
+    [camera] = cache.cameras
+    assert (camera.camera_id, camera.drift_walkers, camera.drift_adapted) == ("cam-1", 1, False)
+    np.testing.assert_allclose(camera.drift_mean, stored_first_window, atol=1e-6)
+    assert not camera.statistics_mean  # this matcher does not adapt cameras
+    other = HotCache.FromString(sealing.open_sealed(sealing.Sealed(elsewhere.sealed_templates,
+                                                                   elsewhere.ephemeral_public_key),
+                                                    private, b"store-2", HOT_CACHE_INFO))
+    assert not other.cameras
 
     stranger_key, _ = sealing.new_keypair()
     with pytest.raises(sealing.SealError):

@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edge.domain.offline import HotCache
 from gait.protection import CancelableTransform
+from matcher.domain.camera_drift import DriftSnapshot
+from matcher.domain.camera_state import CameraState
+from matcher.domain.camera_statistics import CameraSnapshot
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mesh import body_measures, sealing
 
@@ -56,7 +59,23 @@ def open_cache(reply: matcher_pb2.ExportHotCacheResponse, key: X25519PrivateKey,
     vectors = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
     return HotCache(store_id=cache.store_id, model_version=cache.model_version, customer_ids=tuple(ids),
                     vectors=vectors, bodies=tuple(bodies), transform=CancelableTransform(cache.query_transform_secret, 0, dim),
-                    fetched_at=fetched_at, expires_at=cache.expires_at.ToNanoseconds() / 1e9)
+                    fetched_at=fetched_at, expires_at=cache.expires_at.ToNanoseconds() / 1e9,
+                    cameras=cameras_from_proto(cache))
+
+
+def cameras_from_proto(cache: matcher_pb2.HotCache) -> CameraState:
+    """The matcher's view of the store's cameras, as the hot cache carries it."""
+    state = CameraState()
+    for camera in cache.cameras:
+        if camera.drift_mean:
+            state.drift.append(DriftSnapshot(cache.store_id, camera.camera_id, np.asarray(camera.drift_mean, np.float64),
+                                             int(camera.drift_walkers), camera.drift_adapted))
+        if camera.statistics_mean:
+            state.statistics.append(CameraSnapshot(
+                cache.store_id, camera.camera_id, np.asarray(camera.statistics_mean, np.float64),
+                np.asarray(camera.statistics_variance, np.float64), int(camera.statistics_windows),
+                int(camera.statistics_walkers)))
+    return state
 
 
 class HotCacheKeeper:

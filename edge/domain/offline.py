@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gait.protection import CancelableTransform
-from matcher.domain.camera_statistics import CameraStatistics
+from matcher.domain.camera_drift import CameraDrift, DriftSnapshot
+from matcher.domain.camera_state import CameraState, adopt
+from matcher.domain.camera_statistics import CameraSnapshot, CameraStatistics
 from matcher.domain.identification import BodyWeigher, Decision, EmbedFn, Hit, Identifier, ProjectFn
 from matcher.domain.policy import ScoreModel
 from matcher.domain.windows import Window
@@ -33,6 +35,7 @@ class HotCache:
     fetched_at: float  # unix seconds
     expires_at: float
     bodies: tuple[np.ndarray | None, ...] = ()  # per row: the customer's enrolment body measures, if any
+    cameras: CameraState = field(default_factory=CameraState)  # the matcher's view of the store's cameras
 
     @property
     def customers(self) -> int:
@@ -81,22 +84,30 @@ class OfflineIdentifier:
     model_version: str
     scores: ScoreModel = field(default_factory=ScoreModel)
     bodies: BodyWeigher | None = None  # as the matcher weighs them
-    # Each camera's own statistics, as the matcher keeps them (kept across caches: they
-    # describe the cameras, not the templates).
+    # Each camera's own statistics and drift, as the matcher keeps them (kept across caches:
+    # they describe the cameras, not the templates; each cache brings the matcher's newer ones).
     project: ProjectFn | None = None
     adaptation: CameraStatistics | None = None
+    drift: CameraDrift = field(default_factory=CameraDrift)
     _cache: HotCache | None = None
     _identifier: Identifier | None = None
     windows_decided: int = 0
+    # The last cache's camera snapshots not taken, each with why.
+    cameras_refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = field(default_factory=list)
 
     def use(self, cache: HotCache) -> None:
         if cache.model_version != self.model_version:
             raise CacheUnusable(f"hot cache holds templates of gait model {cache.model_version!r}; this edge "
                                 f"runs {self.model_version!r}")
         self._cache = cache
+        # The matcher saw every window of these cameras while the link was up, the edge only
+        # those of earlier outages: its view replaces the edge's. Without it, and before this
+        # drift was kept across caches, every outage began with the cameras unjudged for 30
+        # walkers, and a camera the matcher held back was not held back offline meanwhile.
+        _, self.cameras_refused = adopt(cache.cameras, self.drift, self.adaptation, overwrite=True)
         self._identifier = Identifier(index=HotCacheGallery(cache), embed=self.embed, scores=self.scores,
                                       protect=cache.transform.apply, gallery_refresh_s=0.0, bodies=self.bodies,
-                                      project=self.project, adaptation=self.adaptation)
+                                      project=self.project, adaptation=self.adaptation, drift=self.drift)
 
     @property
     def cache(self) -> HotCache | None:

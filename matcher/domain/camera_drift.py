@@ -126,16 +126,16 @@ class CameraDrift:
         with self._lock:
             return [DriftSnapshot(store, camera, c.mean.copy(), c.tracks) for (store, camera), c in self._cameras.items()]
 
-    def restore(self, snapshots: Sequence[DriftSnapshot]) -> list[tuple[DriftSnapshot, str]]:
-        """Cameras judged by an earlier run, taken back where this run has not seen them (its
-        own are newer); a camera with min_tracks walkers is judged at once. Returns the
-        snapshots refused, each with why."""
+    def restore(self, snapshots: Sequence[DriftSnapshot], overwrite: bool = False) -> list[tuple[DriftSnapshot, str]]:
+        """Cameras judged elsewhere: by an earlier run, taken where this one has not seen
+        them (its own are newer); with overwrite, in place of its own. A camera with
+        min_tracks walkers is judged at once. Returns the snapshots refused, each with why."""
         refused = []
         with self._lock:
             for snap in snapshots:
                 if (why := snap.problem()) is not None:
                     refused.append((snap, why))
-                elif (snap.store_id, snap.camera_id) not in self._cameras:
+                elif overwrite or (snap.store_id, snap.camera_id) not in self._cameras:
                     self._cameras[(snap.store_id, snap.camera_id)] = _Camera(
                         np.asarray(snap.mean, dtype=np.float64).copy(), int(snap.tracks))
         return refused

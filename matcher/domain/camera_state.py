@@ -9,6 +9,11 @@ that time, and the policy, replayed over such a camera, charges strangers (docs/
 "Fourth round"). The keeper restores what a store holds at start and saves the cameras that
 changed since the last save (every minute while the matcher serves, and as it stops).
 
+The matcher also sends each store's cameras with its hot cache (ExportHotCache), and the
+edge, deciding offline, takes them in place of its own (`adopt(..., overwrite=True)`): the
+matcher saw every window while the link was up. The edge keeps the cache on disk, so an edge
+restarted during an outage has them too.
+
 A store that is down costs nothing but the keeping: the matcher starts with no cameras
 measured (as before there was a store), and a failed save is tried again the next round,
 since the cameras it missed are still changed. Several replicas save the cameras they each
@@ -52,6 +57,44 @@ class CameraStateStore(Protocol):
         ...
 
 
+def current(drift: CameraDrift, statistics: CameraStatistics | None, store_id: str | None = None) -> CameraState:
+    """Every camera's state as it stands (one store's, where given), each drift marked with
+    whether its camera's windows are normalised with the camera's own statistics."""
+    drifts = [d for d in drift.snapshots() if store_id is None or d.store_id == store_id]
+    # The drift first, the flags after: a camera adapted in between has its last raw drift
+    # marked adapted, which holds it back a while longer, never the other way round.
+    adapted = [replace(d, adapted=statistics is not None and statistics.adapted(d.store_id, d.camera_id))
+               for d in drifts]
+    stats = [] if statistics is None else [s for s in statistics.snapshots()
+                                           if store_id is None or s.store_id == store_id]
+    return CameraState(stats, adapted)
+
+
+def adopt(state: CameraState, drift: CameraDrift, statistics: CameraStatistics | None, *,
+          overwrite: bool) -> tuple[CameraState, list[tuple[CameraSnapshot | DriftSnapshot, str]]]:
+    """Takes in cameras measured elsewhere (an earlier run: not over this run's own; the
+    matcher's, at an edge: overwrite). Returns what was offered and fits this run, and the
+    snapshots refused with why."""
+    refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = []
+    taken = state.statistics if statistics is not None else []  # cameras not adapted here: none
+    if statistics is not None:
+        refused += statistics.restore(taken, overwrite=overwrite)
+    # A camera's drift describes the embeddings it was measured on: it is taken only where
+    # this run normalises that camera's windows alike from its next one on. One measured on
+    # adapted embeddings would otherwise let a strong raw camera through.
+    drifts = [d for d in state.drift
+              if d.adapted == (statistics is not None and statistics.adapted(d.store_id, d.camera_id))]
+    refused += drift.restore(drifts, overwrite=overwrite)
+    return CameraState(taken, drifts), refused
+
+
+def held_back(drift: CameraDrift) -> int:
+    """Cameras whose strength is over the bound now."""
+    bound = drift.config.max_strength
+    return sum(1 for (store, camera) in drift.cameras()
+               if (strength := drift.strength(store, camera)) is not None and strength > bound)
+
+
 class CameraStateKeeper:
     def __init__(self, drift: CameraDrift, statistics: CameraStatistics | None, store: CameraStateStore) -> None:
         self._drift, self._statistics, self._store = drift, statistics, store
@@ -67,31 +110,16 @@ class CameraStateKeeper:
         except CameraStateStoreError as exc:
             log.warning("camera_state.not_restored", why=str(exc))
             return {"statistics": 0, "drift": 0, "adapted": 0, "held_back": 0, "refused": 0}
-        refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = []
-        if self._statistics is not None:
-            refused += self._statistics.restore(kept.statistics)
-        else:
-            kept = CameraState([], kept.drift)  # cameras are not adapted in this run
-        # A camera's drift describes the embeddings it was measured on: it is taken back only
-        # where this run normalises that camera's windows alike from its first one.
-        drift = [d for d in kept.drift if d.adapted == self._adapted(d.store_id, d.camera_id)]
-        refused += self._drift.restore(drift)
+        taken, refused = adopt(kept, self._drift, self._statistics, overwrite=False)
         for snap, why in refused:
             log.warning("camera_state.refused", store_id=snap.store_id, camera_id=snap.camera_id, why=why)
-        kept = CameraState(kept.statistics, drift)
         with self._lock:
-            self._saved.update(self._counts(kept))
+            self._saved.update(self._counts(taken))
         adapted = sum(ready for _, ready in self._statistics.cameras().values()) if self._statistics else 0
-        bound = self._drift.config.max_strength
-        held = sum(1 for (store, camera) in self._drift.cameras()
-                   if (strength := self._drift.strength(store, camera)) is not None and strength > bound)
-        counts = {"statistics": len(kept.statistics), "drift": len(drift), "adapted": adapted,
-                  "held_back": held, "refused": len(refused)}
+        counts = {"statistics": len(taken.statistics), "drift": len(taken.drift), "adapted": adapted,
+                  "held_back": held_back(self._drift), "refused": len(refused)}
         log.info("camera_state.restored", **counts)
         return counts
-
-    def _adapted(self, store_id: str, camera_id: str) -> bool:
-        return self._statistics is not None and self._statistics.adapted(store_id, camera_id)
 
     @staticmethod
     def _counts(state: CameraState) -> dict[tuple[str, str, str], int]:
@@ -102,9 +130,7 @@ class CameraStateKeeper:
         """Saves every camera whose statistics or drift moved since last saved or restored;
         counts of cameras saved and, where the store failed, not saved."""
         with self._lock:
-            now = CameraState(self._statistics.snapshots() if self._statistics else [],
-                              [replace(d, adapted=self._adapted(d.store_id, d.camera_id))
-                               for d in self._drift.snapshots()])
+            now = current(self._drift, self._statistics)
             counts = self._counts(now)
             changed = CameraState(
                 [s for s in now.statistics if self._saved.get(("statistics", s.store_id, s.camera_id)) != s.windows],

@@ -149,10 +149,12 @@ class CameraStatistics:
             return [CameraSnapshot(store, camera, c.mean.copy(), c.var.copy(), c.windows, c.tracks)
                     for (store, camera), c in self._cameras.items()]
 
-    def restore(self, snapshots: Sequence[CameraSnapshot]) -> list[tuple[CameraSnapshot, str]]:
-        """Cameras measured by an earlier run, taken back where this run has not measured
-        them itself (its own are newer). A camera with min_tracks walkers is adapted at once.
-        Returns the snapshots refused, each with why (the rest were taken or superseded)."""
+    def restore(self, snapshots: Sequence[CameraSnapshot], overwrite: bool = False) -> list[tuple[CameraSnapshot, str]]:
+        """Cameras measured elsewhere: by an earlier run, taken where this one has not
+        measured them itself (its own are newer); with overwrite, in place of its own (the
+        matcher's, which an edge receives with each hot cache, are newer than the edge's).
+        A camera with min_tracks walkers is adapted at once. Returns the snapshots refused,
+        each with why (the rest were taken or superseded)."""
         refused = []
         with self._lock:
             for snap in snapshots:
@@ -160,7 +162,7 @@ class CameraStatistics:
                     refused.append((snap, why))
                     continue
                 key = (snap.store_id, snap.camera_id)
-                if key not in self._cameras:
+                if overwrite or key not in self._cameras:
                     self._cameras[key] = _Running(np.asarray(snap.mean, dtype=np.float64).copy(),
                                                   np.asarray(snap.var, dtype=np.float64).copy(),
                                                   int(snap.windows), int(snap.tracks))

@@ -203,18 +203,40 @@ class ExportHotCacheResponse(_message.Message):
     def __init__(self, sealed_templates: _Optional[bytes] = ..., customers: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ephemeral_public_key: _Optional[bytes] = ...) -> None: ...
 
 class HotCache(_message.Message):
-    __slots__ = ("store_id", "customers", "expires_at", "query_transform_secret", "model_version")
+    __slots__ = ("store_id", "customers", "expires_at", "query_transform_secret", "model_version", "cameras")
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     QUERY_TRANSFORM_SECRET_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
     store_id: str
     customers: _containers.RepeatedCompositeFieldContainer[HotCacheCustomer]
     expires_at: _timestamp_pb2.Timestamp
     query_transform_secret: bytes
     model_version: str
-    def __init__(self, store_id: _Optional[str] = ..., customers: _Optional[_Iterable[_Union[HotCacheCustomer, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., query_transform_secret: _Optional[bytes] = ..., model_version: _Optional[str] = ...) -> None: ...
+    cameras: _containers.RepeatedCompositeFieldContainer[CameraState]
+    def __init__(self, store_id: _Optional[str] = ..., customers: _Optional[_Iterable[_Union[HotCacheCustomer, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., query_transform_secret: _Optional[bytes] = ..., model_version: _Optional[str] = ..., cameras: _Optional[_Iterable[_Union[CameraState, _Mapping]]] = ...) -> None: ...
+
+class CameraState(_message.Message):
+    __slots__ = ("camera_id", "drift_mean", "drift_walkers", "drift_adapted", "statistics_mean", "statistics_variance", "statistics_windows", "statistics_walkers")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_MEAN_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_WALKERS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_ADAPTED_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_MEAN_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_WALKERS_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    drift_mean: _containers.RepeatedScalarFieldContainer[float]
+    drift_walkers: int
+    drift_adapted: bool
+    statistics_mean: _containers.RepeatedScalarFieldContainer[float]
+    statistics_variance: _containers.RepeatedScalarFieldContainer[float]
+    statistics_windows: int
+    statistics_walkers: int
+    def __init__(self, camera_id: _Optional[str] = ..., drift_mean: _Optional[_Iterable[float]] = ..., drift_walkers: _Optional[int] = ..., drift_adapted: _Optional[bool] = ..., statistics_mean: _Optional[_Iterable[float]] = ..., statistics_variance: _Optional[_Iterable[float]] = ..., statistics_windows: _Optional[int] = ..., statistics_walkers: _Optional[int] = ...) -> None: ...
 
 class HotCacheCustomer(_message.Message):
     __slots__ = ("customer_id", "templates", "identifications")
