@@ -72,6 +72,12 @@ def export(templates, deployment: CancelableTransform, version: str, recipient: 
                                               customers=len(cache.customers))
 
 
+def device(folder):
+    """This edge's key, and the public half the matcher seals for."""
+    key = device_key(folder / "device-key.x25519")
+    return key, key.public_key().public_bytes_raw()
+
+
 def protected(templates, deployment: CancelableTransform):
     """The templates as the index holds them: in the deployment's secret basis."""
     return {c: [Template(t.template_id, deployment.apply(t.vector), t.quality, t.model_version) for t in rows]
@@ -90,8 +96,7 @@ def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_seale
     embed, _, version = model
     templates, probes, strangers, enrolment = gallery
     deployment = CancelableTransform(os.urandom(32), 7)
-    key = device_key(tmp_path / "device-key.x25519")
-    public = key.public_key().public_bytes_raw()
+    key, public = device(tmp_path)
     reply = export(protected(templates, deployment), deployment, version, public)
     cache = open_cache(reply, key, "store-9", time.time())
     assert cache.customers == 12 and cache.vectors.shape == (36, 128)
@@ -184,8 +189,7 @@ def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walk
     embed, _, version = model
     templates, _, _, enrolment = gallery
     deployment = CancelableTransform(os.urandom(32), 7)
-    key = device_key(tmp_path / "device-key.x25519")
-    public = key.public_key().public_bytes_raw()
+    key, public = device(tmp_path)
     # The matcher's view of store-9's camera: 40 walkers sharing one direction (a real camera
     # before its statistics), over the bound; another store's camera stays out of the cache.
     seen = CameraDrift()
@@ -198,9 +202,12 @@ def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walk
     judged = current(seen, None, "store-9")
     assert [d.store_id for d in judged.drift] == ["store-9"]
 
+    def fetched(cameras: CameraState | None = None) -> HotCache:
+        reply = export(protected(templates, deployment), deployment, version, public, cameras=cameras)
+        return open_cache(reply, key, "store-9", time.time())
+
     identifier = OfflineIdentifier(embed, version, score_model(version))
-    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public,
-                                     cameras=judged), key, "store-9", time.time()))
+    identifier.use(fetched(judged))
     assert identifier.drift.drifted(TrackKey("store-9", "cam", "x")) is not None and not identifier.cameras_refused
     # The regular the first test identifies offline is only probable here: never charged.
     replay = decide(identifier, enrolment["c03"], "t-replay")
@@ -208,11 +215,9 @@ def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walk
 
     # The next cache, from a matcher that restarted and knows no camera yet, leaves the edge's
     # drift as it stands (it describes the camera, not the templates).
-    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public),
-                              key, "store-9", time.time()))
+    identifier.use(fetched())
     assert identifier.drift.drifted(TrackKey("store-9", "cam", "x")) is not None
     # A drift measured on adapted embeddings is not taken by an edge that does not adapt them.
     adapted = CameraState([], [DriftSnapshot("store-9", "cam-2", judged.drift[0].mean, 40, adapted=True)])
-    identifier.use(open_cache(export(protected(templates, deployment), deployment, version, public,
-                                     cameras=adapted), key, "store-9", time.time()))
+    identifier.use(fetched(adapted))
     assert ("store-9", "cam-2") not in identifier.drift.cameras()
