@@ -400,7 +400,8 @@ class EdgeRuntime:
             self._offline = OfflineIdentifier(model.embed, model.version, gait_model.score_model(model.version),
                                               gait_model.body_model() if self.settings.body_measures else None,
                                               project=model.project if adapt else None,
-                                              adaptation=model.camera_statistics() if adapt else None)
+                                              adaptation=model.camera_statistics() if adapt else None,
+                                              former_versions=model.former_versions)
         try:
             self._offline.use(cache)
         except CacheUnusable as exc:

@@ -75,6 +75,13 @@ def model_version(model_path: Path | None = None) -> str:
     8 sha256 digits where no card names the file. Templates, score calibration and camera
     statistics are kept per version, so two models must never share one: a card copied
     beside other weights is refused rather than believed."""
+    return model_names(model_path)[0]
+
+
+def model_names(model_path: Path | None = None) -> tuple[str, ...]:
+    """The model's version, then the names the same weights had before (the card's
+    former_versions): templates and statistics files stored under those are this model's.
+    The shipped model was synthetic-20261125 until its version came to name its weights."""
     path = resolve_model_path(model_path)
     if not path.exists():
         raise FileNotFoundError(f"gait model {path} not found: run `gaitpay train` or restore it")
@@ -82,13 +89,13 @@ def model_version(model_path: Path | None = None) -> str:
     card_path = path.with_name("model-card.json")
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     if card.get("file") != path.name or "version" not in card:
-        return f"unknown-{digest[:8]}"
+        return (f"unknown-{digest[:8]}",)
     if card.get("sha256") != digest:
         raise ModelCardMismatch(
             f"{path} has sha256 {digest[:16]}…, but its card {card_path} records {str(card.get('sha256'))[:16]}… "
             f"for version {card['version']}: the card describes other weights. Restore the model and its card "
             "together, or train again (`gaitpay train`)")
-    return str(card["version"])
+    return (str(card["version"]), *(str(v) for v in card.get("former_versions", ())))
 
 
 class Embedder:
@@ -101,7 +108,8 @@ class Embedder:
         outputs = [o.name for o in self.session.get_outputs()]
         self._embedding_output = outputs[0]
         self.dim = int(self.session.get_outputs()[0].shape[1])
-        self.version = model_version(self.model_path)
+        self.version, *former = model_names(self.model_path)
+        self.former_versions = tuple(former)
         # Camera statistics need the projection and the head norm's parameters; a model
         # exported before they were (or by someone else) embeds with its own statistics only.
         metadata = self.session.get_modelmeta().custom_metadata_map
@@ -185,7 +193,7 @@ class Embedder:
         if self.head_norm is None:
             raise AdaptationError(f"model {self.version} has no {PROJECTION_OUTPUT!r} output with its head norm's "
                                   "parameters: it cannot be normalised with camera statistics")
-        return CameraStatistics.load(path, self.version, self.head_norm.gain.shape[0])
+        return CameraStatistics.load(path, self.version, self.head_norm.gain.shape[0], former=self.former_versions)
 
     def with_statistics(self, embeddings: dict[str, Embedding], stats: CameraStatistics) -> dict[str, Embedding]:
         """The embeddings (from embed_many(..., projections=True)) with the head norm's

@@ -50,7 +50,11 @@ def _render(args: tuple[int, int, int, int]) -> list[SynthWalk]:
 
 def synthetic_walks(persons: int, walks_per_person: int, seed: int, workers: int = 2) -> list[SynthWalk]:
     jobs = [(f, min(100, persons - f), walks_per_person, seed) for f in range(0, persons, 100)]
-    with mp.get_context("fork").Pool(workers) as pool:
+    # Not fork: a process that already runs threads (gRPC's, ONNX Runtime's, a BLAS pool)
+    # can hand a forked child a lock that no thread will release; tests and services embed
+    # here after such threads started, and one such hang was seen. The fork server costs
+    # about a second a call and draws the same walks.
+    with mp.get_context("forkserver").Pool(workers) as pool:
         return [item for chunk in pool.imap(_render, jobs) for item in chunk]
 
 

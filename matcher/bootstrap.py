@@ -79,7 +79,8 @@ def build(settings: config.Settings) -> ServiceSpec:
     audit = IdentificationAudit(sink)
 
     servicer = MatcherServicer(identifier, store, dim, metrics, audit, model_version=version,
-                               transform=transform.current if transform else None)
+                               transform=transform.current if transform else None,
+                               former_versions=model.former_versions)
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)

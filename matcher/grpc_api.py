@@ -7,7 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Callable, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Collection, Protocol, Sequence
 
 import grpc
 import numpy as np
@@ -49,7 +49,8 @@ def _statistics_to_proto(stats: CameraSnapshot, sent: matcher_pb2.CameraState) -
     sent.statistics_windows, sent.statistics_walkers = stats.windows, stats.tracks
 
 
-def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") -> Window:
+def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "",
+                      former: Collection[str] = ()) -> Window:
     """The domain's window. Features computed by another gait model than the matcher's
     (model_version: its own; empty: not checked) are refused: their scores against these
     templates would mean nothing."""
@@ -62,7 +63,7 @@ def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "") 
         fps = kp.fps
     else:
         sent = msg.features.model_version
-        if model_version and sent and sent != model_version:
+        if model_version and sent and sent != model_version and sent not in former:
             raise MalformedWindow(f"features of gait model {sent!r}; this matcher's templates are of model "
                                   f"{model_version!r}: send keypoints, or update the edge's model")
         features = np.asarray(msg.features.values, dtype=np.float32)
@@ -142,13 +143,15 @@ class WindowMetrics:
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128,
                  metrics: WindowMetrics | None = None, audit: IdentificationAudit | None = None, *,
-                 model_version: str = "", transform: Callable[[], CancelableTransform] | None = None) -> None:
+                 model_version: str = "", transform: Callable[[], CancelableTransform] | None = None,
+                 former_versions: Sequence[str] = ()) -> None:
         self._identifier = identifier
         self._store = store
         self._dim = dim
         # The embedding model's version and the deployment's template transform (None without
         # Vault): a hot cache is re-based out of that transform into one of its own.
         self._model_version = model_version
+        self._former_versions = tuple(former_versions)  # names the same weights had: as good as the version
         self._transform = transform
         self._metrics = metrics
         self._audit = audit
@@ -254,7 +257,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         stored = await asyncio.to_thread(store.templates_of, [c for c, _ in chosen])
         export = CancelableTransform(os.urandom(32), version=0, dim=self._dim)
         templates = hot_cache.rebase(stored, self._transform() if self._transform else None, export,
-                                     self._model_version)
+                                     self._model_version, self._former_versions)
         expires = datetime.now(timezone.utc) + HOT_CACHE_TTL
         cache = matcher_pb2.HotCache(store_id=request.store_id, query_transform_secret=export.secret,
                                      model_version=self._model_version)
@@ -296,7 +299,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 )
                 continue
             try:
-                decision = await self._observe(window_from_proto(window, self._model_version))
+                decision = await self._observe(window_from_proto(window, self._model_version, self._former_versions))
             except MalformedWindow as exc:
                 self._count("malformed")
                 yield _track_error(
@@ -317,7 +320,8 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.IdentifyResponse:
         try:
-            decision = await self._observe(window_from_proto(request.window, self._model_version), request.all_stores)
+            decision = await self._observe(window_from_proto(request.window, self._model_version, self._former_versions),
+                                           request.all_stores)
         except MalformedWindow as exc:
             raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",
                             code=grpc.StatusCode.INVALID_ARGUMENT) from None

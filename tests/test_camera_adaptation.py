@@ -238,6 +238,11 @@ def test_statistics_written_from_many_walks_embed_a_few_later_walks_alike(
         CameraStatistics.load(tmp_path / "camera-stats", "another-model", embedder.dim)
     with pytest.raises(AdaptationError, match="shape"):
         CameraStatistics.load(tmp_path / "camera-stats", embedder.version, embedder.dim + 1)
+    # A file written under a former name of the same weights (the shipped model was
+    # synthetic-20261125 until its version named its weights) is still this model's.
+    stats.save(tmp_path / "older-stats", "synthetic-20261125")
+    assert "synthetic-20261125" in embedder.former_versions
+    assert embedder.load_statistics(tmp_path / "older-stats").walks == 24
 
 
 def test_bad_statistics_options_and_files_are_refused_clearly(tmp_path: Path, crowd: dict[str, Walk]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -162,6 +163,15 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
     mixed = protected(templates, deployment)
     mixed["c00"] = [Template(t.template_id, t.vector, t.quality, f"{version}/t6") for t in mixed["c00"]]
     assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0), version)
+    # Templates stored under a former name of the same weights leave under the version; an
+    # edge takes a cache named so too (a matcher not yet upgraded).
+    older = {c: [Template(t.template_id, t.vector, t.quality, t.model_version.replace(version, "older-name"))
+                 for t in rows] for c, rows in protected(templates, deployment).items()}
+    assert not hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), version)
+    moved = hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), version, former=["older-name"])
+    assert len(moved) == 12 and {t.model_version for rows in moved.values() for t in rows} == {version}
+    knows = OfflineIdentifier(identifier.embed, version, former_versions=("older-name",))
+    knows.use(replace(other_model, model_version="older-name"))
 
 
 def test_the_saved_cache_survives_a_restart_sealed_and_a_damaged_file_is_ignored(model, gallery, tmp_path):

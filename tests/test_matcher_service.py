@@ -99,8 +99,10 @@ async def test_keypoint_windows_are_embedded_and_bad_ones_get_track_errors(match
     unnormalised = features_window("k2", 1, np.full(DIM, 0.5, dtype=np.float32))
     too_short = keypoint_window("store-1", "cam-1", "k3", 1, walk.keypoints[:5, :17], walk.fps)
     other_model = features_window("k4", 1, unit(np.ones(DIM)), model="synthetic-19990101")
-    replies = await stream(matcher, [good, unnormalised, too_short, other_model, good])
-    assert [r.WhichOneof("result") for r in replies] == ["decision", "error", "error", "error", "decision"]
+    # A former name of the same weights (an edge not yet upgraded) is the same model.
+    former_name = features_window("k5", 1, unit(np.ones(DIM)), model="synthetic-20261125")
+    replies = await stream(matcher, [good, unnormalised, too_short, other_model, good, former_name])
+    assert [r.WhichOneof("result") for r in replies] == ["decision", "error", "error", "error", "decision", "decision"]
     assert replies[0].decision.windows_used == 1
     assert "L2-normalised" in replies[1].error.status.message
     assert "too short" in replies[2].error.status.message

@@ -92,11 +92,12 @@ class OfflineIdentifier:
     _cache: HotCache | None = None
     _identifier: Identifier | None = None
     windows_decided: int = 0
+    former_versions: tuple[str, ...] = ()  # names this model's weights had before: their caches fit
     # The last cache's camera snapshots not taken, each with why.
     cameras_refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = field(default_factory=list)
 
     def use(self, cache: HotCache) -> None:
-        if cache.model_version != self.model_version:
+        if cache.model_version != self.model_version and cache.model_version not in self.former_versions:
             raise CacheUnusable(f"hot cache holds templates of gait model {cache.model_version!r}; this edge "
                                 f"runs {self.model_version!r}")
         self._cache = cache

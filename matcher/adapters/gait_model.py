@@ -50,6 +50,7 @@ class GaitModel:
     version: str
     project: ProjectFn | None = None
     renormalise: Renormalise | None = None
+    former_versions: tuple[str, ...] = ()  # names the same weights had (gait.embedder.model_names)
 
     def camera_statistics(self) -> CameraStatistics | None:
         """Live per-camera statistics for this model; None (with a warning) where it cannot adapt."""
@@ -77,7 +78,7 @@ def gait_model(threads: int | None = None) -> GaitModel:
 
     head = model.head_norm
     if head is None:
-        return GaitModel(embed, model.dim, model.version)
+        return GaitModel(embed, model.dim, model.version, former_versions=model.former_versions)
 
     def project(keypoints: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -88,7 +89,7 @@ def gait_model(threads: int | None = None) -> GaitModel:
     def renormalise(projection: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         return head.embed(projection, Statistics(mean, var, 0))
 
-    return GaitModel(embed, model.dim, model.version, project, renormalise)
+    return GaitModel(embed, model.dim, model.version, project, renormalise, model.former_versions)
 
 
 def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:
