@@ -168,12 +168,15 @@ def milvus(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("milvus_uri" if request.param == "lite" else "milvus_server_uri")
 
 
-def test_milvus_keeps_each_model_s_cameras_apart_and_replaces_a_camera_s_rows(milvus: str) -> None:
+def test_milvus_keeps_each_model_s_cameras_apart_and_replaces_a_camera_s_rows(
+        milvus: str, request: pytest.FixtureRequest) -> None:
     rng = np.random.default_rng(6)
     collection = f"t_{uuid.uuid4().hex[:12]}"
 
     def opened(version: str) -> MilvusCameraState:
-        return MilvusCameraState(MilvusCameraStateConfig(milvus, collection, version, DIM))
+        store = MilvusCameraState(MilvusCameraStateConfig(milvus, collection, version, DIM))
+        request.addfinalizer(store.close)  # no client (and its threads) outlives the test
+        return store
 
     first = opened("synthetic-1-aaaaaaaa")
     assert first.load() == CameraState()
