@@ -9,7 +9,7 @@ import grpc
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from matcher.adapters import gait_model
 from matcher.adapters.identity_audit import AuditMetrics, IdentityAuditSink
@@ -70,9 +70,8 @@ def build(settings: config.Settings) -> ServiceSpec:
                             bodies=gait_model.body_model() if settings.body_measures else None,
                             project=model.project,
                             adaptation=model.camera_statistics() if settings.adapts_cameras else None)
-    keeping = _camera_keeping(settings, identifier, version, dim)
-
     registry = CollectorRegistry()
+    keeping = _camera_keeping(settings, identifier, version, dim, registry)
     metrics = WindowMetrics(registry)
     sink = IdentityAuditSink(lambda: open_channel(settings, identity="matcher", service="identity"),
                              AuditMetrics(registry), deadline_s=settings.default_deadline_s)
@@ -94,8 +93,8 @@ def build(settings: config.Settings) -> ServiceSpec:
                        on_start=[sink.start, *keeping[:1]], on_stop=[sink.stop, stop_identifying, *keeping[1:]])
 
 
-def _camera_keeping(settings: config.Settings, identifier: Identifier, version: str,
-                    dim: int) -> list[Callable[[], Awaitable[None]]]:
+def _camera_keeping(settings: config.Settings, identifier: Identifier, version: str, dim: int,
+                    registry: CollectorRegistry | None = None) -> list[Callable[[], Awaitable[None]]]:
     """Each camera's drift (and statistics, where cameras adapt) restored from Milvus now,
     and the (on_start, on_stop) hooks that save them while the matcher serves and as it
     stops; none without a Milvus, or with GAITPAY_CAMERA_STATE_SAVE_S 0."""
@@ -107,12 +106,27 @@ def _camera_keeping(settings: config.Settings, identifier: Identifier, version: 
         uri=settings.milvus_uri, templates_collection=settings.milvus_collection, model_version=version, dim=dim,
         timeout_s=settings.default_deadline_s))
     keeper = CameraStateKeeper(identifier.drift, identifier.adaptation, store)
-    keeper.restore()
-    rounds = Periodic("camera_state", settings.camera_state_save_s, keeper.save_changed, _saved_any)
+    rows = Counter("gaitpay_matcher_camera_state_rows", "Cameras' drift and statistics rows the matcher kept in "
+                   "Milvus, by outcome: restored at start, refused at start (broken or of another kind of "
+                   "normalisation), saved, failed (Milvus refused or was unreachable; tried again next round).",
+                   ["outcome"], registry=registry)
+    for outcome in ("restored", "refused", "saved", "failed"):
+        rows.labels(outcome)  # every series from the start, so a rate over them is never empty
+    restored = keeper.restore()
+    rows.labels("restored").inc(restored["statistics"] + restored["drift"] - restored["refused"])
+    rows.labels("refused").inc(restored["refused"])
+
+    def save_round() -> dict[str, int]:
+        counts = keeper.save_changed()
+        rows.labels("saved").inc(counts["saved"])
+        rows.labels("failed").inc(counts["failed"])
+        return counts
+
+    rounds = Periodic("camera_state", settings.camera_state_save_s, save_round, _saved_any)
 
     async def last_save() -> None:
         await rounds.stop()
-        counts = await asyncio.to_thread(keeper.save_changed)
+        counts = await asyncio.to_thread(save_round)
         log.info("camera_state.saved_at_stop", **counts)
         store.close()
 

@@ -9,6 +9,7 @@ import uuid
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from matcher.adapters.milvus_camera_state import MilvusCameraState, MilvusCameraStateConfig
 from matcher.domain.camera_drift import CameraDrift, DriftSnapshot
@@ -210,17 +211,20 @@ def test_the_matcher_saves_its_cameras_as_it_stops_and_the_next_one_starts_from_
                            camera_state_save_s=3600.0)
     rng = np.random.default_rng(7)
 
-    async def serve_and_stop(camera: Camera, walkers: int) -> None:
+    async def serve_and_stop(camera: Camera, walkers: int) -> dict[str, float]:
         identifier = Identifier(index=None, embed=lambda walks: [], drift=camera.drift, adaptation=camera.statistics)
-        start, stop = bootstrap._camera_keeping(settings, identifier, "synthetic-1-aaaaaaaa", DIM)
+        registry = CollectorRegistry()
+        start, stop = bootstrap._camera_keeping(settings, identifier, "synthetic-1-aaaaaaaa", DIM, registry)
         await start()
         camera.walkers("door", walkers, rng, shared=20.0)
         await stop()  # long before the first round: only the save at stop can have kept them
+        return {outcome: registry.get_sample_value("gaitpay_matcher_camera_state_rows_total", {"outcome": outcome})
+                for outcome in ("restored", "refused", "saved", "failed")}
 
     first = Camera(adapts=False)
-    asyncio.run(serve_and_stop(first, 40))
+    assert asyncio.run(serve_and_stop(first, 40)) == {"restored": 0, "refused": 0, "saved": 1, "failed": 0}
     second = Camera(adapts=False)
-    asyncio.run(serve_and_stop(second, 0))
+    assert asyncio.run(serve_and_stop(second, 0)) == {"restored": 1, "refused": 0, "saved": 0, "failed": 0}
     assert second.drift.drifted(TrackKey("s1", "door", "x")) is not None
     unkept = config.load(environ={}, milvus_uri=milvus_uri, camera_state_save_s=0.0)
     assert bootstrap._camera_keeping(unkept, Identifier(index=None, embed=lambda walks: []), "v", DIM) == []
