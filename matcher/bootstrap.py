@@ -100,15 +100,19 @@ def _camera_keeping(settings: config.Settings, identifier: Identifier, version: 
     stops; none without a Milvus, or with GAITPAY_CAMERA_STATE_SAVE_S 0."""
     if not settings.milvus_uri or settings.camera_state_save_s <= 0:
         return []
-    from matcher.adapters.milvus_camera_state import MilvusCameraState, MilvusCameraStateConfig
+    from matcher.adapters.milvus_camera_state import CameraStateError, MilvusCameraState, MilvusCameraStateConfig
 
-    store = MilvusCameraState(MilvusCameraStateConfig(
-        uri=settings.milvus_uri, templates_collection=settings.milvus_collection, model_version=version, dim=dim,
-        timeout_s=settings.default_deadline_s))
+    try:
+        store = MilvusCameraState(MilvusCameraStateConfig(
+            uri=settings.milvus_uri, templates_collection=settings.milvus_collection, model_version=version, dim=dim,
+            timeout_s=settings.default_deadline_s))
+    except CameraStateError as exc:  # the templates opened: identify, only without keeping the cameras
+        log.error("camera_state.unavailable", why=str(exc))
+        return []
     keeper = CameraStateKeeper(identifier.drift, identifier.adaptation, store)
     rows = Counter("gaitpay_matcher_camera_state_rows", "Cameras' drift and statistics rows the matcher kept in "
-                   "Milvus, by outcome: restored at start, refused at start (broken or of another kind of "
-                   "normalisation), saved, failed (Milvus refused or was unreachable; tried again next round).",
+                   "Milvus, by outcome: restored at start, refused at start (not finite, or counts that do not add "
+                   "up), saved, failed (Milvus refused or was unreachable; tried again next round).",
                    ["outcome"], registry=registry)
     for outcome in ("restored", "refused", "saved", "failed"):
         rows.labels(outcome)  # every series from the start, so a rate over them is never empty

@@ -5,6 +5,7 @@ matcher's hooks that restore at start and save as it stops."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 
 import numpy as np
@@ -228,3 +229,9 @@ def test_the_matcher_saves_its_cameras_as_it_stops_and_the_next_one_starts_from_
     assert second.drift.drifted(TrackKey("s1", "door", "x")) is not None
     unkept = config.load(environ={}, milvus_uri=milvus_uri, camera_state_save_s=0.0)
     assert bootstrap._camera_keeping(unkept, Identifier(index=None, embed=lambda walks: []), "v", DIM) == []
+    # A Milvus that cannot be reached costs the keeping, not the matcher's start.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        unused = probe.getsockname()[1]
+    nowhere = config.load(environ={}, milvus_uri=f"http://127.0.0.1:{unused}", default_deadline_s=1.0)
+    assert bootstrap._camera_keeping(nowhere, Identifier(index=None, embed=lambda walks: []), "v", DIM) == []

@@ -52,8 +52,11 @@ class MilvusCameraState:
         if not 0 < len(config.model_version) <= MAX_VERSION:
             raise ValueError(f"model version {config.model_version!r} must be 1-{MAX_VERSION} characters")
         self.config = config
-        self._client = client or MilvusClient(uri=config.uri, timeout=config.timeout_s,
-                                              grpc_options=MILVUS_GRPC_OPTIONS)
+        try:
+            self._client = client or MilvusClient(uri=config.uri, timeout=config.timeout_s,
+                                                  grpc_options=MILVUS_GRPC_OPTIONS)
+        except MilvusException as exc:
+            raise CameraStateError(f"connecting to Milvus at {config.uri}: {exc}") from exc
         self._ensure_collection()
 
     @property
