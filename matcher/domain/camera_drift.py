@@ -113,7 +113,11 @@ class CameraDrift:
 
     def drifted(self, track: TrackKey) -> float | None:
         """The camera's strength where it is beyond the bound (identification must wait), else None."""
-        strength = self.strength(track.store_id, track.camera_id)
+        return self.drifted_camera(track.store_id, track.camera_id)
+
+    def drifted_camera(self, store_id: str, camera_id: str) -> float | None:
+        """drifted, for a camera rather than one of its tracks."""
+        strength = self.strength(store_id, camera_id)
         return strength if strength is not None and strength > self.config.max_strength else None
 
     def cameras(self) -> dict[tuple[str, str], tuple[int, float]]:

@@ -57,14 +57,17 @@ class CameraStateStore(Protocol):
         ...
 
 
+def _adapted(statistics: CameraStatistics | None, store_id: str, camera_id: str) -> bool:
+    return statistics is not None and statistics.adapted(store_id, camera_id)
+
+
 def current(drift: CameraDrift, statistics: CameraStatistics | None, store_id: str | None = None) -> CameraState:
     """Every camera's state as it stands (one store's, where given), each drift marked with
     whether its camera's windows are normalised with the camera's own statistics."""
     drifts = [d for d in drift.snapshots() if store_id is None or d.store_id == store_id]
     # The drift first, the flags after: a camera adapted in between has its last raw drift
     # marked adapted, which holds it back a while longer, never the other way round.
-    adapted = [replace(d, adapted=statistics is not None and statistics.adapted(d.store_id, d.camera_id))
-               for d in drifts]
+    adapted = [replace(d, adapted=_adapted(statistics, d.store_id, d.camera_id)) for d in drifts]
     stats = [] if statistics is None else [s for s in statistics.snapshots()
                                            if store_id is None or s.store_id == store_id]
     return CameraState(stats, adapted)
@@ -82,17 +85,14 @@ def adopt(state: CameraState, drift: CameraDrift, statistics: CameraStatistics |
     # A camera's drift describes the embeddings it was measured on: it is taken only where
     # this run normalises that camera's windows alike from its next one on. One measured on
     # adapted embeddings would otherwise let a strong raw camera through.
-    drifts = [d for d in state.drift
-              if d.adapted == (statistics is not None and statistics.adapted(d.store_id, d.camera_id))]
+    drifts = [d for d in state.drift if d.adapted == _adapted(statistics, d.store_id, d.camera_id)]
     refused += drift.restore(drifts, overwrite=overwrite)
     return CameraState(taken, drifts), refused
 
 
 def held_back(drift: CameraDrift) -> int:
     """Cameras whose strength is over the bound now."""
-    bound = drift.config.max_strength
-    return sum(1 for (store, camera) in drift.cameras()
-               if (strength := drift.strength(store, camera)) is not None and strength > bound)
+    return sum(drift.drifted_camera(store, camera) is not None for store, camera in drift.cameras())
 
 
 class CameraStateKeeper:
