@@ -41,12 +41,12 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
     return transform
 
 
-def _milvus_config(settings: config.Settings, dim: int):  # type: ignore[no-untyped-def]
+def _milvus_config(settings: config.Settings, dim: int, model_versions: tuple[str, ...]):  # type: ignore[no-untyped-def]
     from matcher.adapters.milvus_index import MilvusConfig
 
     return MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection, dim=dim,
                         nprobe=settings.milvus_nprobe, index_type=settings.milvus_index,
-                        search_consistency=settings.milvus_search_consistency)
+                        search_consistency=settings.milvus_search_consistency, model_versions=model_versions)
 
 
 def build(settings: config.Settings) -> ServiceSpec:
@@ -58,7 +58,10 @@ def build(settings: config.Settings) -> ServiceSpec:
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusTemplateIndex
 
-        store = MilvusTemplateIndex(_milvus_config(settings, dim))
+        store = MilvusTemplateIndex(_milvus_config(settings, dim, (version, *model.former_versions)))
+        stale = store.count_of_other_models()
+        if stale:  # after a model change: these customers are not recognised until they enrol again
+            log.warning("milvus.templates_of_other_models", rows=stale, model=version)
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex
@@ -165,6 +168,7 @@ def migrate(settings: config.Settings) -> None:
     asyncio.run(dependencies.wait_ready(readiness(settings)))
     from matcher.adapters.milvus_index import MilvusTemplateIndex
 
-    _, dim, _ = gait_model.embedder(threads=1)
-    index = MilvusTemplateIndex(_milvus_config(settings, dim))
-    log.info("milvus.schema_current", collection=index.collection, rows=index.count())
+    model = gait_model.gait_model(threads=1)
+    index = MilvusTemplateIndex(_milvus_config(settings, model.dim, (model.version, *model.former_versions)))
+    log.info("milvus.schema_current", collection=index.collection, rows=index.count(),
+             rows_of_other_models=index.count_of_other_models())

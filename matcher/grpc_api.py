@@ -231,6 +231,14 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
+            if self._model_version and t.model_version not in (self._model_version, *self._former_versions):
+                # Stored, it would never be searched (matcher.adapters.milvus_index: one model's
+                # templates); refused, the caller learns now that the customer is not enrolled.
+                raise MeshError(f"templates[{i}] comes from gait model {t.model_version!r}; this matcher runs "
+                                f"{self._model_version!r}: enrol the customer again with its model",
+                                reason="MODEL_MISMATCH", code=grpc.StatusCode.FAILED_PRECONDITION,
+                                metadata={"template_model": t.model_version[:64],
+                                          "matcher_model": self._model_version})
             templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_measures.from_proto(t)))
         if request.keep_store_scopes and request.store_ids:
             raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import pytest
 import structlog.testing
 
 from matcher.adapters import milvus_index
+from gait.embedder import Embedder
 from matcher.adapters.milvus_index import BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, store_key
 from matcher.domain.templates import Template
 
@@ -120,6 +122,24 @@ def test_a_flat_collection_searches_exactly(milvus_uri: str) -> None:
         assert np.allclose([s for _, s in top], (gallery @ query)[exact], atol=1e-5)
 
 
+def test_a_search_returns_templates_of_its_own_model_only(index: MilvusTemplateIndex) -> None:
+    # After a model change, templates enrolled with the old model are still stored, but their
+    # vectors live in another space: a window of this model must never score against them.
+    rng = np.random.default_rng(12)
+    probe = unit(rng.normal(size=32))
+    for customer, model in (("current", "m2"), ("renamed", "m2-old-name"), ("stale", "m1")):
+        index.upsert(customer, [Template(f"{customer}-t0", unit(probe + 0.05 * rng.normal(size=32)), 0.9, model)], [])
+    index.upsert("scoped-stale", [Template("ss-t0", probe, 0.9, "m1")], ["s1"])
+    m2 = MilvusTemplateIndex(replace(index.config, model_versions=("m2", "m2-old-name")))
+    for all_stores in (False, True):
+        assert {c for c, _ in m2.search(probe, "s1", k=5, all_stores=all_stores)} == {"current", "renamed"}
+    assert {c for c, _ in index.search(probe, "s1", k=5)} == {"current", "renamed", "stale", "scoped-stale"}
+    assert m2.count("s1") == 2 and m2.count() == 2 and m2.count_of_other_models() == 2
+    assert index.count_of_other_models() == 0  # searches every model: none is other
+    assert m2.remove("stale") == 1  # erasure still finds another model's templates
+    assert index.count() == 3
+
+
 def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTemplateIndex) -> None:
     rng = np.random.default_rng(5)
     centres = unit(rng.normal(size=(3, 32)))
@@ -135,7 +155,8 @@ def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTem
 
 
 def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: list[dict], dim: int = 32) -> None:
-    """A collection as schema 1 (no body measures) or 2 (no store_key) made it, holding rows."""
+    """A collection as schema 1 (no body measures), 2 (no store_key) or 3 (no model_key) made
+    it, holding rows."""
     from pymilvus import DataType
 
     fields = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -145,6 +166,8 @@ def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: 
     if schema >= 2:
         for field in BODY_FIELDS:
             fields.add_field(field, DataType.FLOAT)
+    if schema >= 3:
+        fields.add_field("store_key", DataType.INT64)
     fields.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
@@ -153,20 +176,23 @@ def older_schema_collection(client: MilvusClient, name: str, schema: int, rows: 
 
 
 def older_row(i: int, vector: np.ndarray, schema: int, store: str = "*",
-              body: tuple[float, float] = (0.0, 0.0)) -> dict:
-    """Customer c<i>'s one template as a row of schema 1 (no body measures) or 2 (no store_key)."""
+              body: tuple[float, float] = (0.0, 0.0), model: str = "m1") -> dict:
+    """Customer c<i>'s one template as a row of schema 1 (no body measures), 2 (no store_key)
+    or 3 (no model_key)."""
     return {"row_id": f"c{i}-t0@{store}", "template_id": f"c{i}-t0", "customer_id": f"c{i}", "store_id": store,
-            "model_version": "m1", "quality": 0.8, "embedding": vector.tolist(),
-            **(dict(zip(BODY_FIELDS, body)) if schema >= 2 else {})}
+            "model_version": model, "quality": 0.8, "embedding": vector.tolist(),
+            **(dict(zip(BODY_FIELDS, body)) if schema >= 2 else {}),
+            **({"store_key": store_key(store)} if schema >= 3 else {})}
 
 
-@pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2)])
+@pytest.mark.parametrize("engine,older", [("lite", 1), ("server", 1), ("lite", 2), ("server", 2), ("lite", 3),
+                                          ("server", 3)])
 def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: str, older: int,
                                                                          request: pytest.FixtureRequest,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # Milvus cannot add fields; the matcher copies an older collection's rows across (what
     # the older schema lacks gets its default: no body measures before 2, the scope's key
-    # before 3) and drops it once every row is there.
+    # before 3, the model's key before 4) and drops it once every row is there.
     from pymilvus import MilvusClient
 
     uri = request.getfixturevalue("milvus_uri" if engine == "lite" else "milvus_server_uri")
@@ -176,7 +202,8 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
     measured = {7: (1.62, 1.01)} if older >= 2 else {}
     older_schema_collection(client, older_name, older, [
-        older_row(i, v, older, store="s1" if i % 2 else "*", body=measured.get(i, (0.0, 0.0)))
+        older_row(i, v, older, store="s1" if i % 2 else "*", body=measured.get(i, (0.0, 0.0)),
+                  model="m0" if i % 10 == 9 else "m1")
         for i, v in enumerate(vectors)])
     monkeypatch.setattr(milvus_index, "MIGRATION_PROGRESS_EVERY_S", 0.0)  # progress after every batch
     with structlog.testing.capture_logs() as logs:
@@ -184,7 +211,7 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     progress = [e for e in logs if e["event"] == "milvus.migrating" and "copied" in e]
     assert [e["copied"] for e in progress] == [2000, 2500] and all(e["rows"] == 2500 for e in progress)
     assert progress[-1]["eta_s"] == 0 and progress[0]["eta_s"] >= 0
-    assert index.collection == f"{name}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 3
+    assert index.collection == f"{name}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 4
     assert not client.has_collection(older_name)
     assert index.count() == 2500
     # Scopes survive the copy: a store-scoped customer is found in its store, not in another.
@@ -197,6 +224,11 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
         assert np.allclose(index.search(vectors[7], "s1", k=1, with_bodies=True)[0].body, [1.62, 1.01])
     index.upsert("c1234", [Template("c1234-t0", vectors[1234], 0.8, "m1", np.array([1.5, 1.0]))], [])
     assert np.allclose(index.search(vectors[1234], "any", k=1, with_bodies=True)[0].body, [1.5, 1.0])
+    # Each row's model survives the copy as its key: model m1's search never returns m0's rows.
+    m1 = MilvusTemplateIndex(replace(index.config, model_versions=("m1",)))
+    assert m1.count() == 2250 and m1.count_of_other_models() == 250
+    assert m1.search(vectors[1239], "s1", k=1)[0][0] != "c1239" and index.search(vectors[1239], "s1", k=1)[0][0] == "c1239"
+    assert m1.search(vectors[1235], "s1", k=1)[0][0] == "c1235"
     client.close()
 
 
@@ -228,7 +260,9 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
     name = f"t_{uuid.uuid4().hex[:12]}"
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(11).normal(size=(300, 128)))  # the shipped model's size
-    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2) for i, v in enumerate(vectors)], dim=128)
+    shipped = Embedder().version  # the matcher's model: 200 rows of it, 100 of another
+    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2, model="m0" if i % 3 == 2 else shipped)
+                                                      for i, v in enumerate(vectors)], dim=128)
     env = {**os.environ, "GAITPAY_HOME": str(tmp_path), "GAITPAY_MILVUS_URI": milvus_uri,
            "GAITPAY_MILVUS_COLLECTION": name}
 
@@ -242,11 +276,12 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
     assert code == 0, events
     said = {e["event"]: e for e in events}
     assert said["milvus.migrating"]["rows"] == 300 and said["milvus.migrated"]["rows"] == 300
-    assert said["milvus.schema_current"] == {**said["milvus.schema_current"], "collection": f"{name}_v3", "rows": 300}
-    assert not client.has_collection(f"{name}_v2") and client.has_collection(f"{name}_v3")
+    assert said["milvus.schema_current"] == {**said["milvus.schema_current"], "collection": f"{name}_v4",
+                                             "rows": 200, "rows_of_other_models": 100}
+    assert not client.has_collection(f"{name}_v2") and client.has_collection(f"{name}_v4")
     code, events = migrate()
     assert code == 0 and "milvus.migrated" not in {e["event"] for e in events}
-    assert [e["rows"] for e in events if e["event"] == "milvus.schema_current"] == [300]
+    assert [e["rows"] for e in events if e["event"] == "milvus.schema_current"] == [200]
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=128))
     assert index.search(vectors[42], "s1", k=1)[0][0] == "c42"
 

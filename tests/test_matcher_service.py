@@ -65,8 +65,8 @@ async def test_regulars_are_identified_strangers_are_not_and_removal_is_immediat
             request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer_id(i))
             for j in range(2):
                 vector = unit(centre + 0.02 * rng.normal(size=DIM))
-                request.templates.add(template_id=f"t{i}-{j}", values=vector.tolist(), model_version="test",
-                                      quality=0.9)
+                request.templates.add(template_id=f"t{i}-{j}", values=vector.tolist(),
+                                      model_version=model_version(), quality=0.9)
             assert (await stub.UpsertTemplates(request)).stored == 2
 
         # The regular's windows score about 0.95 against their templates: this tests the stream and
@@ -117,17 +117,43 @@ async def test_keypoint_windows_are_embedded_and_bad_ones_get_track_errors(match
 async def test_templates_of_the_wrong_size_are_refused(matcher) -> None:
     async with open_channel(matcher, identity="identity", service="matcher") as channel:
         request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer_id(99))
-        request.templates.add(template_id="x", values=unit(np.ones((1, 64)))[0].tolist(), model_version="m")
+        request.templates.add(template_id="x", values=unit(np.ones((1, 64)))[0].tolist(),
+                              model_version=model_version())
         with pytest.raises(Exception) as caught:
             await matcher_pb2_grpc.MatcherServiceStub(channel).UpsertTemplates(request)
     assert "64 values" in caught.value.details()
 
 
-async def upsert(stub, customer: str, vectors: np.ndarray, stores: list[str], model_version: str = "test") -> None:
+async def test_templates_of_another_model_are_refused_and_nothing_is_replaced(matcher) -> None:
+    # Stored, they would never be searched (the search keeps to the matcher's model), so the
+    # customer would silently go unrecognised: identity learns it at enrolment instead.
+    import grpc
+
+    from mesh.errors import status_from_rpc_error
+
+    vectors = unit(np.random.default_rng(3).normal(size=(2, DIM)))
+    async with open_channel(matcher, identity="identity", service="matcher") as channel:
+        stub = matcher_pb2_grpc.MatcherServiceStub(channel)
+        await upsert(stub, customer_id(40), vectors[:1], [])
+        former = "synthetic-20261125"  # the shipped weights' former name (its model card) is as good
+        await upsert(stub, customer_id(41), vectors[1:], [], model=former)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await upsert(stub, customer_id(40), vectors[1:], [], model="synthetic-19990101-00000000")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = error_info(status_from_rpc_error(caught.value))
+    assert info.reason == "MODEL_MISMATCH"
+    assert dict(info.metadata) == {"template_model": "synthetic-19990101-00000000", "matcher_model": model_version()}
+    replies = await stream(matcher, [features_window(f"t{i}", s, vectors[i]) for s in range(3) for i in range(2)])
+    final = {r.decision.track.track_id: r.decision.customer_id for r in replies}
+    assert final == {"t0": customer_id(40), "t1": customer_id(41)}  # the refused call replaced nothing
+
+
+async def upsert(stub, customer: str, vectors: np.ndarray, stores: list[str], model: str = "") -> None:
+    """The customer's templates, of the matcher's model unless `model` names another."""
     request = matcher_pb2.UpsertTemplatesRequest(request_id=str(uuid.uuid4()), customer_id=customer, store_ids=stores)
     for j, v in enumerate(vectors):
-        request.templates.add(template_id=f"{customer[-4:]}-{j}", values=v.tolist(), model_version=model_version,
-                              quality=0.8)
+        request.templates.add(template_id=f"{customer[-4:]}-{j}", values=v.tolist(),
+                              model_version=model or model_version(), quality=0.8)
     await stub.UpsertTemplates(request)
 
 
@@ -148,8 +174,8 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         for i in range(5):  # customers 0-4 enrolled for store-1, customer 5 only for store-2
             await upsert(stub, customer_id(i), unit(centres[i] + 0.03 * rng.normal(size=(2, DIM))),
-                         ["store-1"] if i < 5 else ["store-2"], model_version=model)
-        await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"], model_version=model)
+                         ["store-1"] if i < 5 else ["store-2"], model=model)
+        await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"], model=model)
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # identity has no business with the cache
             await stub.ExportHotCache(matcher_pb2.ExportHotCacheRequest(store_id="store-1",
                                                                         recipient_public_key=bytes(32)))
@@ -201,3 +227,24 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
         sealing.open_sealed(box, stranger_key, b"store-1", HOT_CACHE_INFO)
     with pytest.raises(sealing.SealError):  # a cache replayed to another store does not open
         sealing.open_sealed(box, private, b"store-2", HOT_CACHE_INFO)
+
+
+async def test_identity_hears_the_model_mismatch_as_such(matcher) -> None:
+    # Identity's adapter keeps the matcher's reason (and which models) for this refusal, where
+    # other refusals become DEPENDENCY_UNAVAILABLE: the operator has to re-enrol, not retry.
+    import asyncio
+
+    from identity.adapters.matcher_templates import MatcherTemplates
+    from identity.domain.ports import IndexTemplate
+    from mesh.client import open_sync_channel
+    from mesh.errors import MeshError
+
+    templates = MatcherTemplates(open_sync_channel(matcher, identity="identity", service="matcher"), timeout_s=10)
+    vector = unit(np.random.default_rng(4).normal(size=DIM))
+    stale = IndexTemplate("t-stale", vector, 0.9, "synthetic-19990101-00000000", None)
+    with pytest.raises(MeshError) as caught:
+        await asyncio.to_thread(templates.upsert, str(uuid.uuid4()), customer_id(50), [stale], [])
+    assert caught.value.reason == "MODEL_MISMATCH" and caught.value.metadata["matcher_model"] == model_version()
+    assert "synthetic-19990101-00000000" in caught.value.message
+    current = IndexTemplate("t-current", vector, 0.9, model_version(), None)
+    assert await asyncio.to_thread(templates.upsert, str(uuid.uuid4()), customer_id(50), [current], []) == 1

@@ -10,7 +10,7 @@ import numpy as np
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from identity.domain.ports import IndexTemplate
 from mesh import body_measures
-from mesh.errors import MeshError, Unavailable, rpc_code
+from mesh.errors import MeshError, Unavailable, error_info, rpc_code, status_from_rpc_error
 
 
 class MatcherTemplates:
@@ -25,6 +25,12 @@ class MatcherTemplates:
             code = rpc_code(exc)
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise Unavailable(f"matcher unavailable during {what}") from None
+            info = error_info(status_from_rpc_error(exc))
+            if info is not None and info.reason == "MODEL_MISMATCH":  # the caller can act on this one
+                raise MeshError(f"matcher refused {what}: its gait model is {info.metadata.get('matcher_model')!r}, "
+                                f"these templates are {info.metadata.get('template_model')!r}",
+                                reason="MODEL_MISMATCH", code=grpc.StatusCode.FAILED_PRECONDITION,
+                                metadata=dict(info.metadata)) from None
             raise MeshError(f"matcher refused {what}: {code.name}", reason="DEPENDENCY_UNAVAILABLE",
                             code=grpc.StatusCode.FAILED_PRECONDITION) from None
 

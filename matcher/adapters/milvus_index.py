@@ -16,6 +16,14 @@ finds the true customer in the top 5 for about 10% fewer probes than an exact se
 (`gaitpay bench matcher`: 0.027 against 0.030 with model synthetic-20261125-291dec62). FLAT is exact
 there, at about 40% of the windows per second.
 
+One model's templates. A window's embedding scores against templates of its own model only:
+another model's vectors live in another space, and the score calibration belongs to this
+one. So a search with `model_versions` set (the matcher's own name first, then former names
+of the same weights) also filters on `model_key`, a 63-bit hash of the template's model
+version, for the same reason the scope is a key. Templates of another model stay stored
+(identity owns them; erasure still finds them) and are counted at start, but no search
+returns them.
+
 Consistency. A Strong search on a Milvus server waits until the query nodes have caught up
 with "now", which takes a time tick (proxy.timeTickInterval, 200 ms by default): every window
 would wait that long (measured on an embedded Milvus 2.3.5 server: p50 200 ms per search).
@@ -48,7 +56,7 @@ from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
 ALL_STORES = "*"
-SCHEMA_VERSION = 3  # 2: body measures; 3: store_key
+SCHEMA_VERSION = 4  # 2: body measures; 3: store_key; 4: model_key
 BODY_FIELDS = ("shoulder_height_m", "hip_height_m")  # gait.body.MEASURES, in metres; 0: not measured
 MIGRATION_PROGRESS_EVERY_S = 10.0
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
@@ -71,6 +79,10 @@ class MilvusConfig:
     hnsw_ef: int = 64
     search_consistency: str = "Bounded"  # Strong with several in-memory replicas (see above)
     timeout_s: float = 5.0
+    # The models whose templates a search may return (see "One model's templates" above):
+    # the matcher's version first, then former names of the same weights. Empty: any model
+    # (tools that load one model's vectors themselves).
+    model_versions: tuple[str, ...] = ()
 
 
 def _scalar_index_type(server_version: str, numeric: bool = False) -> str:
@@ -89,16 +101,34 @@ def _quoted(values: Sequence[str]) -> str:
     return json.dumps(list(values))
 
 
-def store_key(store_id: str) -> int:
-    """The scope as the search filters on it (see above): stable across processes and
-    versions, so never Python's hash()."""
-    digest = hashlib.blake2b(store_id.encode(), digest_size=8, person=b"gaitpay-store").digest()
+def _key(text: str, person: bytes) -> int:
+    """Stable across processes and versions, so never Python's hash()."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
     return int.from_bytes(digest, "big") >> 1  # INT64 holds 63 bits of it
+
+
+def store_key(store_id: str) -> int:
+    """The scope as the search filters on it (see above)."""
+    return _key(store_id, b"gaitpay-store")
+
+
+def model_key(model_version: str) -> int:
+    """A template's model as the search filters on it (see above)."""
+    return _key(model_version, b"gaitpay-model")
 
 
 def _scope_filter(store_id: str) -> str:
     _quoted([store_id])
     return f"store_key in {json.dumps([store_key(store_id), store_key(ALL_STORES)])}"
+
+
+def _models_filter(model_versions: Sequence[str]) -> str:
+    return f"model_key in {json.dumps([model_key(v) for v in model_versions])}" if model_versions else ""
+
+
+def _search_filter(store_id: str, all_stores: bool, model_versions: Sequence[str]) -> str:
+    parts = [p for p in ("" if all_stores else _scope_filter(store_id), _models_filter(model_versions)) if p]
+    return " and ".join(parts)
 
 
 def _body_fields(body: np.ndarray | None) -> dict[str, float]:
@@ -110,7 +140,8 @@ def _row(template: Template, customer_id: str, scope: str) -> dict:
     """One template's row in one scope (the key derived from the scope here, and only here)."""
     return {"row_id": f"{template.template_id}@{scope}", "template_id": template.template_id,
             "customer_id": customer_id, "store_id": scope, "store_key": store_key(scope),
-            "model_version": template.model_version, "quality": float(template.quality),
+            "model_version": template.model_version, "model_key": model_key(template.model_version),
+            "quality": float(template.quality),
             **_body_fields(template.body), "embedding": np.asarray(template.vector, dtype=np.float32).tolist()}
 
 
@@ -163,6 +194,7 @@ class MilvusTemplateIndex:
         schema.add_field("store_id", DataType.VARCHAR, max_length=64)
         schema.add_field("store_key", DataType.INT64)
         schema.add_field("model_version", DataType.VARCHAR, max_length=64)
+        schema.add_field("model_key", DataType.INT64)
         schema.add_field("quality", DataType.FLOAT)
         for name in BODY_FIELDS:
             schema.add_field(name, DataType.FLOAT)
@@ -178,13 +210,14 @@ class MilvusTemplateIndex:
         index.add_index(field_name="customer_id", index_type=_scalar_index_type(version))
         index.add_index(field_name="store_id", index_type=_scalar_index_type(version))
         index.add_index(field_name="store_key", index_type=_scalar_index_type(version, numeric=True))
+        index.add_index(field_name="model_key", index_type=_scalar_index_type(version, numeric=True))
         self._client.create_collection(self.collection, schema=schema, index_params=index,
                                        consistency_level="Bounded", timeout=max(c.timeout_s, 30))
 
     def _copy_rows_from(self, older: str) -> int:
         """Every row of a collection of an older schema, into this one; then the old one goes.
         Fields the older schema lacks get their defaults: no body measures (schema 1), the
-        scope's store_key (schemas 1 and 2)."""
+        scope's store_key (schemas 1 and 2), the model's model_key (schemas 1 to 3)."""
         c = self.config
         self._client.load_collection(older, timeout=max(c.timeout_s, 60))
         fields = {f["name"] for f in self._client.describe_collection(older, timeout=c.timeout_s)["fields"]}
@@ -198,7 +231,8 @@ class MilvusTemplateIndex:
         copied, started, reported = 0, time.monotonic(), time.monotonic()
         while batch := rows.next():
             self._client.insert(self.collection, [{**dict.fromkeys(BODY_FIELDS, 0.0), **row,
-                                                   "store_key": store_key(row["store_id"])} for row in batch],
+                                                   "store_key": store_key(row["store_id"]),
+                                                   "model_key": model_key(row["model_version"])} for row in batch],
                                 timeout=max(c.timeout_s, 60))
             copied += len(batch)
             if time.monotonic() - reported >= MIGRATION_PROGRESS_EVERY_S:  # a long copy says how far it is
@@ -344,7 +378,7 @@ class MilvusTemplateIndex:
         """Per query: the k best customers (best template each), highest similarity first;
         with_bodies: with their body measures where they have them (two more fields to read,
         about a sixth more per search on milvus-lite, so only when a track has a body)."""
-        flt = "" if all_stores else _scope_filter(store_id)
+        flt = _search_filter(store_id, all_stores, self.config.model_versions)
         try:
             results = self._client.search(
                 self.collection, data=np.asarray(embeddings, dtype=np.float32).tolist(),
@@ -397,10 +431,23 @@ class MilvusTemplateIndex:
 
     def count(self, store_id: str | None = None) -> int:
         """Rows a search of this store looks through (its own and every-store rows; None:
-        all rows). Deleted rows are not counted (a query, unlike the collection's stats)."""
-        flt = "" if store_id is None else f"store_id in {_quoted([store_id, ALL_STORES])}"
+        every store's), of the models it searches. Deleted rows are not counted (a query,
+        unlike the collection's stats)."""
+        scope = "" if store_id is None else f"store_id in {_quoted([store_id, ALL_STORES])}"
+        flt = " and ".join(p for p in (scope, _models_filter(self.config.model_versions)) if p)
         try:
             return self._row_count(self.collection, flt)
+        except MilvusException as exc:
+            raise TemplateIndexError(f"counting templates failed: {exc}") from None
+
+    def count_of_other_models(self) -> int:
+        """Rows of models no search returns (0 where every model is searched): templates
+        enrolled before a model change, whose customers must enrol again to be recognised."""
+        if not self.config.model_versions:
+            return 0
+        try:
+            keys = json.dumps([model_key(v) for v in self.config.model_versions])
+            return self._row_count(self.collection, f"model_key not in {keys}")  # milvus-lite has no "not (...)"
         except MilvusException as exc:
             raise TemplateIndexError(f"counting templates failed: {exc}") from None
 
