@@ -177,7 +177,7 @@ class Settings:
     )
     milvus_collection: str = setting(
         "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates (the schema's version "
-        "is appended: gait_templates_v3; a matcher that finds an older one copies it across; `python -m matcher "
+        "is appended: gait_templates_v4; a matcher that finds an older one copies it across; `python -m matcher "
         "migrate` does only that, as the Kubernetes init container).",
         default="gait_templates"
     )
