@@ -257,7 +257,8 @@ def _measure(n: int, windows: int, progress: Callable[[str, int, int], None], mi
     chosen = rng.choice(n, size=min(windows, n), replace=False)
     enrolled_bodies, window_bodies = _bodies(n, len(chosen), chosen, seed) if body_measures else (None, None)
     progress("enrolling in Milvus", 0, n)
-    index.bulk_insert(customers, embeddings[:, 0], "bench", bodies=enrolled_bodies)
+    # Of the matcher's model: its search returns no other model's templates.
+    index.bulk_insert(customers, embeddings[:, 0], model_version(), bodies=enrolled_bodies)
     progress("enrolling in Milvus", n, n)
     progress("building the index", 0, n)
     index.wait_indexed(lambda done: progress("building the index", done, n), timeout_s=1800)
