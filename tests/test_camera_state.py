@@ -203,6 +203,26 @@ def test_milvus_keeps_each_model_s_cameras_apart_and_replaces_a_camera_s_rows(
     assert [(s.windows, s.tracks) for s in other.statistics] == [(9, 9)] and other.drift == []
 
 
+def test_a_load_reads_every_camera_page_by_page(milvus: str, request: pytest.FixtureRequest,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Milvus answers one query with at most 16,384 rows; a chain's cameras can outnumber that.
+    # Pages of 7 rows here stand for pages of 2,000 there.
+    from matcher.adapters import milvus_camera_state
+
+    monkeypatch.setattr(milvus_camera_state, "LOAD_BATCH", 7)
+    store = MilvusCameraState(MilvusCameraStateConfig(milvus, f"t_{uuid.uuid4().hex[:12]}", "synthetic-1-cccccccc",
+                                                      DIM))
+    request.addfinalizer(store.close)
+    rng = np.random.default_rng(8)
+    cameras = [f"cam-{i}" for i in range(30)]
+    store.save(CameraState([CameraSnapshot(f"s{i % 4}", c, rng.normal(size=DIM), np.ones(DIM), 50 + i, 30)
+                            for i, c in enumerate(cameras)],
+                           [DriftSnapshot("s0", c, _unit(rng.normal(size=DIM)), 40, False) for c in cameras[:12]]))
+    kept = store.load()
+    assert sorted(s.camera_id for s in kept.statistics) == sorted(cameras)
+    assert {s.camera_id: s.windows for s in kept.statistics}["cam-29"] == 79 and len(kept.drift) == 12
+
+
 def test_the_matcher_saves_its_cameras_as_it_stops_and_the_next_one_starts_from_them(milvus_uri: str) -> None:
     from matcher import bootstrap
     from matcher.domain.identification import Identifier

@@ -28,7 +28,7 @@ from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
 SCHEMA_VERSION = 1
-MAX_ROWS = 16_384  # rows one load reads (Milvus's query window): 8,000 cameras, far more than a matcher serves
+LOAD_BATCH = 2_000  # rows a load reads at a time (Milvus answers one query with at most 16,384)
 MAX_VERSION = 64  # as the templates' model_version field
 MAX_ID = 1024  # a store's or a camera's id, in bytes (the mesh does not bound them; a longer one is not kept)
 STATISTICS, DRIFT = "statistics", "drift"
@@ -93,11 +93,18 @@ class MilvusCameraState:
     def load(self) -> CameraState:
         """This model version's cameras, as last saved by any replica (a Strong read)."""
         c = self.config
+        rows = []
         try:
-            rows = self._client.query(
-                self.collection, filter=f"model_version == {json.dumps(c.model_version)}",
+            # An iterator, not one query: a chain's cameras may outnumber one query's answer.
+            pages = self._client.query_iterator(
+                self.collection, batch_size=LOAD_BATCH, filter=f"model_version == {json.dumps(c.model_version)}",
                 output_fields=["kind", "store_id", "camera_id", "windows", "tracks", "adapted", "numbers"],
-                limit=MAX_ROWS, consistency_level="Strong", timeout=max(c.timeout_s, 30))
+                timeout=max(c.timeout_s, 30))
+            try:
+                while page := pages.next():
+                    rows.extend(page)
+            finally:
+                pages.close()
         except MilvusException as exc:
             raise CameraStateError(f"reading {self.collection}: {exc}") from exc
         state = CameraState()
