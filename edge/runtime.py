@@ -397,11 +397,10 @@ class EdgeRuntime:
 
             model = gait_model.gait_model(threads=self._threads)
             adapt = self.settings.adapts_cameras
-            self._offline = OfflineIdentifier(model.embed, model.version, gait_model.score_model(model.version),
+            self._offline = OfflineIdentifier(model.embed, model.names, gait_model.score_model(model.version),
                                               gait_model.body_model() if self.settings.body_measures else None,
                                               project=model.project if adapt else None,
-                                              adaptation=model.camera_statistics() if adapt else None,
-                                              former_versions=model.former_versions)
+                                              adaptation=model.camera_statistics() if adapt else None)
         try:
             self._offline.use(cache)
         except CacheUnusable as exc:

@@ -20,11 +20,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection
-
 import numpy as np
 
 from gait.centring import camera_walks
+from gait.versions import ModelNames
 
 HEAD_NORM_KEY = "gaitpay.head_norm"  # ONNX metadata: the head batch norm's parameters, JSON
 PROJECTION_OUTPUT = "projection"
@@ -61,18 +60,18 @@ class CameraStatistics:
             np.savez(out, mean=self.mean, var=self.var, walks=np.int64(self.walks), model=np.str_(model_version))
 
     @classmethod
-    def load(cls, path: Path, model_version: str, dim: int, former: Collection[str] = ()) -> "CameraStatistics":
-        """Statistics `save` wrote for this model (its version or a former name of the same
-        weights, its projection's dimension), or AdaptationError saying what is wrong."""
+    def load(cls, path: Path, model: ModelNames, dim: int) -> "CameraStatistics":
+        """Statistics `save` wrote for this model (under any of its names, of its projection's
+        dimension), or AdaptationError saying what is wrong."""
         try:
             with np.load(path, allow_pickle=False) as raw:
                 mean, var = raw["mean"].astype(np.float32), raw["var"].astype(np.float32)
-                walks, model = int(raw["walks"]), str(raw["model"])
+                walks, measured_by = int(raw["walks"]), str(raw["model"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AdaptationError(f"{path}: not a camera statistics file ({exc})") from None
-        if model != model_version and model not in former:
-            raise AdaptationError(f"{path}: statistics of model {model!r}, not of {model_version!r}: measure them "
-                                  "again with this model")
+        if not model.accepts(measured_by):
+            raise AdaptationError(f"{path}: statistics of model {measured_by!r}, not of {model.version!r}: measure "
+                                  "them again with this model")
         if mean.shape != (dim,) or var.shape != (dim,):
             raise AdaptationError(f"{path}: statistics of shape {mean.shape} and {var.shape}, the model's are ({dim},)")
         if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all()):

@@ -21,6 +21,7 @@ from gait.encoding import encode_normalised
 from gait.features import heel_strikes, quality
 from gait.normalize import Normalised, normalise
 from gait.track import single_body
+from gait.versions import ModelNames
 from gait.walk import Walk
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -75,11 +76,11 @@ def model_version(model_path: Path | None = None) -> str:
     8 sha256 digits where no card names the file. Templates, score calibration and camera
     statistics are kept per version, so two models must never share one: a card copied
     beside other weights is refused rather than believed."""
-    return model_names(model_path)[0]
+    return model_names(model_path).version
 
 
-def model_names(model_path: Path | None = None) -> tuple[str, ...]:
-    """The model's version, then the names the same weights had before (the card's
+def model_names(model_path: Path | None = None) -> ModelNames:
+    """The model's version, and the names the same weights had before (the card's
     former_versions): templates and statistics files stored under those are this model's.
     The shipped model was synthetic-20261125 until its version came to name its weights."""
     path = resolve_model_path(model_path)
@@ -89,13 +90,13 @@ def model_names(model_path: Path | None = None) -> tuple[str, ...]:
     card_path = path.with_name("model-card.json")
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     if card.get("file") != path.name or "version" not in card:
-        return (f"unknown-{digest[:8]}",)
+        return ModelNames(f"unknown-{digest[:8]}")
     if card.get("sha256") != digest:
         raise ModelCardMismatch(
             f"{path} has sha256 {digest[:16]}…, but its card {card_path} records {str(card.get('sha256'))[:16]}… "
             f"for version {card['version']}: the card describes other weights. Restore the model and its card "
             "together, or train again (`gaitpay train`)")
-    return (str(card["version"]), *(str(v) for v in card.get("former_versions", ())))
+    return ModelNames(str(card["version"]), tuple(str(v) for v in card.get("former_versions", ())))
 
 
 class Embedder:
@@ -108,8 +109,8 @@ class Embedder:
         outputs = [o.name for o in self.session.get_outputs()]
         self._embedding_output = outputs[0]
         self.dim = int(self.session.get_outputs()[0].shape[1])
-        self.version, *former = model_names(self.model_path)
-        self.former_versions = tuple(former)
+        self.names = model_names(self.model_path)
+        self.version = self.names.version
         # Camera statistics need the projection and the head norm's parameters; a model
         # exported before they were (or by someone else) embeds with its own statistics only.
         metadata = self.session.get_modelmeta().custom_metadata_map
@@ -193,7 +194,7 @@ class Embedder:
         if self.head_norm is None:
             raise AdaptationError(f"model {self.version} has no {PROJECTION_OUTPUT!r} output with its head norm's "
                                   "parameters: it cannot be normalised with camera statistics")
-        return CameraStatistics.load(path, self.version, self.head_norm.gain.shape[0], former=self.former_versions)
+        return CameraStatistics.load(path, self.names, self.head_norm.gain.shape[0])
 
     def with_statistics(self, embeddings: dict[str, Embedding], stats: CameraStatistics) -> dict[str, Embedding]:
         """The embeddings (from embed_many(..., projections=True)) with the head norm's

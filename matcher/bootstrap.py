@@ -11,6 +11,7 @@ from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from gait.versions import ModelNames
 from matcher.adapters import gait_model
 from matcher.adapters.identity_audit import AuditMetrics, IdentityAuditSink
 from matcher.domain.audit import IdentificationAudit
@@ -41,12 +42,12 @@ def _query_transform(settings: config.Settings, dim: int):  # type: ignore[no-un
     return transform
 
 
-def _milvus_config(settings: config.Settings, dim: int, model_versions: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _milvus_config(settings: config.Settings, dim: int, model: ModelNames):  # type: ignore[no-untyped-def]
     from matcher.adapters.milvus_index import MilvusConfig
 
     return MilvusConfig(uri=settings.milvus_uri, collection=settings.milvus_collection, dim=dim,
                         nprobe=settings.milvus_nprobe, index_type=settings.milvus_index,
-                        search_consistency=settings.milvus_search_consistency, model_versions=model_versions)
+                        search_consistency=settings.milvus_search_consistency, model_versions=model.all)
 
 
 def build(settings: config.Settings) -> ServiceSpec:
@@ -58,7 +59,7 @@ def build(settings: config.Settings) -> ServiceSpec:
     if settings.milvus_uri:
         from matcher.adapters.milvus_index import MilvusTemplateIndex
 
-        store = MilvusTemplateIndex(_milvus_config(settings, dim, (version, *model.former_versions)))
+        store = MilvusTemplateIndex(_milvus_config(settings, dim, model.names))
         stale = store.count_of_other_models()
         if stale:  # after a model change: these customers are not recognised until they enrol again
             log.warning("milvus.templates_of_other_models", rows=stale, model=version)
@@ -80,9 +81,8 @@ def build(settings: config.Settings) -> ServiceSpec:
                              AuditMetrics(registry), deadline_s=settings.default_deadline_s)
     audit = IdentificationAudit(sink)
 
-    servicer = MatcherServicer(identifier, store, dim, metrics, audit, model_version=version,
-                               transform=transform.current if transform else None,
-                               former_versions=model.former_versions)
+    servicer = MatcherServicer(identifier, store, dim, metrics, audit, model=model.names,
+                               transform=transform.current if transform else None)
 
     def register(server: grpc.aio.Server) -> None:
         matcher_pb2_grpc.add_MatcherServiceServicer_to_server(servicer, server)
@@ -169,6 +169,6 @@ def migrate(settings: config.Settings) -> None:
     from matcher.adapters.milvus_index import MilvusTemplateIndex
 
     model = gait_model.gait_model(threads=1)
-    index = MilvusTemplateIndex(_milvus_config(settings, model.dim, (model.version, *model.former_versions)))
+    index = MilvusTemplateIndex(_milvus_config(settings, model.dim, model.names))
     log.info("milvus.schema_current", collection=index.collection, rows=index.count(),
              rows_of_other_models=index.count_of_other_models())

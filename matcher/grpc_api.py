@@ -7,18 +7,19 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Callable, Collection, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 import grpc
 import numpy as np
 
 from gait.protection import CancelableTransform
+from gait.versions import ModelNames
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher.domain import camera_state, hot_cache
 from matcher.domain.audit import IdentificationAudit
 from matcher.domain.camera_statistics import CameraSnapshot
 from matcher.domain.identification import TOP_K, Decision, Identifier, State, scope_of
-from matcher.domain.templates import Template
+from matcher.domain.templates import Template, model_of
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh import body_measures, sealing, validation
 from mesh.errors import InvalidArgument, MeshError
@@ -49,11 +50,10 @@ def _statistics_to_proto(stats: CameraSnapshot, sent: matcher_pb2.CameraState) -
     sent.statistics_windows, sent.statistics_walkers = stats.windows, stats.tracks
 
 
-def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "",
-                      former: Collection[str] = ()) -> Window:
+def window_from_proto(msg: matcher_pb2.KeypointWindow, model: ModelNames | None = None) -> Window:
     """The domain's window. Features computed by another gait model than the matcher's
-    (model_version: its own; empty: not checked) are refused: their scores against these
-    templates would mean nothing."""
+    (model: its own; None: not checked) are refused: their scores against these templates
+    would mean nothing."""
     track = TrackKey(msg.track.store_id, msg.track.camera_id, msg.track.track_id)
     keypoints = features = None
     fps = 0.0
@@ -63,9 +63,9 @@ def window_from_proto(msg: matcher_pb2.KeypointWindow, model_version: str = "",
         fps = kp.fps
     else:
         sent = msg.features.model_version
-        if model_version and sent and sent != model_version and sent not in former:
+        if model is not None and sent and not model.accepts(sent):
             raise MalformedWindow(f"features of gait model {sent!r}; this matcher's templates are of model "
-                                  f"{model_version!r}: send keypoints, or update the edge's model")
+                                  f"{model.version!r}: send keypoints, or update the edge's model")
         features = np.asarray(msg.features.values, dtype=np.float32)
     return Window(track, msg.sequence, keypoints, fps, features, msg.quality, body_measures.from_proto(msg))
 
@@ -143,15 +143,15 @@ class WindowMetrics:
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(self, identifier: Identifier, store: TemplateStore | None = None, dim: int = 128,
                  metrics: WindowMetrics | None = None, audit: IdentificationAudit | None = None, *,
-                 model_version: str = "", transform: Callable[[], CancelableTransform] | None = None,
-                 former_versions: Sequence[str] = ()) -> None:
+                 model: ModelNames | None = None,
+                 transform: Callable[[], CancelableTransform] | None = None) -> None:
         self._identifier = identifier
         self._store = store
         self._dim = dim
-        # The embedding model's version and the deployment's template transform (None without
-        # Vault): a hot cache is re-based out of that transform into one of its own.
-        self._model_version = model_version
-        self._former_versions = tuple(former_versions)  # names the same weights had: as good as the version
+        # The embedding model's names (None: windows and templates are not checked) and the
+        # deployment's template transform (None without Vault): a hot cache is re-based out of
+        # that transform into one of its own.
+        self._model = model
         self._transform = transform
         self._metrics = metrics
         self._audit = audit
@@ -231,14 +231,14 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
-            if self._model_version and t.model_version not in (self._model_version, *self._former_versions):
+            if self._model is not None and not self._model.accepts(model_of(t.model_version)):
                 # Stored, it would never be searched (matcher.adapters.milvus_index: one model's
                 # templates); refused, the caller learns now that the customer is not enrolled.
-                raise MeshError(f"templates[{i}] comes from gait model {t.model_version!r}; this matcher runs "
-                                f"{self._model_version!r}: enrol the customer again with its model",
+                raise MeshError(f"templates[{i}] comes from gait model {model_of(t.model_version)!r}; this matcher runs "
+                                f"{self._model.version!r}: enrol the customer again with its model",
                                 reason="MODEL_MISMATCH", code=grpc.StatusCode.FAILED_PRECONDITION,
-                                metadata={"template_model": t.model_version[:64],
-                                          "matcher_model": self._model_version})
+                                metadata={"template_model": model_of(t.model_version)[:64],
+                                          "matcher_model": self._model.version})
             templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_measures.from_proto(t)))
         if request.keep_store_scopes and request.store_ids:
             raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",
@@ -265,10 +265,10 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         stored = await asyncio.to_thread(store.templates_of, [c for c, _ in chosen])
         export = CancelableTransform(os.urandom(32), version=0, dim=self._dim)
         templates = hot_cache.rebase(stored, self._transform() if self._transform else None, export,
-                                     self._model_version, self._former_versions)
+                                     self._model or ModelNames(""))
         expires = datetime.now(timezone.utc) + HOT_CACHE_TTL
         cache = matcher_pb2.HotCache(store_id=request.store_id, query_transform_secret=export.secret,
-                                     model_version=self._model_version)
+                                     model_version=self._model.version if self._model else "")
         cache.expires_at.FromDatetime(expires)
         for customer, count in chosen:
             if customer not in templates:  # removed between the two reads, or nothing usable: leave out
@@ -307,7 +307,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
                 )
                 continue
             try:
-                decision = await self._observe(window_from_proto(window, self._model_version, self._former_versions))
+                decision = await self._observe(window_from_proto(window, self._model))
             except MalformedWindow as exc:
                 self._count("malformed")
                 yield _track_error(
@@ -328,7 +328,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self, request: matcher_pb2.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.IdentifyResponse:
         try:
-            decision = await self._observe(window_from_proto(request.window, self._model_version, self._former_versions),
+            decision = await self._observe(window_from_proto(request.window, self._model),
                                            request.all_stores)
         except MalformedWindow as exc:
             raise MeshError(f"malformed window: {exc}", reason="MALFORMED_WINDOW",

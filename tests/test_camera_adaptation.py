@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 from gait.adaptation import AdaptationError, CameraStatistics, HeadNorm
 from gait.embedder import Embedder
 from gait.synth.dataset import people, render_walk
+from gait.versions import ModelNames
 from gait.walk import Walk
 
 
@@ -232,16 +233,16 @@ def test_statistics_written_from_many_walks_embed_a_few_later_walks_alike(
         for key in few:
             np.testing.assert_allclose(out[f"emb_{key}"], many[f"emb_{key}"], atol=1e-6)
     # The library's round trip, and the file's model and shape are checked on loading.
-    stats = CameraStatistics.load(tmp_path / "camera-stats", embedder.version, embedder.dim)
+    stats = CameraStatistics.load(tmp_path / "camera-stats", embedder.names, embedder.dim)
     assert stats.walks == 24
     with pytest.raises(AdaptationError, match="not of 'another-model'"):
-        CameraStatistics.load(tmp_path / "camera-stats", "another-model", embedder.dim)
+        CameraStatistics.load(tmp_path / "camera-stats", ModelNames("another-model"), embedder.dim)
     with pytest.raises(AdaptationError, match="shape"):
-        CameraStatistics.load(tmp_path / "camera-stats", embedder.version, embedder.dim + 1)
+        CameraStatistics.load(tmp_path / "camera-stats", embedder.names, embedder.dim + 1)
     # A file written under a former name of the same weights (the shipped model was
     # synthetic-20261125 until its version named its weights) is still this model's.
     stats.save(tmp_path / "older-stats", "synthetic-20261125")
-    assert "synthetic-20261125" in embedder.former_versions
+    assert embedder.names.accepts("synthetic-20261125") and "synthetic-20261125" in embedder.names.former
     assert embedder.load_statistics(tmp_path / "older-stats").walks == 24
 
 

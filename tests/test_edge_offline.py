@@ -16,6 +16,7 @@ from edge.adapters.hot_cache import HotCacheKeeper, device_key, open_cache
 from edge.domain.offline import CacheUnusable, HotCache, HotCacheGallery, OfflineIdentifier
 from gait.protection import CancelableTransform
 from gait.synth.dataset import people, walks_of
+from gait.versions import ModelNames
 from gaitpay.matcher.v1 import matcher_pb2
 from matcher.adapters.gait_model import embedder, score_model
 from matcher.domain import hot_cache
@@ -60,7 +61,7 @@ def export(templates, deployment: CancelableTransform, version: str, recipient: 
            expires_in_s: float = 3600, cameras: CameraState | None = None) -> matcher_pb2.ExportHotCacheResponse:
     """What the matcher's ExportHotCache does, minus the transport: re-base, serialize, seal."""
     fresh = CancelableTransform(os.urandom(32), 0)
-    rebased = hot_cache.rebase(templates, deployment, fresh, version)
+    rebased = hot_cache.rebase(templates, deployment, fresh, ModelNames(version))
     cache = matcher_pb2.HotCache(store_id=store, query_transform_secret=fresh.secret, model_version=version)
     cameras_to_proto(cameras or CameraState(), cache)
     cache.expires_at.FromNanoseconds(int((time.time() + expires_in_s) * 1e9))
@@ -106,7 +107,7 @@ def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_seale
     assert abs(float(cache.vectors[0] @ raw)) < 0.5
     assert abs(float(cache.vectors[0] @ deployment.apply(raw))) < 0.5
 
-    identifier = OfflineIdentifier(embed, version, score_model(version))
+    identifier = OfflineIdentifier(embed, ModelNames(version), score_model(version))
     identifier.use(cache)
     # The reference: the matcher's own Identifier over the same templates in the model's basis.
     ids = tuple(c for c, rows in templates.items() for _ in rows)
@@ -147,7 +148,7 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
     with pytest.raises(sealing.SealError):
         open_cache(reply, key, "store-1", time.time())
 
-    identifier = OfflineIdentifier(embed, version)
+    identifier = OfflineIdentifier(embed, ModelNames(version))
     with pytest.raises(CacheUnusable, match="no hot cache"):
         decide(identifier, probes["c01"], "t")
     other_model = HotCache("store-9", "another-model", (), np.zeros((0, 128), np.float32),
@@ -162,15 +163,16 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
     # A template still under an older transform (mid re-issue) is left out, not mis-compared.
     mixed = protected(templates, deployment)
     mixed["c00"] = [Template(t.template_id, t.vector, t.quality, f"{version}/t6") for t in mixed["c00"]]
-    assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0), version)
+    assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0), ModelNames(version))
     # Templates stored under a former name of the same weights leave under the version; an
     # edge takes a cache named so too (a matcher not yet upgraded).
     older = {c: [Template(t.template_id, t.vector, t.quality, t.model_version.replace(version, "older-name"))
                  for t in rows] for c, rows in protected(templates, deployment).items()}
-    assert not hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), version)
-    moved = hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), version, former=["older-name"])
+    assert not hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), ModelNames(version))
+    moved = hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0),
+                             ModelNames(version, ("older-name",)))
     assert len(moved) == 12 and {t.model_version for rows in moved.values() for t in rows} == {version}
-    knows = OfflineIdentifier(identifier.embed, version, former_versions=("older-name",))
+    knows = OfflineIdentifier(identifier.embed, ModelNames(version, ("older-name",)))
     knows.use(replace(other_model, model_version="older-name"))
 
 
@@ -216,7 +218,7 @@ def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walk
         reply = export(protected(templates, deployment), deployment, version, public, cameras=cameras)
         return open_cache(reply, key, "store-9", time.time())
 
-    identifier = OfflineIdentifier(embed, version, score_model(version))
+    identifier = OfflineIdentifier(embed, ModelNames(version), score_model(version))
     identifier.use(fetched(judged))
     assert identifier.drift.drifted(TrackKey("store-9", "cam", "x")) is not None and not identifier.cameras_refused
     # The regular the first test identifies offline is only probable here: never charged.

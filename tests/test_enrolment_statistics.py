@@ -11,6 +11,7 @@ import pytest
 from gait.adaptation import CameraStatistics
 from gait.embedder import Embedder
 from gait.synth.dataset import people, render_walk
+from gait.versions import ModelNames
 from identity.adapters.walk_embedder import FileEnrolmentStatistics, GaitWalkEmbedder
 from identity.domain.ports import Envelope, TemplateRow
 from identity.domain.service import IdentityCore, _opened_payload, _sealed_payload
@@ -103,7 +104,7 @@ def test_templates_are_normalised_with_the_enrolment_statistics_before_protectio
     after = adapted._protected("c1", rows, rotation)
     assert [t.model_version for t in before] == ["m/t1"] * 3
     assert [t.model_version for t in after] == [f"m/t1+{stats.label}"] * 3  # a change re-indexes everyone
-    loaded = CameraStatistics.load(statistics_file, engine.version, engine.dim)
+    loaded = CameraStatistics.load(statistics_file, ModelNames(engine.version), engine.dim)
     for walk, t in zip(walks[:2], after[:2]):
         np.testing.assert_allclose(t.vector, rotation.apply(engine.head_norm.embed(walk.projection, loaded)), atol=1e-5)  # type: ignore[union-attr]
         assert abs(float(np.linalg.norm(t.vector)) - 1.0) < 1e-5

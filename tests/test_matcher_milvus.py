@@ -127,9 +127,10 @@ def test_a_search_returns_templates_of_its_own_model_only(index: MilvusTemplateI
     # vectors live in another space: a window of this model must never score against them.
     rng = np.random.default_rng(12)
     probe = unit(rng.normal(size=32))
-    for customer, model in (("current", "m2"), ("renamed", "m2-old-name"), ("stale", "m1")):
+    # Identity tags each template "<model>/<transform label>[+<statistics label>]".
+    for customer, model in (("current", "m2/t3"), ("renamed", "m2-old-name/t3+s1"), ("stale", "m1/t3")):
         index.upsert(customer, [Template(f"{customer}-t0", unit(probe + 0.05 * rng.normal(size=32)), 0.9, model)], [])
-    index.upsert("scoped-stale", [Template("ss-t0", probe, 0.9, "m1")], ["s1"])
+    index.upsert("scoped-stale", [Template("ss-t0", probe, 0.9, "m1")], ["s1"])  # untagged: the model alone
     m2 = MilvusTemplateIndex(replace(index.config, model_versions=("m2", "m2-old-name")))
     for all_stores in (False, True):
         assert {c for c, _ in m2.search(probe, "s1", k=5, all_stores=all_stores)} == {"current", "renamed"}
@@ -203,7 +204,7 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     measured = {7: (1.62, 1.01)} if older >= 2 else {}
     older_schema_collection(client, older_name, older, [
         older_row(i, v, older, store="s1" if i % 2 else "*", body=measured.get(i, (0.0, 0.0)),
-                  model="m0" if i % 10 == 9 else "m1")
+                  model="m0/t1" if i % 10 == 9 else ("m1" if i % 3 else "m1/t1+s2"))
         for i, v in enumerate(vectors)])
     monkeypatch.setattr(milvus_index, "MIGRATION_PROGRESS_EVERY_S", 0.0)  # progress after every batch
     with structlog.testing.capture_logs() as logs:
@@ -261,7 +262,7 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(11).normal(size=(300, 128)))  # the shipped model's size
     shipped = Embedder().version  # the matcher's model: 200 rows of it, 100 of another
-    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2, model="m0" if i % 3 == 2 else shipped)
+    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2, model="m0/t1" if i % 3 == 2 else f"{shipped}/t1")
                                                       for i, v in enumerate(vectors)], dim=128)
     env = {**os.environ, "GAITPAY_HOME": str(tmp_path), "GAITPAY_MILVUS_URI": milvus_uri,
            "GAITPAY_MILVUS_COLLECTION": name}

@@ -136,9 +136,9 @@ async def test_templates_of_another_model_are_refused_and_nothing_is_replaced(ma
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         await upsert(stub, customer_id(40), vectors[:1], [])
         former = "synthetic-20261125"  # the shipped weights' former name (its model card) is as good
-        await upsert(stub, customer_id(41), vectors[1:], [], model=former)
+        await upsert(stub, customer_id(41), vectors[1:], [], model=f"{former}/t1")  # as identity tags them
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await upsert(stub, customer_id(40), vectors[1:], [], model="synthetic-19990101-00000000")
+            await upsert(stub, customer_id(40), vectors[1:], [], model="synthetic-19990101-00000000/t1")
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     info = error_info(status_from_rpc_error(caught.value))
     assert info.reason == "MODEL_MISMATCH"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gait.protection import CancelableTransform
+from gait.versions import ModelNames
 from matcher.domain.camera_drift import CameraDrift, DriftSnapshot
 from matcher.domain.camera_state import CameraState, adopt
 from matcher.domain.camera_statistics import CameraSnapshot, CameraStatistics
@@ -81,7 +82,7 @@ class OfflineIdentifier:
     afresh (its scores are in another basis)."""
 
     embed: EmbedFn
-    model_version: str
+    model: ModelNames  # the edge's gait model: a cache of another one is refused
     scores: ScoreModel = field(default_factory=ScoreModel)
     bodies: BodyWeigher | None = None  # as the matcher weighs them
     # Each camera's own statistics and drift, as the matcher keeps them (kept across caches:
@@ -92,14 +93,13 @@ class OfflineIdentifier:
     _cache: HotCache | None = None
     _identifier: Identifier | None = None
     windows_decided: int = 0
-    former_versions: tuple[str, ...] = ()  # names this model's weights had before: their caches fit
     # The last cache's camera snapshots not taken, each with why.
     cameras_refused: list[tuple[CameraSnapshot | DriftSnapshot, str]] = field(default_factory=list)
 
     def use(self, cache: HotCache) -> None:
-        if cache.model_version != self.model_version and cache.model_version not in self.former_versions:
+        if not self.model.accepts(cache.model_version):
             raise CacheUnusable(f"hot cache holds templates of gait model {cache.model_version!r}; this edge "
-                                f"runs {self.model_version!r}")
+                                f"runs {self.model.version!r}")
         self._cache = cache
         # The matcher saw every window of these cameras while the link was up, the edge only
         # those of earlier outages: its view replaces the edge's. Without it, and before this

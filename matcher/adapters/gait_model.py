@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
+from gait.versions import ModelNames
 from matcher.domain.camera_statistics import CameraStatistics, Renormalise
 from matcher.domain.identification import EmbedFn, ProjectFn
 from matcher.domain.policy import ScoreModel
@@ -47,10 +48,13 @@ class GaitModel:
 
     embed: EmbedFn
     dim: int
-    version: str
+    names: ModelNames  # its version, and former names of the same weights (gait.embedder.model_names)
     project: ProjectFn | None = None
     renormalise: Renormalise | None = None
-    former_versions: tuple[str, ...] = ()  # names the same weights had (gait.embedder.model_names)
+
+    @property
+    def version(self) -> str:
+        return self.names.version
 
     def camera_statistics(self) -> CameraStatistics | None:
         """Live per-camera statistics for this model; None (with a warning) where it cannot adapt."""
@@ -78,7 +82,7 @@ def gait_model(threads: int | None = None) -> GaitModel:
 
     head = model.head_norm
     if head is None:
-        return GaitModel(embed, model.dim, model.version, former_versions=model.former_versions)
+        return GaitModel(embed, model.dim, model.names)
 
     def project(keypoints: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -89,7 +93,7 @@ def gait_model(threads: int | None = None) -> GaitModel:
     def renormalise(projection: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         return head.embed(projection, Statistics(mean, var, 0))
 
-    return GaitModel(embed, model.dim, model.version, project, renormalise, model.former_versions)
+    return GaitModel(embed, model.dim, model.names, project, renormalise)
 
 
 def embedder(threads: int | None = None) -> tuple[EmbedFn, int, str]:

@@ -51,7 +51,7 @@ import structlog
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from matcher.domain.identification import Hit
-from matcher.domain.templates import Template
+from matcher.domain.templates import Template, model_of
 from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
@@ -112,9 +112,10 @@ def store_key(store_id: str) -> int:
     return _key(store_id, b"gaitpay-store")
 
 
-def model_key(model_version: str) -> int:
-    """A template's model as the search filters on it (see above)."""
-    return _key(model_version, b"gaitpay-model")
+def model_key(model: str) -> int:
+    """A template's model (Template.model: its tag without the protection labels) as the
+    search filters on it (see above)."""
+    return _key(model, b"gaitpay-model")
 
 
 def _scope_filter(store_id: str) -> str:
@@ -140,7 +141,7 @@ def _row(template: Template, customer_id: str, scope: str) -> dict:
     """One template's row in one scope (the key derived from the scope here, and only here)."""
     return {"row_id": f"{template.template_id}@{scope}", "template_id": template.template_id,
             "customer_id": customer_id, "store_id": scope, "store_key": store_key(scope),
-            "model_version": template.model_version, "model_key": model_key(template.model_version),
+            "model_version": template.model_version, "model_key": model_key(template.model),
             "quality": float(template.quality),
             **_body_fields(template.body), "embedding": np.asarray(template.vector, dtype=np.float32).tolist()}
 
@@ -232,7 +233,8 @@ class MilvusTemplateIndex:
         while batch := rows.next():
             self._client.insert(self.collection, [{**dict.fromkeys(BODY_FIELDS, 0.0), **row,
                                                    "store_key": store_key(row["store_id"]),
-                                                   "model_key": model_key(row["model_version"])} for row in batch],
+                                                   "model_key": model_key(model_of(row["model_version"]))}
+                                                  for row in batch],
                                 timeout=max(c.timeout_s, 60))
             copied += len(batch)
             if time.monotonic() - reported >= MIGRATION_PROGRESS_EVERY_S:  # a long copy says how far it is

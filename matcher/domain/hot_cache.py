@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Collection, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from gait.protection import CancelableTransform
+from gait.versions import ModelNames
 from matcher.domain.templates import Template
 
 DEFAULT_CUSTOMERS = 1_000
@@ -57,15 +58,14 @@ def choose(frequent: list[tuple[str, int]], enrolled_for_store: Iterable[str], l
 
 
 def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransform | None,
-           export: CancelableTransform, model_version: str,
-           former: Collection[str] = ()) -> dict[str, list[Template]]:
+           export: CancelableTransform, model: ModelNames) -> dict[str, list[Template]]:
     """The templates moved from the deployment's protected basis into an export's own one.
 
     Stored templates are tagged "<model>/<transform label>", with "+<statistics label>" after
     it where identity normalised them with an enrolment source's statistics (identity writes
     them so; the statistics do not change the basis). Only
-    those of this matcher's model (its version, or a former name of the same weights: they
-    leave under the version) and of the deployment's current transform are exported: a
+    those of this matcher's model (under any of its names: they leave under its version) and
+    of the deployment's current transform are exported: a
     template of another model, or one still awaiting re-protection after a re-issue, would
     compare as noise. Without a deployment transform the stored vectors are the model's own.
     """
@@ -73,13 +73,11 @@ def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransf
     for customer, rows in templates.items():
         kept = []
         for t in rows:
-            model, _, tag = t.model_version.partition("/")
-            label = tag.partition("+")[0]
-            if (model != model_version and model not in former) or \
-                    (label or None) != (deployment.label if deployment else None):
+            label = t.model_version.partition("/")[2].partition("+")[0]
+            if not model.accepts(t.model) or (label or None) != (deployment.label if deployment else None):
                 continue
             raw = deployment.restore(t.vector) if deployment else np.asarray(t.vector, dtype=np.float32)
-            kept.append(replace(t, vector=export.apply(raw), model_version=model_version))
+            kept.append(replace(t, vector=export.apply(raw), model_version=model.version))
         if kept:
             out[customer] = kept
     return out

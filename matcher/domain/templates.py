@@ -12,6 +12,18 @@ class Template:
     template_id: str
     vector: np.ndarray  # float32 [D], L2-normalised
     quality: float
+    # "<model>/<transform label>", with "+<statistics label>" where identity normalised the
+    # template with an enrolment source's statistics (identity tags them so).
     model_version: str
     # The customer's enrolment body measures [len(gait.body.MEASURES)] in metres; None: not measured.
     body: np.ndarray | None = None
+
+    @property
+    def model(self) -> str:
+        """The gait model that made the template, without the tag's protection labels."""
+        return model_of(self.model_version)
+
+
+def model_of(tag: str) -> str:
+    """The model part of a template's model_version tag (see Template)."""
+    return tag.partition("/")[0]
