@@ -139,6 +139,12 @@ def test_a_search_returns_templates_of_its_own_model_only(index: MilvusTemplateI
     assert index.count_of_other_models() == 0  # searches every model: none is other
     assert m2.remove("stale") == 1  # erasure still finds another model's templates
     assert index.count() == 3
+    # The one key of model and scope keeps to the store as well: a store-1 customer is not
+    # found in store 2, but by a search of every store.
+    index.upsert("scoped-current", [Template("sc-t0", probe, 0.9, "m2/t3")], ["s1"])
+    assert m2.search(probe, "s1", k=1)[0][0] == "scoped-current"
+    assert "scoped-current" not in {c for c, _ in m2.search(probe, "s2", k=5)}
+    assert m2.search(probe, "s2", k=1, all_stores=True)[0][0] == "scoped-current"
 
 
 def test_body_measures_come_back_with_the_customer_who_has_them(index: MilvusTemplateIndex) -> None:

@@ -19,10 +19,12 @@ there, at about 40% of the windows per second.
 One model's templates. A window's embedding scores against templates of its own model only:
 another model's vectors live in another space, and the score calibration belongs to this
 one. So a search with `model_versions` set (the matcher's own name first, then former names
-of the same weights) also filters on `model_key`, a 63-bit hash of the template's model
-version, for the same reason the scope is a key. Templates of another model stay stored
-(identity owns them; erasure still finds them) and are counted at start, but no search
-returns them.
+of the same weights) filters on `search_key`, a 63-bit hash of the template's model and
+scope together, instead of `store_key`: one integer list still, so the search costs what it
+did (`tools/model_filter_bench.py`: a second filter on a `model_key` beside `store_key` made
+a search at 100k rows 1.45 times as slow on milvus-lite). A search of every store filters on
+`model_key` alone. Templates of another model stay stored (identity owns them; erasure still
+finds them) and are counted at start, but no search returns them.
 
 Consistency. A Strong search on a Milvus server waits until the query nodes have caught up
 with "now", which takes a time tick (proxy.timeTickInterval, 200 ms by default): every window
@@ -56,7 +58,7 @@ from mesh.dependencies import MILVUS_GRPC_OPTIONS
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
 ALL_STORES = "*"
-SCHEMA_VERSION = 4  # 2: body measures; 3: store_key; 4: model_key
+SCHEMA_VERSION = 4  # 2: body measures; 3: store_key; 4: model_key and search_key
 BODY_FIELDS = ("shoulder_height_m", "hip_height_m")  # gait.body.MEASURES, in metres; 0: not measured
 MIGRATION_PROGRESS_EVERY_S = 10.0
 _SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
@@ -113,9 +115,14 @@ def store_key(store_id: str) -> int:
 
 
 def model_key(model: str) -> int:
-    """A template's model (Template.model: its tag without the protection labels) as the
-    search filters on it (see above)."""
+    """A template's model (Template.model: its tag without the protection labels) as a
+    search of every store, and the counts, filter on it (see above)."""
     return _key(model, b"gaitpay-model")
+
+
+def search_key(model: str, scope: str) -> int:
+    """A template's model and scope as one store's search filters on them (see above)."""
+    return _key(json.dumps([model, scope]), b"gaitpay-search")
 
 
 def _scope_filter(store_id: str) -> str:
@@ -128,8 +135,12 @@ def _models_filter(model_versions: Sequence[str]) -> str:
 
 
 def _search_filter(store_id: str, all_stores: bool, model_versions: Sequence[str]) -> str:
-    parts = [p for p in ("" if all_stores else _scope_filter(store_id), _models_filter(model_versions)) if p]
-    return " and ".join(parts)
+    if not model_versions:
+        return "" if all_stores else _scope_filter(store_id)
+    if all_stores:
+        return _models_filter(model_versions)
+    _quoted([store_id])
+    return f"search_key in {json.dumps([search_key(m, s) for m in model_versions for s in (store_id, ALL_STORES)])}"
 
 
 def _body_fields(body: np.ndarray | None) -> dict[str, float]:
@@ -142,6 +153,7 @@ def _row(template: Template, customer_id: str, scope: str) -> dict:
     return {"row_id": f"{template.template_id}@{scope}", "template_id": template.template_id,
             "customer_id": customer_id, "store_id": scope, "store_key": store_key(scope),
             "model_version": template.model_version, "model_key": model_key(template.model),
+            "search_key": search_key(template.model, scope),
             "quality": float(template.quality),
             **_body_fields(template.body), "embedding": np.asarray(template.vector, dtype=np.float32).tolist()}
 
@@ -196,6 +208,7 @@ class MilvusTemplateIndex:
         schema.add_field("store_key", DataType.INT64)
         schema.add_field("model_version", DataType.VARCHAR, max_length=64)
         schema.add_field("model_key", DataType.INT64)
+        schema.add_field("search_key", DataType.INT64)
         schema.add_field("quality", DataType.FLOAT)
         for name in BODY_FIELDS:
             schema.add_field(name, DataType.FLOAT)
@@ -212,13 +225,14 @@ class MilvusTemplateIndex:
         index.add_index(field_name="store_id", index_type=_scalar_index_type(version))
         index.add_index(field_name="store_key", index_type=_scalar_index_type(version, numeric=True))
         index.add_index(field_name="model_key", index_type=_scalar_index_type(version, numeric=True))
+        index.add_index(field_name="search_key", index_type=_scalar_index_type(version, numeric=True))
         self._client.create_collection(self.collection, schema=schema, index_params=index,
                                        consistency_level="Bounded", timeout=max(c.timeout_s, 30))
 
     def _copy_rows_from(self, older: str) -> int:
         """Every row of a collection of an older schema, into this one; then the old one goes.
         Fields the older schema lacks get their defaults: no body measures (schema 1), the
-        scope's store_key (schemas 1 and 2), the model's model_key (schemas 1 to 3)."""
+        scope's store_key (schemas 1 and 2), the model's model_key and search_key (schemas 1 to 3)."""
         c = self.config
         self._client.load_collection(older, timeout=max(c.timeout_s, 60))
         fields = {f["name"] for f in self._client.describe_collection(older, timeout=c.timeout_s)["fields"]}
@@ -233,7 +247,9 @@ class MilvusTemplateIndex:
         while batch := rows.next():
             self._client.insert(self.collection, [{**dict.fromkeys(BODY_FIELDS, 0.0), **row,
                                                    "store_key": store_key(row["store_id"]),
-                                                   "model_key": model_key(model_of(row["model_version"]))}
+                                                   "model_key": model_key(model_of(row["model_version"])),
+                                                   "search_key": search_key(model_of(row["model_version"]),
+                                                                            row["store_id"])}
                                                   for row in batch],
                                 timeout=max(c.timeout_s, 60))
             copied += len(batch)
