@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
 from gait.centring import camera_walks
@@ -87,10 +88,6 @@ class HeadNorm:
     bias: np.ndarray
     eps: float
     shipped: CameraStatistics  # the synthetic walkers' running statistics
-    # A model distilled from an ensemble (gait.distill) ends in one block per member, each
-    # L2-normalised on its own and all scaled by 1/sqrt(blocks): a cosine between two such
-    # embeddings is the mean of the members' cosines, as the ensemble scores.
-    blocks: int = 1
 
     @classmethod
     def from_metadata(cls, text: str) -> "HeadNorm":
@@ -98,21 +95,16 @@ class HeadNorm:
             raw = json.loads(text)
             arrays = {k: np.asarray(raw[k], dtype=np.float32) for k in ("gain", "bias", "mean", "var")}
             eps = float(raw["eps"])
-            blocks = int(raw.get("blocks", 1))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise AdaptationError(f"the model's {HEAD_NORM_KEY} metadata is unreadable: {exc}") from None
         dims = {a.shape for a in arrays.values()}
         if len(dims) != 1 or len(next(iter(dims))) != 1:
             raise AdaptationError(f"the model's {HEAD_NORM_KEY} arrays disagree in shape: {sorted(dims)}")
-        dim = next(iter(dims))[0]
-        if blocks < 1 or dim % blocks:
-            raise AdaptationError(f"the model's {HEAD_NORM_KEY} cannot cut {dim} values into {blocks} blocks")
-        return cls(arrays["gain"], arrays["bias"], eps, CameraStatistics(arrays["mean"], arrays["var"], 0), blocks)
+        return cls(arrays["gain"], arrays["bias"], eps, CameraStatistics(arrays["mean"], arrays["var"], 0))
 
     def to_metadata(self) -> str:
         return json.dumps({"eps": self.eps, "gain": self.gain.tolist(), "bias": self.bias.tolist(),
-                           "mean": self.shipped.mean.tolist(), "var": self.shipped.var.tolist(),
-                           "blocks": self.blocks})
+                           "mean": self.shipped.mean.tolist(), "var": self.shipped.var.tolist()})
 
     def embed(self, projections: np.ndarray, statistics: CameraStatistics | None = None) -> np.ndarray:
         """[D] or [N, D] projections -> L2-normalised embeddings, normalised with `statistics`
@@ -123,11 +115,4 @@ class HeadNorm:
             raise AdaptationError(f"projections of dimension {values.shape[-1]} do not fit a head norm of "
                                   f"{self.gain.shape[0]} with statistics of {stats.mean.shape[0]}")
         y = (values - stats.mean) / np.sqrt(stats.var + self.eps) * self.gain + self.bias
-        return blockwise_normalised(y, self.blocks)
-
-
-def blockwise_normalised(values: np.ndarray, blocks: int = 1) -> np.ndarray:
-    """[..., D] -> each of `blocks` equal parts L2-normalised, the whole scaled to unit length."""
-    parts = values.reshape(*values.shape[:-1], blocks, values.shape[-1] // blocks)
-    parts = parts / np.maximum(np.linalg.norm(parts, axis=-1, keepdims=True), 1e-12) / np.sqrt(blocks)
-    return parts.reshape(values.shape).astype(np.float32)
+        return (y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
