@@ -9,7 +9,7 @@ import grpc
 
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gait.versions import ModelNames
 from matcher.adapters import gait_model
@@ -60,9 +60,6 @@ def build(settings: config.Settings) -> ServiceSpec:
         from matcher.adapters.milvus_index import MilvusTemplateIndex
 
         store = MilvusTemplateIndex(_milvus_config(settings, dim, model.names))
-        stale = store.count_of_other_models()
-        if stale:  # after a model change: these customers are not recognised until they enrol again
-            log.warning("milvus.templates_of_other_models", rows=stale, model=version)
     index = None
     if store is not None:
         from matcher.adapters.batching import BatchingIndex
@@ -76,6 +73,7 @@ def build(settings: config.Settings) -> ServiceSpec:
                             adaptation=model.camera_statistics() if settings.adapts_cameras else None)
     registry = CollectorRegistry()
     keeping = _camera_keeping(settings, identifier, version, dim, registry)
+    stale = _stale_templates(store, version, registry) if store is not None else []
     metrics = WindowMetrics(registry)
     sink = IdentityAuditSink(lambda: open_channel(settings, identity="matcher", service="identity"),
                              AuditMetrics(registry), deadline_s=settings.default_deadline_s)
@@ -93,7 +91,8 @@ def build(settings: config.Settings) -> ServiceSpec:
             transform.close()
 
     return ServiceSpec(name="matcher", register=register, grpc_services=[SERVICE_NAME], registry=registry,
-                       on_start=[sink.start, *keeping[:1]], on_stop=[sink.stop, stop_identifying, *keeping[1:]])
+                       on_start=[sink.start, *keeping[:1], *stale[:1]],
+                       on_stop=[sink.stop, stop_identifying, *keeping[1:], *stale[1:]])
 
 
 def _camera_keeping(settings: config.Settings, identifier: Identifier, version: str, dim: int,
@@ -138,6 +137,36 @@ def _camera_keeping(settings: config.Settings, identifier: Identifier, version: 
         store.close()
 
     return [rounds.start, last_save]
+
+
+STALE_TEMPLATES_COUNT_S = 300.0
+
+
+def _stale_templates(store, version: str, registry: CollectorRegistry) -> list[Callable[[], Awaitable[None]]]:  # type: ignore[no-untyped-def]
+    """Templates of another gait model (milvus_index: no search returns them) counted now, as
+    a gauge and, where there are any, a warning; then every few minutes, so that re-enrolment
+    after a model change shows as the gauge going down. The (on_start, on_stop) hooks."""
+    from matcher.adapters.milvus_index import TemplateIndexError
+
+    gauge = Gauge("gaitpay_matcher_templates_of_other_models", "Template rows in Milvus of another gait model "
+                  "than the matcher's (enrolled before a model change): no search returns them, so their customers "
+                  "are not recognised until they enrol again. -1 until first counted.", registry=registry)
+    gauge.set(-1)
+
+    def count() -> int | None:
+        try:
+            rows = store.count_of_other_models()
+        except TemplateIndexError as exc:  # the next round counts again
+            log.warning("milvus.templates_not_counted", why=str(exc))
+            return None
+        gauge.set(rows)
+        return rows
+
+    rows = count()
+    if rows:
+        log.warning("milvus.templates_of_other_models", rows=rows, model=version)
+    rounds = Periodic("templates_of_other_models", STALE_TEMPLATES_COUNT_S, count)
+    return [rounds.start, rounds.stop]
 
 
 def _saved_any(counts: dict[str, int]) -> dict[str, int] | None:

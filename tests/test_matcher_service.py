@@ -248,3 +248,24 @@ async def test_identity_hears_the_model_mismatch_as_such(matcher) -> None:
     assert "synthetic-19990101-00000000" in caught.value.message
     current = IndexTemplate("t-current", vector, 0.9, model_version(), None)
     assert await asyncio.to_thread(templates.upsert, str(uuid.uuid4()), customer_id(50), [current], []) == 1
+
+
+def test_templates_of_another_model_are_counted_for_the_operator(settings, milvus_uri) -> None:
+    # After a model change the old templates stay stored but unsearched: the operator sees how
+    # many (a gauge, counted again every few minutes, and a warning at start).
+    import structlog.testing
+
+    from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
+    from matcher.domain.templates import Template
+
+    custom = dataclasses.replace(settings, milvus_uri=milvus_uri, milvus_collection=f"m_{uuid.uuid4().hex[:10]}")
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=custom.milvus_collection, dim=DIM))
+    vector = unit(np.ones((1, DIM)))[0]
+    for customer, model in (("old-1", "synthetic-19990101-00000000/t1"), ("old-2", "synthetic-19990101-00000000"),
+                            ("current", f"{model_version()}/t1"), ("renamed", "synthetic-20261125/t1")):
+        index.upsert(customer, [Template(f"{customer}-t0", vector, 0.9, model)], [])
+    with structlog.testing.capture_logs() as logs:
+        spec = bootstrap.build(custom)
+    assert spec.registry.get_sample_value("gaitpay_matcher_templates_of_other_models") == 2
+    assert {"event": "milvus.templates_of_other_models", "rows": 2, "model": model_version(),
+            "log_level": "warning"} in logs
