@@ -3,7 +3,9 @@ the index receives, and how a change of statistics reaches every customer."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -97,8 +99,9 @@ def test_templates_are_normalised_with_the_enrolment_statistics_before_protectio
     rotation = _Rotation(engine.dim)
     walks = enrolment_walks[:3]
     rows = _rows(walks, [True, True, False])  # the last was sealed before projections were kept
-    plain = IdentityCore(db=None, keys=_PlainKeys(), index=None, embedder=None, protector=lambda: rotation)  # type: ignore[arg-type]
-    adapted = IdentityCore(db=None, keys=_PlainKeys(), index=None, embedder=None, protector=lambda: rotation,  # type: ignore[arg-type]
+    model_m = SimpleNamespace(model_version="m", names=ModelNames("m"))  # the rows' model
+    plain = IdentityCore(db=None, keys=_PlainKeys(), index=None, embedder=model_m, protector=lambda: rotation)  # type: ignore[arg-type]
+    adapted = IdentityCore(db=None, keys=_PlainKeys(), index=None, embedder=model_m, protector=lambda: rotation,  # type: ignore[arg-type]
                            enrolment_statistics=stats)
     before = plain._protected("c1", rows, rotation)
     after = adapted._protected("c1", rows, rotation)
@@ -112,6 +115,22 @@ def test_templates_are_normalised_with_the_enrolment_statistics_before_protectio
     # A template without its projection keeps the model's own statistics.
     np.testing.assert_allclose(after[2].vector, before[2].vector, atol=1e-6)
     assert float(after[0].vector @ before[0].vector) < 0.99  # the statistics did change the vector
+
+
+def test_only_the_embedder_s_model_goes_to_the_index(engine: Embedder, enrolment_walks: list) -> None:  # type: ignore[type-arg]
+    # After a model change a customer who enrols again has templates of both models here; the
+    # matcher refuses another model's (MODEL_MISMATCH), so sending them all would fail the very
+    # enrolment that brings the customer back. The old ones stay sealed here, unindexed.
+    rotation = _Rotation(engine.dim)
+    rows = _rows(enrolment_walks[:3], [True, True, True])
+    rows[0] = replace(rows[0], model_version="m-before")
+    rows[1] = replace(rows[1], model_version="m-former-name")  # the same weights' former name: indexed
+    core = IdentityCore(db=None, keys=_PlainKeys(), index=None,  # type: ignore[arg-type]
+                        embedder=SimpleNamespace(model_version="m", names=ModelNames("m", ("m-former-name",))),
+                        protector=lambda: rotation)
+    indexed = core._protected("c1", rows, rotation)
+    assert [t.template_id for t in indexed] == ["t1", "t2"]
+    assert [t.model_version for t in indexed] == ["m-former-name/t1", "m/t1"]
 
 
 def test_identity_refuses_statistics_that_do_not_fit_its_model_naming_the_setting(

@@ -19,6 +19,7 @@ class GaitWalkEmbedder:
     def __init__(self, embedder: Embedder | None = None) -> None:
         self.engine = embedder or Embedder()  # the gait engine's, shared with FileEnrolmentStatistics
         self.model_version = self.engine.version
+        self.names = self.engine.names
         self.dim = self.engine.dim
 
     def embed(self, keypoints: np.ndarray, fps: float) -> WalkEmbedding:

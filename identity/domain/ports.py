@@ -9,6 +9,8 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
+from gait.versions import ModelNames
+
 
 @dataclass(frozen=True)
 class CustomerRow:
@@ -144,6 +146,7 @@ class WalkEmbedding:
 
 class WalkEmbedder(Protocol):
     model_version: str
+    names: ModelNames  # the version and former names of the same weights: templates of these are its own
 
     def embed(self, keypoints: np.ndarray, fps: float) -> WalkEmbedding: ...  # raises UnusableWalk
 

@@ -307,7 +307,10 @@ class IdentityCore:
         where those are set and the template kept its projection (older templates keep the
         model's own statistics), and transformed for the index, each with the customer's
         enrolment body: the mean over their measured walks (one walk's measures vary with
-        camera and shoes; the mean is what a visit is compared with)."""
+        camera and shoes; the mean is what a visit is compared with). Only templates of the
+        embedder's model go to the index: the matcher searches (and stores) no other model's,
+        so after a model change a customer's old templates stay here, sealed, and their new
+        enrolment is indexed alone."""
         opened = []
         for row in rows:
             raw = self.keys.open(customer_id, Envelope(row.wrapped_key, row.nonce, row.ciphertext),
@@ -318,6 +321,8 @@ class IdentityCore:
         stats, label = self.enrolment_statistics, self._index_label(protector)
         out = []
         for row, template in opened:
+            if not self.embedder.names.accepts(row.model_version):
+                continue
             vector = template.vector
             if stats is not None and template.projection is not None:
                 vector = stats.embed(template.projection[None])[0]
@@ -372,8 +377,11 @@ class IdentityCore:
                     rows = tx.templates(customer_id)
                     protected = self._protected(customer_id, rows, protector)
                     # The index first, the label after: a crash in between is redone, never skipped.
-                    self.index.upsert(str(uuid.uuid5(uuid.UUID(request_id), customer_id)), customer_id, protected,
-                                      (), keep_store_scopes=True)
+                    # A customer with templates of an older model only has none to index (theirs
+                    # stay unsearched in the matcher until they enrol again).
+                    if protected:
+                        self.index.upsert(str(uuid.uuid5(uuid.UUID(request_id), customer_id)), customer_id,
+                                          protected, (), keep_store_scopes=True)
                     tx.relabel_templates(customer_id, label)
                 customers, templates = customers + 1, templates + len(rows)
                 progress(customers)
