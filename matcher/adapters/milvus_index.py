@@ -21,8 +21,9 @@ another model's vectors live in another space, and the score calibration belongs
 one. So a search with `model_versions` set (the matcher's own name first, then former names
 of the same weights) filters on `search_key`, a 63-bit hash of the template's model and
 scope together, instead of `store_key`: one integer list still, so the search costs what it
-did (`tools/model_filter_bench.py`: a second filter on a `model_key` beside `store_key` made
-a search at 100k rows 1.45 times as slow on milvus-lite). A search of every store filters on
+did (`tools/model_filter_bench.py`, 100k rows on milvus-lite, three runs: `search_key` 0.89-1.07
+times the time of the `store_key` search, a second filter on a `model_key` beside `store_key`
+1.29-1.54 times). A search of every store filters on
 `model_key` alone. Templates of another model stay stored (identity owns them; erasure still
 finds them) and are counted at start, but no search returns them.
 
