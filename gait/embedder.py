@@ -110,13 +110,17 @@ class Embedder:
         self._embedding_output = outputs[0]
         self.dim = int(self.session.get_outputs()[0].shape[1])
         self.names = model_names(self.model_path)
-        self.version = self.names.version
         # Camera statistics need the projection and the head norm's parameters; a model
         # exported before they were (or by someone else) embeds with its own statistics only.
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.head_norm: HeadNorm | None = None
         if PROJECTION_OUTPUT in outputs and HEAD_NORM_KEY in metadata:
             self.head_norm = HeadNorm.from_metadata(metadata[HEAD_NORM_KEY])
+
+    @property
+    def version(self) -> str:
+        """What this model writes on everything it makes (its names' first)."""
+        return self.names.version
 
     @property
     def providers(self) -> list[str]:

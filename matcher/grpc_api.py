@@ -19,7 +19,7 @@ from matcher.domain import camera_state, hot_cache
 from matcher.domain.audit import IdentificationAudit
 from matcher.domain.camera_statistics import CameraSnapshot
 from matcher.domain.identification import TOP_K, Decision, Identifier, State, scope_of
-from matcher.domain.templates import Template, model_of
+from matcher.domain.templates import Template
 from matcher.domain.windows import MalformedWindow, TrackKey, Window
 from mesh import body_measures, sealing, validation
 from mesh.errors import InvalidArgument, MeshError
@@ -231,15 +231,15 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             if not np.isfinite(vector).all() or not 0.99 <= norm <= 1.01:
                 raise InvalidArgument(f"templates[{i}] must be finite and L2-normalised (norm {norm:.3f})",
                                       field_violations=[(f"templates[{i}].values", "must be L2-normalised")])
-            if self._model is not None and not self._model.accepts(model_of(t.model_version)):
+            template = Template(t.template_id, vector, t.quality, t.model_version, body_measures.from_proto(t))
+            if self._model is not None and not self._model.accepts(template.model):
                 # Stored, it would never be searched (matcher.adapters.milvus_index: one model's
                 # templates); refused, the caller learns now that the customer is not enrolled.
-                raise MeshError(f"templates[{i}] comes from gait model {model_of(t.model_version)!r}; this matcher runs "
+                raise MeshError(f"templates[{i}] comes from gait model {template.model!r}; this matcher runs "
                                 f"{self._model.version!r}: enrol the customer again with its model",
                                 reason="MODEL_MISMATCH", code=grpc.StatusCode.FAILED_PRECONDITION,
-                                metadata={"template_model": model_of(t.model_version)[:64],
-                                          "matcher_model": self._model.version})
-            templates.append(Template(t.template_id, vector, t.quality, t.model_version, body_measures.from_proto(t)))
+                                metadata={"template_model": template.model[:64], "matcher_model": self._model.version})
+            templates.append(template)
         if request.keep_store_scopes and request.store_ids:
             raise InvalidArgument("keep_store_scopes keeps the stores the templates serve; store_ids must be empty",
                                   field_violations=[("store_ids", "must be empty with keep_store_scopes")])

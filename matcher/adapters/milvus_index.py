@@ -131,8 +131,12 @@ def _scope_filter(store_id: str) -> str:
     return f"store_key in {json.dumps([store_key(store_id), store_key(ALL_STORES)])}"
 
 
+def _model_keys(model_versions: Sequence[str]) -> str:
+    return json.dumps([model_key(v) for v in model_versions])
+
+
 def _models_filter(model_versions: Sequence[str]) -> str:
-    return f"model_key in {json.dumps([model_key(v) for v in model_versions])}" if model_versions else ""
+    return f"model_key in {_model_keys(model_versions)}" if model_versions else ""
 
 
 def _search_filter(store_id: str, all_stores: bool, model_versions: Sequence[str]) -> str:
@@ -465,8 +469,8 @@ class MilvusTemplateIndex:
         if not self.config.model_versions:
             return 0
         try:
-            keys = json.dumps([model_key(v) for v in self.config.model_versions])
-            return self._row_count(self.collection, f"model_key not in {keys}")  # milvus-lite has no "not (...)"
+            # milvus-lite has no "not (...)"
+            return self._row_count(self.collection, f"model_key not in {_model_keys(self.config.model_versions)}")
         except MilvusException as exc:
             raise TemplateIndexError(f"counting templates failed: {exc}") from None
 

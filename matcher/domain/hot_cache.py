@@ -73,8 +73,7 @@ def rebase(templates: Mapping[str, list[Template]], deployment: CancelableTransf
     for customer, rows in templates.items():
         kept = []
         for t in rows:
-            label = t.model_version.partition("/")[2].partition("+")[0]
-            if not model.accepts(t.model) or (label or None) != (deployment.label if deployment else None):
+            if not model.accepts(t.model) or (t.transform_label or None) != (deployment.label if deployment else None):
                 continue
             raw = deployment.restore(t.vector) if deployment else np.asarray(t.vector, dtype=np.float32)
             kept.append(replace(t, vector=export.apply(raw), model_version=model.version))

@@ -23,6 +23,11 @@ class Template:
         """The gait model that made the template, without the tag's protection labels."""
         return model_of(self.model_version)
 
+    @property
+    def transform_label(self) -> str:
+        """The tag's transform label, without the statistics label ("" where untagged)."""
+        return self.model_version.partition("/")[2].partition("+")[0]
+
 
 def model_of(tag: str) -> str:
     """The model part of a template's model_version tag (see Template)."""
