@@ -82,12 +82,18 @@ class CameraStatistics:
 
 @dataclass(frozen=True)
 class HeadNorm:
-    """The head batch norm: learned gain and bias, and the statistics it shipped with."""
+    """The head batch norm: learned gain and bias, and the statistics it shipped with.
+
+    An ensemble of `blocks` networks (gait.train.export_onnx of several models) has one norm
+    per network, side by side: each network's block of the embedding is L2-normalised on its
+    own and the whole scaled by 1/sqrt(blocks), so that a cosine between two embeddings is the
+    mean of the networks' cosines."""
 
     gain: np.ndarray
     bias: np.ndarray
     eps: float
     shipped: CameraStatistics  # the synthetic walkers' running statistics
+    blocks: int = 1
 
     @classmethod
     def from_metadata(cls, text: str) -> "HeadNorm":
@@ -95,16 +101,23 @@ class HeadNorm:
             raw = json.loads(text)
             arrays = {k: np.asarray(raw[k], dtype=np.float32) for k in ("gain", "bias", "mean", "var")}
             eps = float(raw["eps"])
-        except (ValueError, KeyError, TypeError) as exc:
+            blocks = int(raw.get("blocks", 1))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AdaptationError(f"the model's {HEAD_NORM_KEY} metadata is unreadable: {exc}") from None
         dims = {a.shape for a in arrays.values()}
         if len(dims) != 1 or len(next(iter(dims))) != 1:
             raise AdaptationError(f"the model's {HEAD_NORM_KEY} arrays disagree in shape: {sorted(dims)}")
-        return cls(arrays["gain"], arrays["bias"], eps, CameraStatistics(arrays["mean"], arrays["var"], 0))
+        dim = next(iter(dims))[0]
+        if blocks < 1 or dim % blocks:
+            raise AdaptationError(f"the model's {HEAD_NORM_KEY} splits {dim} dimensions into {blocks} blocks")
+        return cls(arrays["gain"], arrays["bias"], eps, CameraStatistics(arrays["mean"], arrays["var"], 0), blocks)
 
     def to_metadata(self) -> str:
-        return json.dumps({"eps": self.eps, "gain": self.gain.tolist(), "bias": self.bias.tolist(),
-                           "mean": self.shipped.mean.tolist(), "var": self.shipped.var.tolist()})
+        fields = {"eps": self.eps, "gain": self.gain.tolist(), "bias": self.bias.tolist(),
+                  "mean": self.shipped.mean.tolist(), "var": self.shipped.var.tolist()}
+        if self.blocks > 1:  # a single network's metadata stays as it always was
+            fields["blocks"] = self.blocks
+        return json.dumps(fields)
 
     def embed(self, projections: np.ndarray, statistics: CameraStatistics | None = None) -> np.ndarray:
         """[D] or [N, D] projections -> L2-normalised embeddings, normalised with `statistics`
@@ -115,4 +128,6 @@ class HeadNorm:
             raise AdaptationError(f"projections of dimension {values.shape[-1]} do not fit a head norm of "
                                   f"{self.gain.shape[0]} with statistics of {stats.mean.shape[0]}")
         y = (values - stats.mean) / np.sqrt(stats.var + self.eps) * self.gain + self.bias
-        return (y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+        parts = y.reshape(*y.shape[:-1], self.blocks, -1)
+        parts = parts / np.maximum(np.linalg.norm(parts, axis=-1, keepdims=True), 1e-12) / np.sqrt(self.blocks)
+        return parts.reshape(y.shape).astype(np.float32)

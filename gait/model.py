@@ -74,3 +74,32 @@ class CosFace(nn.Module):
         cosine = embeddings @ nn.functional.normalize(self.weight, dim=1).T
         margin = torch.zeros_like(cosine).scatter_(1, labels.unsqueeze(1), self.margin)
         return nn.functional.cross_entropy(self.scale * (cosine - margin), labels)
+
+
+class GaitEnsemble(nn.Module):
+    """Several embedders (the same recipe at other seeds) as one model: each member's
+    L2-normalised embedding side by side, scaled by 1/sqrt(members), so that the cosine of two
+    ensemble embeddings is the mean of the members' cosines. Averaging seeds is what met all
+    three real-walker targets in both arrangements (docs/gait.md, "Eleventh round")."""
+
+    def __init__(self, members: list[GaitEmbedder]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def projected(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, C] -> [B, members * dim]: each member's projection before its head norm."""
+        return torch.cat([m.projected(x) for m in self.members], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], dim=1) / len(self.members) ** 0.5
+
+
+def load_checkpoint(path) -> nn.Module:  # type: ignore[no-untyped-def]
+    """The PyTorch model a `gaitpay train` checkpoint holds: one embedder, or an ensemble
+    (its state dict's names start with members.<i>.), in eval mode."""
+    state = torch.load(path, map_location="cpu")
+    members = sorted({int(name.split(".")[1]) for name in state if name.startswith("members.")})
+    model: nn.Module = GaitEnsemble([GaitEmbedder() for _ in members]) if members else GaitEmbedder()
+    model.load_state_dict(state)
+    model.eval()
+    return model

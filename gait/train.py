@@ -12,7 +12,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -166,19 +166,12 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
 
     emb = embed_torch(model, [f.astype(np.float32) for f in val_features])
     val_eer = verification_eer(emb, val_labels)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "gait-embedder.onnx"
-    export_onnx(model, onnx_path)
-    torch.save(model.state_dict(), out_dir / "gait-embedder.pt")  # the PyTorch twin, for benches and tests
-    max_diff = onnx_agreement(model, onnx_path, val_features[:32])
-    weights = weights_fingerprint(model.state_dict())
+    files = _save_model(model, out_dir)
+    max_diff = onnx_agreement(model, out_dir / files["file"], val_features[:32])
     card = {
         "name": "gaitpay gait embedder",
-        "version": f"{cfg.recipe}-{weights[:8]}",
-        "weights_sha256": weights,
-        "file": onnx_path.name,
-        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "bytes": onnx_path.stat().st_size,
+        "version": f"{cfg.recipe}-{files['weights_sha256'][:8]}",
+        **files,
         "embedding_dim": int(emb.shape[1]),
         "input": f"float32 [batch, frames, {CHANNELS}] from gait.encoding.encode (30 fps after resampling)",
         "outputs": OUTPUTS,
@@ -187,6 +180,69 @@ def train(cfg: TrainConfig, out_dir: Path, report: Callable[[str, float, dict[st
         "metrics": {"synthetic_val_eer": val_eer, "final_loss": float(np.mean(losses[-100:])),
                     "onnx_max_abs_diff": max_diff},
         "seconds": {"data": round(data_seconds, 1), "train": round(train_seconds, 1)},
+    }
+    (out_dir / "model-card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _save_model(model, out_dir: Path) -> dict:  # type: ignore[no-untyped-def]
+    """The model as ONNX and its PyTorch twin (for benches and tests) in out_dir; the card's
+    fields about them."""
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "gait-embedder.onnx"
+    export_onnx(model, onnx_path)
+    torch.save(model.state_dict(), out_dir / "gait-embedder.pt")
+    return {"weights_sha256": weights_fingerprint(model.state_dict()), "file": onnx_path.name,
+            "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(), "bytes": onnx_path.stat().st_size}
+
+
+def train_ensemble(cfg: TrainConfig, seeds: list[int], out_dir: Path,
+                   report: Callable[[str, float, dict[str, float]], None]) -> dict:
+    """One model per seed (cfg's recipe otherwise, each on its own synthetic people), each
+    kept with its card in out_dir/members/seed-<seed>, joined into one ONNX graph beside
+    them (gait.model.GaitEnsemble); returns the ensemble's card."""
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"an ensemble needs two or more different seeds, not {seeds}")
+    folders = [out_dir / "members" / f"seed-{seed}" for seed in seeds]
+    for i, (seed, folder) in enumerate(zip(seeds, folders)):
+        def member_report(stage: str, fraction: float, metrics: dict[str, float], i: int = i) -> None:
+            report(stage, (i + fraction) / len(seeds), metrics)
+
+        train(replace(cfg, seed=seed), folder, member_report)
+    return join_members(folders, out_dir, cfg)
+
+
+def join_members(folders: list[Path], out_dir: Path, cfg: TrainConfig) -> dict:
+    """The models in `folders` (each `gaitpay train`'s, with its checkpoint and card) as one
+    ensemble model in out_dir: ONNX, PyTorch twin and card. Its verification EER is measured
+    on the first member's validation people, whom no member trained on."""
+    from gait.model import GaitEnsemble, load_checkpoint
+
+    cards = [json.loads((f / "model-card.json").read_text()) for f in folders]
+    seeds = [int(c["settings"]["seed"]) for c in cards]
+    ensemble = GaitEnsemble([load_checkpoint(f / "gait-embedder.pt") for f in folders]).eval()
+    val_features, val_labels = build_pool(cfg.val_persons, 4, seeds[0] + 1, cfg.workers, lambda n: None,
+                                          cfg.abnormality)
+    emb = embed_torch(ensemble, [f.astype(np.float32) for f in val_features])
+    files = _save_model(ensemble, out_dir)
+    walker = "" if cfg.abnormality == "limp" else f"-{cfg.abnormality}"
+    card = {
+        "name": "gaitpay gait embedder (ensemble of seeds)",
+        "version": f"synthetic-{'+'.join(str(s) for s in seeds)}{walker}-{files['weights_sha256'][:8]}",
+        **files,
+        "embedding_dim": int(emb.shape[1]),
+        "input": cards[0]["input"],
+        "outputs": OUTPUTS,
+        "training_data": cards[0]["training_data"],
+        "settings": {**{k: v for k, v in asdict(cfg).items() if k != "seed"}, "seeds": seeds},
+        "members": [{"version": c["version"], "seed": c["settings"]["seed"], "folder": str(f.relative_to(out_dir))
+                     if f.is_relative_to(out_dir) else str(f), "synthetic_val_eer": c["metrics"]["synthetic_val_eer"]}
+                    for c, f in zip(cards, folders)],
+        "metrics": {"synthetic_val_eer": verification_eer(emb, val_labels),
+                    "onnx_max_abs_diff": onnx_agreement(ensemble, out_dir / files["file"], val_features[:32])},
+        "seconds": {k: round(sum(c["seconds"][k] for c in cards), 1) for k in ("data", "train")},
     }
     (out_dir / "model-card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -201,12 +257,9 @@ def reexport(model_dir: Path, samples: list[np.ndarray]) -> dict:
     """Export the ONNX model again from its PyTorch twin (gait-embedder.pt), same weights, and
     bring the card's file fields and ONNX agreement up to date; returns the card. For a change
     in what the export writes, without a training run."""
-    import torch
+    from gait.model import load_checkpoint
 
-    from gait.model import GaitEmbedder
-
-    model = GaitEmbedder()
-    model.load_state_dict(torch.load(model_dir / "gait-embedder.pt", map_location="cpu"))
+    model = load_checkpoint(model_dir / "gait-embedder.pt")
     card_path = model_dir / "model-card.json"
     card = json.loads(card_path.read_text())
     onnx_path = model_dir / card["file"]
@@ -221,11 +274,13 @@ def reexport(model_dir: Path, samples: list[np.ndarray]) -> dict:
 def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
     """The model as ONNX with two outputs, "embedding" and the head's "projection" before its
     batch norm, and that norm's parameters in the metadata (gait.adaptation), so a service can
-    renormalise a camera's walks with ONNX Runtime alone."""
+    renormalise a camera's walks with ONNX Runtime alone. A GaitEnsemble is one graph running
+    every member; its head norm is the members' side by side, in blocks."""
     import onnx
     import torch
 
     from gait.adaptation import HEAD_NORM_KEY, PROJECTION_OUTPUT, CameraStatistics, HeadNorm
+    from gait.model import GaitEnsemble
 
     class WithProjection(torch.nn.Module):
         def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
@@ -236,18 +291,36 @@ def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
             projected = self.inner.projected(x)
             return torch.nn.functional.normalize(self.inner.head[1](projected), dim=1), projected
 
+    class EnsembleWithProjection(torch.nn.Module):
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            members = list(self.inner.members)
+            projected = [m.projected(x) for m in members]
+            embeddings = [torch.nn.functional.normalize(m.head[1](p), dim=1) for m, p in zip(members, projected)]
+            return torch.cat(embeddings, dim=1) / len(members) ** 0.5, torch.cat(projected, dim=1)
+
     model.eval()
     example = torch.zeros(2, CROP, CHANNELS)
+    members = list(model.members) if isinstance(model, GaitEnsemble) else [model]
+    wrapper = EnsembleWithProjection(model) if isinstance(model, GaitEnsemble) else WithProjection(model)
     torch.onnx.export(
-        WithProjection(model), (example,), str(path), input_names=["features"],
+        wrapper, (example,), str(path), input_names=["features"],
         output_names=["embedding", PROJECTION_OUTPUT],
         dynamic_axes={"features": {0: "batch", 1: "frames"}, "embedding": {0: "batch"},
                       PROJECTION_OUTPUT: {0: "batch"}},
         opset_version=17, dynamo=False,
     )
-    norm = model.head[1]
-    head = HeadNorm(norm.weight.detach().numpy(), norm.bias.detach().numpy(), float(norm.eps),
-                    CameraStatistics(norm.running_mean.numpy(), norm.running_var.numpy(), 0))
+    norms = [m.head[1] for m in members]
+    if len({float(n.eps) for n in norms}) != 1:
+        raise ValueError("ensemble members' head norms differ in eps")
+    head = HeadNorm(np.concatenate([n.weight.detach().numpy() for n in norms]),
+                    np.concatenate([n.bias.detach().numpy() for n in norms]), float(norms[0].eps),
+                    CameraStatistics(np.concatenate([n.running_mean.numpy() for n in norms]),
+                                     np.concatenate([n.running_var.numpy() for n in norms]), 0),
+                    blocks=len(members))
     exported = onnx.load(str(path))
     onnx.helper.set_model_props(exported, {HEAD_NORM_KEY: head.to_metadata()})
     onnx.save(exported, str(path))
