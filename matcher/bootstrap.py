@@ -165,6 +165,14 @@ def _stale_templates(store, version: str, registry: CollectorRegistry) -> list[C
     rows = count()
     if rows:
         log.warning("milvus.templates_of_other_models", rows=rows, model=version)
+    try:
+        elsewhere = store.collections_of_another_size()
+    except TemplateIndexError as exc:
+        log.warning("milvus.collections_not_listed", why=str(exc))
+        elsewhere = []
+    if elsewhere:  # a model of another embedding size came before: its templates are not searched here
+        log.warning("milvus.collections_of_another_size", collections=elsewhere, model=version,
+                    collection=store.collection)
     rounds = Periodic("templates_of_other_models", STALE_TEMPLATES_COUNT_S, count)
     return [rounds.start, rounds.stop]
 
@@ -200,4 +208,5 @@ def migrate(settings: config.Settings) -> None:
     model = gait_model.gait_model(threads=1)
     index = MilvusTemplateIndex(_milvus_config(settings, model.dim, model.names))
     log.info("milvus.schema_current", collection=index.collection, rows=index.count(),
-             rows_of_other_models=index.count_of_other_models())
+             rows_of_other_models=index.count_of_other_models(),
+             collections_of_another_size=index.collections_of_another_size())

@@ -177,8 +177,9 @@ class Settings:
     )
     milvus_collection: str = setting(
         "GAITPAY_MILVUS_COLLECTION", "Milvus collection holding the enrolled gait templates (the schema's version "
-        "is appended: gait_templates_v4; a matcher that finds an older one copies it across; `python -m matcher "
-        "migrate` does only that, as the Kubernetes init container).",
+        "is appended: gait_templates_v4; for a model whose embeddings are not 128-d, their size before it: "
+        "gait_templates_d384_v4 for the shipped ensemble; a matcher that finds an older one copies it across; "
+        "`python -m matcher migrate` does only that, as the Kubernetes init container).",
         default="gait_templates"
     )
     body_measures: bool = setting(

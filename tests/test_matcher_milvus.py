@@ -18,7 +18,8 @@ import structlog.testing
 
 from matcher.adapters import milvus_index
 from gait.embedder import Embedder
-from matcher.adapters.milvus_index import BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, store_key
+from matcher.adapters.milvus_index import (BODY_FIELDS, SCHEMA_VERSION, MilvusConfig, MilvusTemplateIndex, sized_name,
+                                           store_key)
 from matcher.domain.templates import Template
 
 if TYPE_CHECKING:
@@ -204,7 +205,8 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
 
     uri = request.getfixturevalue("milvus_uri" if engine == "lite" else "milvus_server_uri")
     name = f"t_{uuid.uuid4().hex[:12]}"
-    older_name = name if older == 1 else f"{name}_v{older}"  # schema 1 had no version in its name
+    base = sized_name(name, 32)  # t_..._d32: the size is in the name of every schema's collection
+    older_name = base if older == 1 else f"{base}_v{older}"  # schema 1 had no version in its name
     client = MilvusClient(uri=uri)
     vectors = unit(np.random.default_rng(8).normal(size=(2500, 32)))
     measured = {7: (1.62, 1.01)} if older >= 2 else {}
@@ -218,7 +220,7 @@ def test_a_collection_of_an_older_schema_is_copied_into_the_current_one(engine: 
     progress = [e for e in logs if e["event"] == "milvus.migrating" and "copied" in e]
     assert [e["copied"] for e in progress] == [2000, 2500] and all(e["rows"] == 2500 for e in progress)
     assert progress[-1]["eta_s"] == 0 and progress[0]["eta_s"] >= 0
-    assert index.collection == f"{name}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 4
+    assert index.collection == f"{base}_v{SCHEMA_VERSION}" and SCHEMA_VERSION == 4
     assert not client.has_collection(older_name)
     assert index.count() == 2500
     # Scopes survive the copy: a store-scoped customer is found in its store, not in another.
@@ -247,13 +249,14 @@ def test_a_copy_cut_short_is_dropped_and_made_again_from_the_whole_collection(mi
     name = f"t_{uuid.uuid4().hex[:12]}"
     client = MilvusClient(uri=milvus_uri)
     vectors = unit(np.random.default_rng(9).normal(size=(300, 32)))
-    for collection, schema, rows in ((name, 1, 300), (f"{name}_v2", 2, 120)):
+    base = sized_name(name, 32)
+    for collection, schema, rows in ((base, 1, 300), (f"{base}_v2", 2, 120)):
         older_schema_collection(client, collection, schema,
                                 [older_row(i, v, schema) for i, v in enumerate(vectors[:rows])])
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=32, nlist=16, nprobe=16))
     assert index.count() == 300
     assert index.search(vectors[250], "s1", k=1)[0][0] == "c250"
-    assert not client.has_collection(name) and not client.has_collection(f"{name}_v2")
+    assert not client.has_collection(base) and not client.has_collection(f"{base}_v2")
     client.close()
 
 
@@ -266,10 +269,11 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     client = MilvusClient(uri=milvus_uri)
-    vectors = unit(np.random.default_rng(11).normal(size=(300, 128)))  # the shipped model's size
-    shipped = Embedder().version  # the matcher's model: 200 rows of it, 100 of another
-    older_schema_collection(client, f"{name}_v2", 2, [older_row(i, v, 2, model="m0/t1" if i % 3 == 2 else f"{shipped}/t1")
-                                                      for i, v in enumerate(vectors)], dim=128)
+    model = Embedder()  # the matcher's model: 200 rows of it, 100 of another, at its size
+    base = sized_name(name, model.dim)
+    vectors = unit(np.random.default_rng(11).normal(size=(300, model.dim)))
+    older_schema_collection(client, f"{base}_v2", 2, [older_row(i, v, 2, model="m0/t1" if i % 3 == 2 else f"{model.version}/t1")
+                                                      for i, v in enumerate(vectors)], dim=model.dim)
     env = {**os.environ, "GAITPAY_HOME": str(tmp_path), "GAITPAY_MILVUS_URI": milvus_uri,
            "GAITPAY_MILVUS_COLLECTION": name}
 
@@ -283,14 +287,35 @@ def test_the_migrate_step_copies_an_older_collection_once_and_then_finds_nothing
     assert code == 0, events
     said = {e["event"]: e for e in events}
     assert said["milvus.migrating"]["rows"] == 300 and said["milvus.migrated"]["rows"] == 300
-    assert said["milvus.schema_current"] == {**said["milvus.schema_current"], "collection": f"{name}_v4",
-                                             "rows": 200, "rows_of_other_models": 100}
-    assert not client.has_collection(f"{name}_v2") and client.has_collection(f"{name}_v4")
+    assert said["milvus.schema_current"] == {**said["milvus.schema_current"], "collection": f"{base}_v4",
+                                             "rows": 200, "rows_of_other_models": 100,
+                                             "collections_of_another_size": []}
+    assert not client.has_collection(f"{base}_v2") and client.has_collection(f"{base}_v4")
     code, events = migrate()
     assert code == 0 and "milvus.migrated" not in {e["event"] for e in events}
     assert [e["rows"] for e in events if e["event"] == "milvus.schema_current"] == [200]
-    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=128))
+    index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=model.dim))
     assert index.search(vectors[42], "s1", k=1)[0][0] == "c42"
+
+
+def test_a_model_of_another_size_gets_collections_of_its_own(milvus_uri: str) -> None:
+    # Milvus fixes a vector field's size: after a change to a model of another size (an
+    # ensemble's 384 for one network's 128), the matcher opens collections of its own and
+    # leaves the other size's templates as they were, naming them.
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    rng = np.random.default_rng(12)
+    old_vector, new_vector = unit(rng.normal(size=128)), unit(rng.normal(size=384))
+    small = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=128, nlist=16, nprobe=16))
+    small.upsert("c-old", [Template("c-old-t0", old_vector, 0.9, "m0")], [])
+    big = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=name, dim=384, nlist=16, nprobe=16,
+                                           model_versions=("m1",)))
+    assert small.collection == f"{name}_v{SCHEMA_VERSION}"  # 128 keeps the names deployments have
+    assert big.collection == f"{name}_d384_v{SCHEMA_VERSION}"
+    assert big.count() == 0 and big.collections_of_another_size() == [small.collection]
+    big.upsert("c-new", [Template("c-new-t0", new_vector, 0.9, "m1")], [])
+    assert big.search(new_vector, "s1", k=1)[0][0] == "c-new"
+    assert small.count() == 1 and small.search(old_vector, "s1", k=1)[0][0] == "c-old"  # untouched
+    assert small.collections_of_another_size() == [big.collection]
 
 
 def test_the_migrate_step_without_a_milvus_says_so() -> None:

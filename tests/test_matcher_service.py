@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 
 from edge.adapters.matcher_link import MatcherLink, keypoint_window
-from gait.embedder import model_version
+from gait.embedder import Embedder, model_version
 from gait.synth.dataset import people, render_walk
 from gaitpay.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from matcher import bootstrap
 from mesh import server
 from mesh.client import open_channel
 from mesh.errors import error_info
+from conftest import FORMER_NAME
 
-DIM = 128
+DIM = Embedder().dim  # the shipped model's embedding size
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -30,7 +31,9 @@ def customer_id(i: int) -> str:
 
 
 @pytest.fixture
-async def matcher(settings, milvus_uri):
+async def matcher(settings, milvus_uri, model_with_former_name, monkeypatch):
+    # The shipped model, under a card that also lists a former name of its weights.
+    monkeypatch.setenv("GAITPAY_GAIT_MODEL", str(model_with_former_name))
     custom = dataclasses.replace(settings, milvus_uri=milvus_uri, milvus_collection=f"m_{uuid.uuid4().hex[:10]}")
     running = await server.start(bootstrap.build(custom), custom)
     yield custom
@@ -100,7 +103,7 @@ async def test_keypoint_windows_are_embedded_and_bad_ones_get_track_errors(match
     too_short = keypoint_window("store-1", "cam-1", "k3", 1, walk.keypoints[:5, :17], walk.fps)
     other_model = features_window("k4", 1, unit(np.ones(DIM)), model="synthetic-19990101")
     # A former name of the same weights (an edge not yet upgraded) is the same model.
-    former_name = features_window("k5", 1, unit(np.ones(DIM)), model="synthetic-20261125")
+    former_name = features_window("k5", 1, unit(np.ones(DIM)), model=FORMER_NAME)
     replies = await stream(matcher, [good, unnormalised, too_short, other_model, good, former_name])
     assert [r.WhichOneof("result") for r in replies] == ["decision", "error", "error", "error", "decision", "decision"]
     assert replies[0].decision.windows_used == 1
@@ -135,7 +138,7 @@ async def test_templates_of_another_model_are_refused_and_nothing_is_replaced(ma
     async with open_channel(matcher, identity="identity", service="matcher") as channel:
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         await upsert(stub, customer_id(40), vectors[:1], [])
-        former = "synthetic-20261125"  # the shipped weights' former name (its model card) is as good
+        former = FORMER_NAME  # the weights' former name (its model card) is as good
         await upsert(stub, customer_id(41), vectors[1:], [], model=f"{former}/t1")  # as identity tags them
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await upsert(stub, customer_id(40), vectors[1:], [], model="synthetic-19990101-00000000/t1")
@@ -173,7 +176,9 @@ async def test_hot_cache_holds_the_store_regulars_first_and_only_the_edge_can_op
     async with open_channel(matcher, identity="identity", service="matcher") as channel:
         stub = matcher_pb2_grpc.MatcherServiceStub(channel)
         for i in range(5):  # customers 0-4 enrolled for store-1, customer 5 only for store-2
-            await upsert(stub, customer_id(i), unit(centres[i] + 0.03 * rng.normal(size=(2, DIM))),
+            # Template noise of one norm whatever the model's size (0.03 per dimension at 128).
+            noise = 0.03 * np.sqrt(128 / DIM) * rng.normal(size=(2, DIM))
+            await upsert(stub, customer_id(i), unit(centres[i] + noise),
                          ["store-1"] if i < 5 else ["store-2"], model=model)
         await upsert(stub, customer_id(5), unit(centres[5][None]), ["store-2"], model=model)
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # identity has no business with the cache
@@ -250,10 +255,14 @@ async def test_identity_hears_the_model_mismatch_as_such(matcher) -> None:
     assert await asyncio.to_thread(templates.upsert, str(uuid.uuid4()), customer_id(50), [current], []) == 1
 
 
-def test_templates_of_another_model_are_counted_for_the_operator(settings, milvus_uri) -> None:
+def test_templates_of_another_model_are_counted_for_the_operator(settings, milvus_uri, model_with_former_name,
+                                                                 monkeypatch) -> None:
     # After a model change the old templates stay stored but unsearched: the operator sees how
-    # many (a gauge, counted again every few minutes, and a warning at start).
+    # many (a gauge, counted again every few minutes, and a warning at start). Templates under
+    # a former name of the same weights are not another model's.
     import structlog.testing
+
+    monkeypatch.setenv("GAITPAY_GAIT_MODEL", str(model_with_former_name))
 
     from matcher.adapters.milvus_index import MilvusConfig, MilvusTemplateIndex
     from matcher.domain.templates import Template
@@ -262,7 +271,7 @@ def test_templates_of_another_model_are_counted_for_the_operator(settings, milvu
     index = MilvusTemplateIndex(MilvusConfig(uri=milvus_uri, collection=custom.milvus_collection, dim=DIM))
     vector = unit(np.ones((1, DIM)))[0]
     for customer, model in (("old-1", "synthetic-19990101-00000000/t1"), ("old-2", "synthetic-19990101-00000000"),
-                            ("current", f"{model_version()}/t1"), ("renamed", "synthetic-20261125/t1")):
+                            ("current", f"{model_version()}/t1"), ("renamed", f"{FORMER_NAME}/t1")):
         index.upsert(customer, [Template(f"{customer}-t0", vector, 0.9, model)], [])
     with structlog.testing.capture_logs() as logs:
         spec = bootstrap.build(custom)

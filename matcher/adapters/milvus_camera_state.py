@@ -25,6 +25,7 @@ from matcher.domain.camera_drift import DriftSnapshot
 from matcher.domain.camera_state import CameraState, CameraStateStoreError
 from matcher.domain.camera_statistics import CameraSnapshot
 from mesh.dependencies import MILVUS_GRPC_OPTIONS
+from matcher.adapters.milvus_index import sized_name
 
 log = structlog.get_logger("gaitpay.matcher.milvus")
 SCHEMA_VERSION = 1
@@ -61,7 +62,8 @@ class MilvusCameraState:
 
     @property
     def collection(self) -> str:
-        return f"{self.config.templates_collection}_cameras_v{SCHEMA_VERSION}"
+        # Sized as the templates' collection is (milvus_index: one embedding size per collection).
+        return f"{sized_name(self.config.templates_collection, self.config.dim)}_cameras_v{SCHEMA_VERSION}"
 
     def _ensure_collection(self) -> None:
         c = self.config

@@ -27,6 +27,14 @@ times the time of the `store_key` search, a second filter on a `model_key` besid
 `model_key` alone. Templates of another model stay stored (identity owns them; erasure still
 finds them) and are counted at start, but no search returns them.
 
+One embedding size per collection. Milvus fixes a vector field's size when the collection is
+made, so a model of another size (the 384 of an ensemble of three networks against one
+network's 128) gets collections of its own, `<collection>_d<size>_v<schema>`: 128 keeps the
+plain names every deployment already has. Templates of the other size stay where they are
+(identity owns them, and no search of this model could use them); the matcher names those
+collections at start (`milvus.collections_of_another_size`), and their customers enrol again,
+as after any model change.
+
 Consistency. A Strong search on a Milvus server waits until the query nodes have caught up
 with "now", which takes a time tick (proxy.timeTickInterval, 200 ms by default): every window
 would wait that long (measured on an embedded Milvus 2.3.5 server: p50 200 ms per search).
@@ -86,6 +94,14 @@ class MilvusConfig:
     # the matcher's version first, then former names of the same weights. Empty: any model
     # (tools that load one model's vectors themselves).
     model_versions: tuple[str, ...] = ()
+
+
+LEGACY_DIM = 128  # the size every collection had before sizes were named
+
+
+def sized_name(collection: str, dim: int) -> str:
+    """The collection name for embeddings of `dim` (see "One embedding size per collection")."""
+    return collection if dim == LEGACY_DIM else f"{collection}_d{dim}"
 
 
 def _scalar_index_type(server_version: str, numeric: bool = False) -> str:
@@ -178,13 +194,25 @@ class MilvusTemplateIndex:
     @property
     def collection(self) -> str:
         """The collection's name in Milvus: the configured one and the schema's version."""
-        return f"{self.config.collection}_v{SCHEMA_VERSION}"
+        return f"{sized_name(self.config.collection, self.config.dim)}_v{SCHEMA_VERSION}"
 
     def _schema_collections(self) -> list[str]:
-        """Names of every schema's collection, oldest first, this one last (schema 1 had no
-        version in its name)."""
+        """Names of every schema's collection of this size, oldest first, this one last
+        (schema 1 had no version in its name)."""
+        base = sized_name(self.config.collection, self.config.dim)
+        return [base, *(f"{base}_v{v}" for v in range(2, SCHEMA_VERSION + 1))]
+
+    def collections_of_another_size(self) -> list[str]:
+        """Template collections of this name made for another embedding size: the templates
+        of a model this one replaced, which no search here can use."""
         c = self.config
-        return [c.collection, *(f"{c.collection}_v{v}" for v in range(2, SCHEMA_VERSION + 1))]
+        mine = set(self._schema_collections())
+        pattern = re.compile(rf"^{re.escape(c.collection)}(_d\d+)?(_v\d+)?$")
+        try:
+            names = self._client.list_collections(timeout=c.timeout_s)
+        except (MilvusException, grpc.RpcError) as exc:
+            raise TemplateIndexError(f"listing collections: {exc}") from exc
+        return sorted(name for name in names if pattern.match(name) and name not in mine)
 
     def _ensure_collection(self) -> None:
         c = self.config
