@@ -120,24 +120,36 @@ def embed(
         err.print(f"camera statistics of {measured.walks} walks written to {write_statistics}")
 
 
+SHIPPED_SEEDS = (20261125, 7, 11)  # the shipped ensemble's members (docs/gait.md, "Twelfth round")
+
+
 def train(
     out: Path = typer.Option(Path("gait/models"), help="Folder for the ONNX model and its model card."),
     steps: int = typer.Option(2000, help="Optimiser steps."),
     persons: int = typer.Option(5000, help="Synthetic people to train on."),
-    seed: int = typer.Option(20261125, help="Seed of everything random."),
+    seed: list[int] = typer.Option(
+        list(SHIPPED_SEEDS), help="Seed of everything random. Given more than once, one model per seed, joined into "
+                                  "one ensemble (docs/gait.md, \"Twelfth round\"); the members are kept under "
+                                  "OUT/members (OUT/float/members with --int8). The shipped model: 20261125, 7 and 11."),
     abnormality: str = typer.Option(
         "limp", help="How the walker's abnormal walks differ: limp (the shipped model's) or stiff (both legs, "
                      "as the real walkers simulate it; docs/gait.md, \"Ninth round\")."),
+    int8: bool = typer.Option(
+        True, help="Quantize the trained model to INT8 (gait.quantize): the float model goes to OUT/float, the "
+                    "INT8 one (its own version, ending -int8) to OUT."),
 ) -> None:
     """Train the gait embedding from scratch on synthetic walkers and export it to ONNX."""
     from gait.synth.walker import ABNORMALITIES
-    from gait.train import TrainConfig
+    from gait.train import TrainConfig, train_ensemble
     from gait.train import train as run_training
 
     if abnormality not in ABNORMALITIES:
         raise typer.BadParameter(f"{abnormality!r} is not one of {', '.join(sorted(ABNORMALITIES))}",
                                  param_hint="--abnormality")
-    cfg = TrainConfig(persons=persons, steps=steps, seed=seed, abnormality=abnormality)
+    if len(set(seed)) != len(seed):
+        raise typer.BadParameter(f"the seeds {seed} repeat one: an ensemble's members need different seeds",
+                                 param_hint="--seed")
+    cfg = TrainConfig(persons=persons, steps=steps, seed=seed[0], abnormality=abnormality)
     last: dict[str, float] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -150,11 +162,18 @@ def train(
             info = "  ".join(f"{k} {v:.3f}" for k, v in last.items())
             progress.update(data if stage == "data" else fit, completed=fraction, info=info)
 
-        card = run_training(cfg, out, report)
+        trained = out / "float" if int8 else out
+        card = run_training(cfg, trained, report) if len(seed) == 1 else train_ensemble(cfg, seed, trained, report)
+    if int8:
+        from gait.quantize import quantize
+
+        with console.status("quantizing to INT8 (gait.quantize) ..."):
+            quantize(trained / card["file"], out)
+        card = json.loads((out / "model-card.json").read_text())
     table = Table(title=f"model {card['version']} -> {out / card['file']}")
     table.add_column("metric")
     table.add_column("value")
-    for key, value in card["metrics"].items():
+    for key, value in {**card.get("float_metrics", {}), **card["metrics"]}.items():
         table.add_row(key, f"{value:.4g}")
     table.add_row("size", f"{card['bytes'] / 1024:.0f} KiB")
     table.add_row("sha256", card["sha256"][:16] + "…")
@@ -321,24 +340,19 @@ def bench_embed(
     walks: int = typer.Option(1024, help="Walks in the batch test."),
     runs: int = typer.Option(5, help="Repetitions (medians are reported)."),
     model: Optional[Path] = typer.Option(None),
+    int8: bool = typer.Option(True, help="Also an INT8 copy of the model (gait.quantize), made in this run."),
 ) -> None:
-    """Walks per second (batched) and one-walk latency, ONNX Runtime beside PyTorch."""
+    """Walks per second (batched) and one-walk latency, ONNX Runtime beside PyTorch (and the
+    model quantized to INT8, whose embeddings the services do not use yet)."""
+    import tempfile
+
     from gait.embedder import Embedder
-    from gait.encoding import encode
-    from gait.synth.dataset import SynthConfig, people, render_walk
-    from gait.track import bodies
+    from gait.quantize import agreement, is_quantized, same_length_features, synthetic_walks
 
     embedder = Embedder(model)
-    rng = np.random.default_rng(5)
-    crowd = people(64, 99)
-    sample = []
-    cfg = SynthConfig(seconds=(4.0, 4.0), fps_choices=(30.0,))
-    while len(sample) < walks:
-        walk = render_walk(crowd[len(sample) % 64], rng, cfg)
-        if not bodies(walk).any():  # one in a few hundred is cut by gait.track: keep one shape
-            sample.append(walk)
-    frames = min(w.frames for w in sample)
-    features = np.stack([encode(w)[:frames] for w in sample])
+    sample = synthetic_walks(walks, seed=5, people_seed=99)  # 4 s at 30 fps, one shape
+    features = same_length_features(sample)
+    frames = features.shape[1]
 
     def timed(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
         out = []
@@ -348,11 +362,24 @@ def bench_embed(
             out.append(time.perf_counter() - t0)
         return out
 
-    batch_onnx = statistics.median(timed(lambda: embedder.run(features), runs))
+    def row(name: str, run, singles: int) -> tuple[str, float, float, float]:  # type: ignore[no-untyped-def]
+        """walks/s batched (median of `runs`), and p50 / p99 ms of `singles` one-walk runs."""
+        batch = statistics.median(timed(lambda: run(features), runs))
+        one = features[:1]
+        single = timed(lambda: run(one), singles)
+        return name, walks / batch, np.percentile(single, 50) * 1e3, np.percentile(single, 99) * 1e3
+
     prep = statistics.median(timed(lambda: [embedder.prepare(w) for w in sample[:256]], runs)) / 256
-    single = timed(lambda: embedder.run(features[:1]), 500)
     single_e2e = timed(lambda: embedder.embed(sample[0]), 200)
-    rows = [("ONNX Runtime", walks / batch_onnx, np.percentile(single, 50) * 1e3, np.percentile(single, 99) * 1e3)]
+    quantized = is_quantized(embedder.model_path)
+    rows = [row("ONNX Runtime" + (", INT8" if quantized else ""), embedder.run, 500)]
+    cosines = None
+    with tempfile.TemporaryDirectory() as scratch:
+        other = _other_precision(embedder, Path(scratch), quantized) if quantized or int8 else None
+        if other is not None:
+            name, path = other
+            rows.append(row(name, Embedder(path).run, 500))
+            cosines = agreement(embedder.model_path, path, features)
     try:
         import torch
 
@@ -360,12 +387,7 @@ def bench_embed(
         torch_model = _torch_from_checkpoint(embedder)
         if torch_model is not None:
             with torch.no_grad():
-                x = torch.from_numpy(features)
-                batch_torch = statistics.median(timed(lambda: torch_model(x), runs))
-                one = torch.from_numpy(features[:1])
-                single_t = timed(lambda: torch_model(one), 200)
-            rows.append(("PyTorch (same weights)", walks / batch_torch, np.percentile(single_t, 50) * 1e3,
-                         np.percentile(single_t, 99) * 1e3))
+                rows.append(row("PyTorch (same weights)", lambda x: torch_model(torch.from_numpy(x)), 200))
     except ImportError:
         pass
     table = Table(title=f"gait embedding: {walks} walks of {frames} frames (4 s at 30 fps), providers "
@@ -375,21 +397,36 @@ def bench_embed(
     for name, rate, p50, p99 in rows:
         table.add_row(name, f"{rate:,.0f}", f"{p50:.2f}", f"{p99:.2f}")
     console.print(table)
+    if cosines is not None:
+        console.print(f"cosine between the INT8 and the float model's embeddings of these walks: "
+                      f"min {cosines.min():.4f}, median {np.median(cosines):.4f}")
     console.print(f"end to end from pixel keypoints (normalise + features + model), one walk: "
                   f"p50 {np.percentile(single_e2e, 50) * 1e3:.2f} ms, p99 {np.percentile(single_e2e, 99) * 1e3:.2f} ms;"
                   f" preparation alone {prep * 1e3:.2f} ms a walk")
 
 
-def _torch_from_checkpoint(embedder):  # type: ignore[no-untyped-def]
-    """The PyTorch twin of the ONNX model, from the checkpoint saved beside it."""
-    import torch
+def _other_precision(embedder, scratch: Path, quantized: bool) -> tuple[str, Path] | None:  # type: ignore[no-untyped-def]
+    """The bench's other model, written into `scratch`: for an INT8 model the float one it was
+    quantized from (exported from its PyTorch twin; None without one), for a float model an
+    INT8 copy (gait.quantize, a few seconds)."""
+    if quantized:
+        from gait.train import export_onnx
 
-    from gait.model import GaitEmbedder
+        twin = _torch_from_checkpoint(embedder)
+        if twin is None:
+            return None
+        export_onnx(twin, scratch / "gait-embedder.onnx")
+        return "ONNX Runtime, float (before quantization)", scratch / "gait-embedder.onnx"
+    from gait.quantize import quantize
+
+    with console.status("quantizing the model to INT8 (gait.quantize) ..."):
+        return "ONNX Runtime, INT8", quantize(embedder.model_path, scratch)
+
+
+def _torch_from_checkpoint(embedder):  # type: ignore[no-untyped-def]
+    """The PyTorch twin of the ONNX model (one network or an ensemble), from the checkpoint
+    saved beside it."""
+    from gait.model import load_checkpoint
 
     checkpoint = embedder.model_path.with_name("gait-embedder.pt")
-    if not checkpoint.exists():
-        return None
-    model = GaitEmbedder()
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
-    model.eval()
-    return model
+    return load_checkpoint(checkpoint) if checkpoint.exists() else None

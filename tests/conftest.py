@@ -46,6 +46,27 @@ def settings(tmp_path: Path, trace_dir: Path) -> config.Settings:
     )
 
 
+FORMER_NAME = "synthetic-former-name"  # a name the shipped weights answer to in tests
+
+
+@pytest.fixture(scope="session")
+def model_with_former_name(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model file under a card that also lists a former name of the same weights
+    (as the single network's card listed `synthetic-20261125`): whoever asks "is this of my
+    model?" must accept templates, windows and statistics made under that name."""
+    import json
+    import shutil
+
+    from gait.embedder import DEFAULT_MODEL
+
+    folder = tmp_path_factory.mktemp("renamed-model")
+    shutil.copy(DEFAULT_MODEL, folder / DEFAULT_MODEL.name)
+    card = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
+    card["former_versions"] = [*card.get("former_versions", []), FORMER_NAME]
+    (folder / "model-card.json").write_text(json.dumps(card))
+    return folder / DEFAULT_MODEL.name
+
+
 def wait_serving(settings: config.Settings, service: str, timeout_s: float = 30.0) -> None:
     creds = pki.credentials(settings.pki_dir, "operator")
     deadline = time.monotonic() + timeout_s

@@ -4,6 +4,8 @@ too few walks are refused, and `gaitpay embed` adapts a file of one camera's wal
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import FORMER_NAME
 from gait.adaptation import AdaptationError, CameraStatistics, HeadNorm
 from gait.embedder import Embedder
 from gait.synth.dataset import people, render_walk
@@ -92,6 +95,37 @@ def test_statistics_need_enough_walks_and_shapes_that_fit(embedder: Embedder, pr
     with pytest.raises(AdaptationError, match="disagree in shape"):
         HeadNorm.from_metadata('{"eps": 1e-5, "gain": [1, 2], "bias": [0, 0], "mean": [0], "var": [1, 1]}')
     assert HeadNorm.from_metadata(head.to_metadata()).to_metadata() == head.to_metadata()
+    one = _network(head, 0)
+    assert "blocks" not in json.loads(one.to_metadata())  # one network's metadata as it always was
+    with pytest.raises(AdaptationError, match="splits 2 dimensions into 3 blocks"):
+        HeadNorm.from_metadata('{"eps": 1e-5, "gain": [1, 2], "bias": [0, 0], "mean": [0, 0], "var": [1, 1], '
+                               '"blocks": 3}')
+
+
+def _network(head: HeadNorm, i: int) -> HeadNorm:
+    """The head norm of network i of an ensemble's."""
+    size = head.gain.shape[0] // head.blocks
+    part = slice(i * size, (i + 1) * size)
+    return HeadNorm(head.gain[part], head.bias[part], head.eps,
+                    CameraStatistics(head.shipped.mean[part], head.shipped.var[part], 0))
+
+
+def test_an_ensemble_head_norm_normalises_each_network_s_block(embedder: Embedder, projections: np.ndarray) -> None:
+    """The shipped ensemble's three networks side by side (gait.model.GaitEnsemble): each block
+    of the embedding is that network's own adapted embedding, scaled by 1/sqrt(3), so that
+    cosines average over the networks."""
+    head = embedder.head_norm
+    assert head is not None and head.blocks == 3
+    assert HeadNorm.from_metadata(head.to_metadata()).blocks == 3
+    size = projections.shape[1] // 3
+    parts = [projections[:, i * size:(i + 1) * size] for i in range(3)]
+    stats = CameraStatistics.of(projections)
+    alone = [_network(head, i).embed(p, CameraStatistics.of(p)) for i, p in enumerate(parts)]
+    joined = head.embed(projections, stats)
+    assert np.allclose(joined, np.concatenate(alone, axis=1) / np.sqrt(3), atol=1e-6)
+    assert np.allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-5)
+    cosines = joined @ joined.T
+    assert np.allclose(cosines, np.mean([a @ a.T for a in alone], axis=0), atol=1e-5)
 
 
 def test_adapting_needs_every_walk_s_projection(embedder: Embedder, crowd: dict[str, Walk]) -> None:
@@ -214,7 +248,7 @@ def test_eight_real_walkers_statistics_beat_the_shipped_ones() -> None:
 
 
 def test_statistics_written_from_many_walks_embed_a_few_later_walks_alike(
-        tmp_path: Path, embedder: Embedder, crowd: dict[str, Walk]) -> None:
+        tmp_path: Path, embedder: Embedder, crowd: dict[str, Walk], model_with_former_name: Path) -> None:
     """One camera's statistics, measured once from many walks, normalise later files of a
     few walks (or of one person) exactly as they normalised the walks they came from."""
     np.savez(tmp_path / "many.npz", fps=np.float32(30.0), **{f"seq_{k}": w.keypoints for k, w in crowd.items()})
@@ -239,11 +273,14 @@ def test_statistics_written_from_many_walks_embed_a_few_later_walks_alike(
         CameraStatistics.load(tmp_path / "camera-stats", ModelNames("another-model"), embedder.dim)
     with pytest.raises(AdaptationError, match="shape"):
         CameraStatistics.load(tmp_path / "camera-stats", embedder.names, embedder.dim + 1)
-    # A file written under a former name of the same weights (the shipped model was
+    # A file written under a former name of the same weights (the single network was
     # synthetic-20261125 until its version named its weights) is still this model's.
-    stats.save(tmp_path / "older-stats", "synthetic-20261125")
-    assert embedder.names.accepts("synthetic-20261125") and "synthetic-20261125" in embedder.names.former
-    assert embedder.load_statistics(tmp_path / "older-stats").walks == 24
+    stats.save(tmp_path / "older-stats", FORMER_NAME)
+    renamed = Embedder(model_with_former_name)
+    assert renamed.names.accepts(FORMER_NAME) and not embedder.names.accepts(FORMER_NAME)
+    assert renamed.load_statistics(tmp_path / "older-stats").walks == 24
+    with pytest.raises(AdaptationError, match="not of"):
+        embedder.load_statistics(tmp_path / "older-stats")
 
 
 def test_bad_statistics_options_and_files_are_refused_clearly(tmp_path: Path, crowd: dict[str, Walk]) -> None:

@@ -28,6 +28,9 @@ from matcher.domain.templates import Template
 from matcher.domain.windows import TrackKey, Window
 from mesh.sealing import HOT_CACHE_INFO
 from mesh import sealing
+from gait.embedder import Embedder
+
+DIM = Embedder().dim  # the shipped model's embedding size
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def gallery(model):
 def export(templates, deployment: CancelableTransform, version: str, recipient: bytes, store: str = "store-9",
            expires_in_s: float = 3600, cameras: CameraState | None = None) -> matcher_pb2.ExportHotCacheResponse:
     """What the matcher's ExportHotCache does, minus the transport: re-base, serialize, seal."""
-    fresh = CancelableTransform(os.urandom(32), 0)
+    fresh = CancelableTransform(os.urandom(32), 0, DIM)
     rebased = hot_cache.rebase(templates, deployment, fresh, ModelNames(version))
     cache = matcher_pb2.HotCache(store_id=store, query_transform_secret=fresh.secret, model_version=version)
     cameras_to_proto(cameras or CameraState(), cache)
@@ -97,11 +100,11 @@ def decide(identifier, walks, track: str):
 def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_sealed_cache(model, gallery, tmp_path):
     embed, _, version = model
     templates, probes, strangers, enrolment = gallery
-    deployment = CancelableTransform(os.urandom(32), 7)
+    deployment = CancelableTransform(os.urandom(32), 7, DIM)
     key, public = device(tmp_path)
     reply = export(protected(templates, deployment), deployment, version, public)
     cache = open_cache(reply, key, "store-9", time.time())
-    assert cache.customers == 12 and cache.vectors.shape == (36, 128)
+    assert cache.customers == 12 and cache.vectors.shape == (36, DIM)
     # The exported vectors are in neither the model's basis nor the deployment's.
     raw = templates["c00"][0].vector
     assert abs(float(cache.vectors[0] @ raw)) < 0.5
@@ -112,7 +115,7 @@ def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_seale
     # The reference: the matcher's own Identifier over the same templates in the model's basis.
     ids = tuple(c for c, rows in templates.items() for _ in rows)
     plain = HotCache("store-9", version, ids, np.stack([t.vector for rows in templates.values() for t in rows]),
-                     CancelableTransform(os.urandom(32), 0), time.time(), time.time() + 60)
+                     CancelableTransform(os.urandom(32), 0, DIM), time.time(), time.time() + 60)
     reference = Identifier(index=HotCacheGallery(plain), embed=embed, scores=score_model(version),
                            gallery_refresh_s=0.0)
     named = {c: decide(identifier, walks, f"t-{c}") for c, walks in probes.items()}
@@ -137,7 +140,7 @@ def test_the_edge_identifies_a_regular_and_never_names_a_stranger_from_its_seale
 def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(model, gallery, tmp_path):
     embed, _, version = model
     templates, probes, _, _ = gallery
-    deployment = CancelableTransform(os.urandom(32), 7)
+    deployment = CancelableTransform(os.urandom(32), 7, DIM)
     key = device_key(tmp_path / "k")
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
     assert device_key(tmp_path / "k").public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
@@ -151,8 +154,8 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
     identifier = OfflineIdentifier(embed, ModelNames(version))
     with pytest.raises(CacheUnusable, match="no hot cache"):
         decide(identifier, probes["c01"], "t")
-    other_model = HotCache("store-9", "another-model", (), np.zeros((0, 128), np.float32),
-                           CancelableTransform(os.urandom(32), 0), time.time(), time.time() + 60)
+    other_model = HotCache("store-9", "another-model", (), np.zeros((0, DIM), np.float32),
+                           CancelableTransform(os.urandom(32), 0, DIM), time.time(), time.time() + 60)
     with pytest.raises(CacheUnusable, match="another-model"):
         identifier.use(other_model)
     stale = open_cache(export(protected(templates, deployment), deployment, version, public, expires_in_s=-1),
@@ -163,13 +166,13 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
     # A template still under an older transform (mid re-issue) is left out, not mis-compared.
     mixed = protected(templates, deployment)
     mixed["c00"] = [Template(t.template_id, t.vector, t.quality, f"{version}/t6") for t in mixed["c00"]]
-    assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0), ModelNames(version))
+    assert "c00" not in hot_cache.rebase(mixed, deployment, CancelableTransform(os.urandom(32), 0, DIM), ModelNames(version))
     # Templates stored under a former name of the same weights leave under the version; an
     # edge takes a cache named so too (a matcher not yet upgraded).
     older = {c: [Template(t.template_id, t.vector, t.quality, t.model_version.replace(version, "older-name"))
                  for t in rows] for c, rows in protected(templates, deployment).items()}
-    assert not hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0), ModelNames(version))
-    moved = hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0),
+    assert not hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0, DIM), ModelNames(version))
+    moved = hot_cache.rebase(older, deployment, CancelableTransform(os.urandom(32), 0, DIM),
                              ModelNames(version, ("older-name",)))
     assert len(moved) == 12 and {t.model_version for rows in moved.values() for t in rows} == {version}
     knows = OfflineIdentifier(identifier.embed, ModelNames(version, ("older-name",)))
@@ -179,7 +182,7 @@ def test_a_cache_for_another_device_store_model_or_past_its_expiry_is_not_used(m
 def test_the_saved_cache_survives_a_restart_sealed_and_a_damaged_file_is_ignored(model, gallery, tmp_path):
     _, _, version = model
     templates, _, _, _ = gallery
-    deployment = CancelableTransform(os.urandom(32), 7)
+    deployment = CancelableTransform(os.urandom(32), 7, DIM)
     keeper = HotCacheKeeper(tmp_path, "store-9")
     assert keeper.load_saved() is None
     public = device_key(tmp_path / "device-key.x25519").public_key().public_bytes_raw()
@@ -200,16 +203,16 @@ def test_the_saved_cache_survives_a_restart_sealed_and_a_damaged_file_is_ignored
 def test_a_camera_the_matcher_held_back_is_held_back_offline_from_the_first_walker(model, gallery, tmp_path):
     embed, _, version = model
     templates, _, _, enrolment = gallery
-    deployment = CancelableTransform(os.urandom(32), 7)
+    deployment = CancelableTransform(os.urandom(32), 7, DIM)
     key, public = device(tmp_path)
     # The matcher's view of store-9's camera: 40 walkers sharing one direction (a real camera
     # before its statistics), over the bound; another store's camera stays out of the cache.
     seen = CameraDrift()
     rng = np.random.default_rng(11)
-    shared = rng.normal(size=128)
+    shared = rng.normal(size=DIM)
     for t in range(40):
         for store in ("store-9", "store-1"):
-            vector = shared + 0.3 * rng.normal(size=128)
+            vector = shared + 0.3 * rng.normal(size=DIM)
             seen.observe(TrackKey(store, "cam", f"w{t}"), vector / np.linalg.norm(vector))
     judged = current(seen, None, "store-9")
     assert [d.store_id for d in judged.drift] == ["store-9"]

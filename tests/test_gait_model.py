@@ -90,20 +90,55 @@ def test_embed_refuses_an_unusable_file(tmp_path: Path) -> None:
 
 
 def test_train_command_produces_a_model_and_card(tmp_path: Path) -> None:
+    # The shipped recipe, shortened: three seeds joined into one ensemble, quantized to INT8.
     result = cli("train", "--out", str(tmp_path), "--steps", "30", "--persons", "60")
     assert result.returncode == 0, result.stdout + result.stderr
     card = json.loads((tmp_path / "model-card.json").read_text())
+    shipped = json.loads(DEFAULT_MODEL.with_name("model-card.json").read_text())
     model = tmp_path / card["file"]
     assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
-    assert card["metrics"]["onnx_max_abs_diff"] < 1e-4
+    assert card["settings"]["seeds"] == shipped["settings"]["seeds"] == [20261125, 7, 11]
+    assert card["version"].endswith("-int8") and shipped["version"].endswith("-int8")
+    assert card["float_metrics"]["onnx_max_abs_diff"] < 1e-4  # the float ensemble against its PyTorch twin
+    assert card["metrics"]["cosine_to_float_median"] > 0.99
+    float_card = json.loads((tmp_path / card["quantized"]["float_model"]).with_name("model-card.json").read_text())
+    assert float_card["version"] == card["quantized"]["float_version"]
+    assert [(tmp_path / "float" / m["folder"] / "gait-embedder.onnx").exists() for m in float_card["members"]] == \
+        [True] * 3
     assert "synthetic" in card["training_data"]
     embedding = Embedder(model).embed(render_walk(people(1, 9)[0], np.random.default_rng(0)))
-    assert embedding.vector.shape == (card["embedding_dim"],)
+    assert embedding.vector.shape == (card["embedding_dim"],) == (384,)
+
+
+def test_train_with_several_seeds_joins_them_into_one_ensemble_model(tmp_path: Path) -> None:
+    result = cli("train", "--out", str(tmp_path), "--steps", "20", "--persons", "40", "--seed", "5", "--seed", "6",
+                 "--no-int8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads((tmp_path / "model-card.json").read_text())
+    assert re.fullmatch(r"synthetic-5\+6-[0-9a-f]{8}", card["version"]), card["version"]
+    assert card["settings"]["seeds"] == [5, 6] and card["embedding_dim"] == 256
+    assert card["metrics"]["onnx_max_abs_diff"] < 1e-4
+    members = [Embedder(tmp_path / m["folder"] / "gait-embedder.onnx") for m in card["members"]]
+    assert [m.version for m in members] == [m["version"] for m in card["members"]]
+    ensemble = Embedder(tmp_path / card["file"])
+    assert ensemble.version == card["version"] and ensemble.head_norm is not None
+    assert ensemble.head_norm.blocks == 2
+    walks = [render_walk(p, np.random.default_rng(i)) for i, p in enumerate(people(2, 9))]
+    vectors = [ensemble.vector_and_projection(w) for w in walks]
+    # Its own head norm gives back its embedding (what camera statistics start from) ...
+    for vector, projection in vectors:
+        assert np.allclose(ensemble.head_norm.embed(projection), vector, atol=1e-5)
+    # ... and its cosine is the mean of the members' cosines.
+    cosines = [float(np.dot(m.vector(walks[0]), m.vector(walks[1]))) for m in members]
+    assert np.isclose(float(np.dot(vectors[0][0], vectors[1][0])), np.mean(cosines), atol=1e-5)
+    refused = cli("train", "--out", str(tmp_path / "other"), "--seed", "5", "--seed", "5")
+    assert refused.returncode == 2 and "repeat one" in refused.stdout + refused.stderr
+    assert not (tmp_path / "other").exists()
 
 
 def test_train_names_the_walker_it_trained_on_and_refuses_an_unknown_one(tmp_path: Path) -> None:
     result = cli("train", "--out", str(tmp_path), "--steps", "20", "--persons", "40", "--seed", "5",
-                 "--abnormality", "stiff")
+                 "--abnormality", "stiff", "--no-int8")
     assert result.returncode == 0, result.stdout + result.stderr
     card = json.loads((tmp_path / "model-card.json").read_text())
     # Another walker is another model: templates must never be compared across the two. And
@@ -124,7 +159,10 @@ def test_shipped_model_card_matches_the_file() -> None:
     from gait.train import weights_fingerprint
 
     twin = torch.load(DEFAULT_MODEL.with_name("gait-embedder.pt"), map_location="cpu")
-    assert card["weights_sha256"] == weights_fingerprint(twin) and card["version"].endswith(card["weights_sha256"][:8])
+    assert card["weights_sha256"] == weights_fingerprint(twin)
+    # The INT8 file is named after the float weights it was quantized from, and says so.
+    assert card["version"] == card["quantized"]["float_version"] + "-int8"
+    assert card["quantized"]["float_version"].endswith("-" + card["weights_sha256"][:8])
     calibration = json.loads(DEFAULT_MODEL.with_name("policy-calibration.json").read_text())
     assert calibration["model_version"] == card["version"]  # else the matcher falls back to defaults
 
@@ -152,6 +190,11 @@ def test_bench_embed_prints_both_runtimes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "64 walks of 120 frames" in result.stdout
     assert "ONNX Runtime" in result.stdout and "PyTorch (same weights)" in result.stdout
+    assert "ONNX Runtime, INT8" in result.stdout
+    agreement = re.search(r"cosine between the INT8 and the float model's embeddings of these walks: min ([\d.]+), "
+                          r"median ([\d.]+)",
+                          " ".join(result.stdout.split()))
+    assert agreement and float(agreement.group(2)) > 0.99, result.stdout
     assert re.search(r"one walk: p50 [\d.]+ ms, p99 [\d.]+ ms", result.stdout.replace("\n", " "))
 
 
