@@ -1,9 +1,9 @@
 """An INT8 copy of a gait embedder (ONNX Runtime static quantization), and how far it agrees.
 
-On a CPU with int8 dot products (AVX512-VNNI here) the INT8 network runs about 2.7x the
-float one's walks per second, and three of them in one graph (the eleventh round's ensemble
-of seeds) run faster than one float network (docs/gait.md, "Twelfth round"). Nothing in
-the services runs a quantized model yet: this module makes one and measures it.
+On a CPU with int8 dot products (AVX512-VNNI here, ARMv8.2 dot products on a Jetson Orin) the
+INT8 network runs 2.3-2.7x the float one's walks per second, and three of them in one graph
+(the shipped ensemble of seeds) run faster than one float network (docs/gait.md, "Twelfth
+round"). The shipped model is this module's output; `gaitpay train` ends with it.
 
 What the measurements chose, each against a cosine of 0.05-0.9 to the float model's
 embeddings where it was done otherwise:
@@ -13,9 +13,21 @@ embeddings where it was done otherwise:
 - only convolutions are quantized (attention pooling, the head and its norm stay float);
 - the calibration walks all have one length (4 s at 30 fps): calibrating on walks of
   varying lengths gave a median cosine of 0.1, every other setting equal;
-- activation ranges are the 99.999th percentile of a histogram, not the min and max.
+- activation ranges are the 99.999th percentile of a histogram, not the min and max;
+- weights use 7 bits (reduce_range): an x86 CPU without VNNI multiplies uint8 activations by
+  int8 weights with VPMADDUBSW, which adds two products into int16 and saturates. With 8-bit
+  weights 2.5e-6 of those pair sums overflowed on synthetic walks (up to 58,140 against
+  32,767); with 7 bits none can (255 * 64 * 2 = 32,640), for a median cosine to the float
+  model of 0.9996 instead of 0.9998 (docs/gait.md, "Thirteenth round").
 Calibration walks are synthetic (gait.synth), never the real walkers, which are for
 evaluation only.
+
+A quantized model's version is its float model's recipe, the first 8 hex digits of a
+fingerprint of its own (quantized) tensors in place of the float weights', and `-int8`:
+other calibration settings give other weights, and so another name, as a retrain does. The
+float model it came from is on its card (`quantized.float_version`). The name stays as long
+as the float one (38 characters for the shipped model): a template's tag adds the transform
+and statistics labels to it within 64.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -49,6 +62,7 @@ class QuantizeConfig:
     seconds: float = 4.0
     fps: float = 30.0
     percentile: float = 99.999
+    reduce_range: bool = True  # 7-bit weights: no int16 saturation on x86 CPUs without VNNI
 
 
 class QuantizeError(ValueError):
@@ -101,9 +115,9 @@ def _stems(model) -> list[str]:  # type: ignore[no-untyped-def]
 def quantize(source: Path, target: Path, cfg: QuantizeConfig = QuantizeConfig(),
              features: np.ndarray | None = None) -> Path:
     """Write an INT8 copy of the model file `source` to the folder `target`, with a model
-    card: version `<source version>-int8` (its embeddings differ slightly from the float
-    model's, so templates must not be shared), the file's sha256, and this config. The
-    source's metadata (the head norm, for camera statistics) is kept."""
+    card: version `<source recipe>-<fingerprint>-int8` (its embeddings differ slightly from
+    the float model's, so templates must not be shared), the file's sha256, and this config.
+    The source's metadata (the head norm, for camera statistics) is kept."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -138,10 +152,11 @@ def quantize(source: Path, target: Path, cfg: QuantizeConfig = QuantizeConfig(),
         quantize_static(str(prepared), str(out), Walks(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["Conv"],
-                        nodes_to_exclude=stems,
+                        nodes_to_exclude=stems, reduce_range=cfg.reduce_range,
                         extra_options={"CalibPercentile": cfg.percentile})
     cosines = agreement(source, out, same_length_features(synthetic_walks(256, AGREEMENT_SEED, cfg.seconds, cfg.fps)))
     model = onnx.load(str(out))
+    fingerprint = quantized_fingerprint(model)
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
                                         QUANTIZED_KEY: json.dumps({**asdict(cfg), "float_version": names.version})})
     onnx.save(model, str(out))
@@ -152,17 +167,39 @@ def quantize(source: Path, target: Path, cfg: QuantizeConfig = QuantizeConfig(),
     card.update(metrics={"cosine_to_float_min": round(float(cosines.min()), 5),
                          "cosine_to_float_median": round(float(np.median(cosines)), 5),
                          "agreement_walks": int(cosines.size)},
-                version=names.version + INT8_SUFFIX, former_versions=[], file=out.name,
+                version=quantized_version(names.version, fingerprint), former_versions=[], file=out.name,
                 sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
                 quantized={**asdict(cfg), "float_version": names.version, "kept_float": stems,
+                           "weights_sha256": fingerprint,
                            "float_model": os.path.relpath(source, target),
-                           "method": "ONNX Runtime static QDQ: convolutions int8 (weights per channel), "
-                                     "activations uint8 at the percentile"})
+                           "method": "ONNX Runtime static QDQ: convolutions int8 (weights per channel, 7 bits "
+                                     "with reduce_range), activations uint8 at the percentile"})
     (target / "model-card.json").write_text(json.dumps(card, indent=1) + "\n")
     checkpoint = source.with_name("gait-embedder.pt")
     if checkpoint.exists():  # the float twin, for `gaitpay bench embed`'s PyTorch row
         shutil.copy(checkpoint, target / checkpoint.name)
     return out
+
+
+def quantized_version(float_version: str, fingerprint: str) -> str:
+    """`synthetic-20261125+7+11-ba64593a` and its int8 tensors' fingerprint 9da40991… ->
+    `synthetic-20261125+7+11-9da40991-int8` (see the module's note on names)."""
+    recipe = re.sub(r"-[0-9a-f]{8}$", "", float_version)
+    return f"{recipe}-{fingerprint[:8]}{INT8_SUFFIX}"
+
+
+def quantized_fingerprint(model) -> str:  # type: ignore[no-untyped-def]
+    """sha256 over the graph's tensors (the int8 weights, their scales and zero points, and
+    what stayed float), by value in name order: the same weights exported again, or with
+    other metadata, have the same fingerprint."""
+    from onnx import numpy_helper
+
+    digest = hashlib.sha256()
+    for tensor in sorted(model.graph.initializer, key=lambda t: t.name):
+        array = numpy_helper.to_array(tensor)
+        digest.update(f"{tensor.name}:{array.dtype}:{array.shape};".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def is_quantized(path: Path) -> bool:

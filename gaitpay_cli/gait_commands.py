@@ -204,6 +204,7 @@ def evaluate(
     from gait import eval_suite
     from gait.datasets import ucalgary
     from gait.embedder import Embedder
+    from gait.evaluation import Fusion
 
     embedder = Embedder(model)
     try:
@@ -214,15 +215,21 @@ def evaluate(
     if any(size < 2 for size in chosen):
         raise typer.BadParameter(f"{sizes!r}: a synthetic gallery needs at least 2 people", param_hint="--sizes")
     root = real or ucalgary.default_root()
-    fusion = _fusion(embedder, write_calibration)
+    body_model = _body_model(write_calibration)
+    # A calibration being written is measured first, so that the replays and the body-measure
+    # fusion below use the score model the matcher will load, not the one it replaces.
+    policy = _policy_calibration(embedder, True, body_model) if write_calibration else None
+    scores = _score_model(embedder)
+    fusion = Fusion(body_model, (scores.impostor_mean, scores.impostor_std, scores.genuine_mean, scores.genuine_std))
     with console.status("evaluating") as status:
         result = eval_suite.run(embedder, chosen, root, out, progress=lambda s: status.update(s), fusion=fusion,
-                                score_model=_score_model(embedder))
+                                score_model=scores)
     _print_trials(result.rows, embedder.version)
     for note in result.notes:
         console.print(f"[yellow]data:[/] {note}")
     _print_real_visits(result.visits)
-    policy = _policy_calibration(embedder, write_calibration, fusion.body)
+    if policy is None:
+        policy = _policy_calibration(embedder, False, body_model)
     (out / "report.json").write_text(json.dumps({"model": embedder.version, "trials": result.rows,
                                                  "data_notes": list(result.notes), "policy": policy,
                                                  "real_visits": [asdict(v) for v in result.visits]},
@@ -267,14 +274,11 @@ def _print_real_visits(visits: tuple[object, ...]) -> None:
     console.print(table)
 
 
-def _fusion(embedder: object, write: bool) -> Fusion:
-    """Body measures beside the embedding: the shipped body model (fitted anew, from synthetic
-    walkers only, with --write-calibration or when none is shipped) and the embedding's
-    impostor score model the matcher uses for this gait model."""
-    from gait import body, calibration
+def _body_model(write: bool):  # type: ignore[no-untyped-def]
+    """The shipped body model (gait/body.py), or one fitted anew from synthetic walkers only,
+    with --write-calibration or when none is shipped (and written with the former)."""
+    from gait import body
     from gait.eval_suite import fit_body_model
-    from gait.evaluation import Fusion
-    from matcher.domain.policy import ScoreModel
 
     model = None if write else body.load_body_model()
     if model is None:
@@ -283,8 +287,7 @@ def _fusion(embedder: object, write: bool) -> Fusion:
         if write:
             body.BODY_MODEL_FILE.write_text(json.dumps(model.to_dict(), indent=2) + "\n")
             console.print(f"body model written to {body.BODY_MODEL_FILE}")
-    scores = _score_model(embedder)
-    return Fusion(model, (scores.impostor_mean, scores.impostor_std, scores.genuine_mean, scores.genuine_std))
+    return model
 
 
 def _score_model(embedder: object) -> "ScoreModel":

@@ -98,7 +98,8 @@ def test_train_command_produces_a_model_and_card(tmp_path: Path) -> None:
     model = tmp_path / card["file"]
     assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert card["settings"]["seeds"] == shipped["settings"]["seeds"] == [20261125, 7, 11]
-    assert card["version"].endswith("-int8") and shipped["version"].endswith("-int8")
+    for version in (card["version"], shipped["version"]):
+        assert re.fullmatch(r"synthetic-20261125\+7\+11-[0-9a-f]{8}-int8", version), version
     assert card["float_metrics"]["onnx_max_abs_diff"] < 1e-4  # the float ensemble against its PyTorch twin
     assert card["metrics"]["cosine_to_float_median"] > 0.99
     float_card = json.loads((tmp_path / card["quantized"]["float_model"]).with_name("model-card.json").read_text())
@@ -161,8 +162,11 @@ def test_shipped_model_card_matches_the_file() -> None:
     twin = torch.load(DEFAULT_MODEL.with_name("gait-embedder.pt"), map_location="cpu")
     assert card["weights_sha256"] == weights_fingerprint(twin)
     # The INT8 file is named after the float weights it was quantized from, and says so.
-    assert card["version"] == card["quantized"]["float_version"] + "-int8"
+    assert card["version"] == f"synthetic-20261125+7+11-{card['quantized']['weights_sha256'][:8]}-int8"
     assert card["quantized"]["float_version"].endswith("-" + card["weights_sha256"][:8])
+    # A template's tag is "<model>/t<transform version>+s<10 hex>" within 64 characters
+    # (matcher.proto, Milvus): room for a transform version of four digits.
+    assert len(f"{card['version']}/t9999+s0123456789") <= 64
     calibration = json.loads(DEFAULT_MODEL.with_name("policy-calibration.json").read_text())
     assert calibration["model_version"] == card["version"]  # else the matcher falls back to defaults
 
@@ -204,6 +208,39 @@ def test_eval_refuses_gallery_sizes_it_cannot_read(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stdout
         assert why in " ".join(result.stderr.split()), result.stderr  # folded by the error box
         assert not (tmp_path / "out").exists()  # nothing evaluated, nothing written
+
+
+def test_eval_writing_a_calibration_replays_and_fuses_with_the_one_it_wrote(monkeypatch, tmp_path: Path) -> None:
+    """`gaitpay eval --write-calibration` for a model with no calibration yet: the real-walker
+    replay and the body-measure fusion must use the calibration it writes, not the policy's
+    defaults (as they did until 2026-12-07). The measurement and the suite are faked here:
+    what is tested is the order of the command's steps."""
+    from gait import calibration, eval_suite
+    from gait.eval_suite import SuiteResult
+    from gaitpay_cli import gait_commands
+
+    stored: dict[str, calibration.Calibration] = {}
+
+    def measure_and_write(embedder, write: bool, body_model) -> dict:  # type: ignore[no-untyped-def]
+        assert write
+        stored[embedder.version] = calibration.Calibration(embedder.version, 4, 0.21, 0.11, 0.61, 0.12, 0.5, 0.5,
+                                                           100, 100)
+        return {"calibration": {}, "visits": []}
+
+    seen = {}
+
+    def suite(embedder, sizes, root, out, progress, fusion, score_model):  # type: ignore[no-untyped-def]
+        seen.update(scores=score_model, fusion=fusion)
+        return SuiteResult(rows={}, det_path=out / "det.png")
+
+    monkeypatch.setattr(gait_commands, "_body_model", lambda write: "body model")
+    monkeypatch.setattr(gait_commands, "_policy_calibration", measure_and_write)
+    monkeypatch.setattr(calibration, "load", lambda version: stored.get(version))
+    monkeypatch.setattr(eval_suite, "run", suite)
+    gait_commands.evaluate(model=None, sizes="100", real=tmp_path, out=tmp_path, write_calibration=True)
+    assert (seen["scores"].impostor_mean, seen["scores"].genuine_std) == (0.21, 0.12)
+    assert seen["fusion"].body == "body model" and seen["fusion"].embedding[0] == 0.21
+    assert json.loads((tmp_path / "report.json").read_text())["model"] in stored
 
 
 def test_eval_tables_give_every_trial_its_ranks_and_operating_points(capsys) -> None:  # type: ignore[no-untyped-def]

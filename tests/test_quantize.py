@@ -4,11 +4,13 @@ what the services need (its own version, the head norm), and keeps its stem in f
 from __future__ import annotations
 
 import json
+import re
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 
 from gait.embedder import DEFAULT_MODEL, Embedder, model_version
@@ -68,7 +70,12 @@ def test_quantized_model_agrees_with_the_float_model_on_unseen_walks(float_model
 def test_quantized_model_has_its_own_version_and_keeps_the_head_norm(float_model: Path, quantized: Path) -> None:
     card = json.loads(quantized.with_name("model-card.json").read_text())
     assert card["sha256"] == hashlib.sha256(quantized.read_bytes()).hexdigest()
-    assert model_version(quantized) == model_version(float_model) + "-int8" == model_version(DEFAULT_MODEL)
+    # Named after the float model and its own int8 weights: SMALL calibrates on fewer walks,
+    # so its ranges, weights and name differ from the shipped file's.
+    float_version = model_version(float_model)
+    assert model_version(quantized) == f"{float_version[:-8]}{card['quantized']['weights_sha256'][:8]}-int8"
+    assert card["quantized"]["float_version"] == float_version
+    assert model_version(quantized) != model_version(DEFAULT_MODEL)
     assert card["former_versions"] == []  # float templates are not this model's
     embedder = Embedder(quantized)
     float_norm = Embedder(float_model).head_norm
@@ -77,6 +84,26 @@ def test_quantized_model_has_its_own_version_and_keeps_the_head_norm(float_model
     walk = synthetic_walks(1, seed=7)[0]
     vector, projection = embedder.vector_and_projection(walk)
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5) and projection.shape == (embedder.dim,)
+
+
+def test_the_shipped_settings_reproduce_the_shipped_file(float_model: Path, tmp_path: Path) -> None:
+    """`gaitpay train` ends with this step: the same float weights and settings give the
+    shipped int8 model again. On this machine the bytes and the version are the same; on a
+    CPU whose float kernels round otherwise the calibration ranges can move by a rounding,
+    so what is asserted is the embeddings."""
+    out = quantize(float_model, tmp_path / "again")
+    cosines = agreement(DEFAULT_MODEL, out, same_length_features(synthetic_walks(64, seed=2028)))
+    assert cosines.min() > 0.995, cosines.min()
+    assert re.fullmatch(re.escape(model_version(float_model)[:-8]) + r"[0-9a-f]{8}-int8", model_version(out))
+
+
+def test_weights_use_seven_bits_so_no_x86_pair_sum_can_saturate(quantized: Path) -> None:
+    # VPMADDUBSW (x86 without VNNI) adds two uint8 x int8 products into int16 and saturates:
+    # 255 * 64 * 2 = 32,640 fits, 255 * 127 * 2 would not.
+    weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(quantized)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    assert 255 * 64 * 2 <= np.iinfo(np.int16).max
 
 
 def test_the_stem_stays_float_and_the_other_convolutions_are_int8(quantized: Path) -> None:
